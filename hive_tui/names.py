@@ -1,0 +1,52 @@
+"""Agent names and the paths built from them.
+
+A name comes from operators, from the manager agent and from the wire, and
+becomes a folder name under the state root, a git input name in the meta
+flake and a container name. It is checked against one strict pattern with a
+full match before anything touches the disk.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import HiveError, InvalidName
+
+# Short enough that `h-<name>`, the container name, stays a valid hostname
+# label with room to spare; long enough for descriptive names.
+MAX_NAME_LEN = 32
+_NAME_RE = re.compile(r"[a-z][a-z0-9-]*")
+
+
+def is_valid_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_LEN and _NAME_RE.fullmatch(name) is not None
+
+
+def check_name(name: object) -> str:
+    """Return `name` if it is a valid agent name, else raise InvalidName."""
+    if not isinstance(name, str):
+        raise InvalidName(f"agent name must be a string, not {type(name).__name__}")
+    if not name:
+        raise InvalidName("agent name is empty")
+    if len(name) > MAX_NAME_LEN:
+        raise InvalidName(f"agent name is {len(name)} characters long; the limit is {MAX_NAME_LEN}")
+    if _NAME_RE.fullmatch(name) is None:
+        raise InvalidName(
+            f"invalid agent name {name!r}: use a lowercase letter first, "
+            f"then lowercase letters, digits and '-'"
+        )
+    return name
+
+
+def path_under(root: Path, *parts: str) -> Path:
+    """Join `parts` under `root` and check the result stays inside it.
+
+    The check runs after symlinks are resolved, so a link planted inside the
+    state root cannot point a later write outside of it.
+    """
+    base = root.resolve()
+    candidate = base.joinpath(*parts).resolve()
+    if candidate != base and base not in candidate.parents:
+        raise HiveError(f"path {candidate} escapes the state root {base}")
+    return candidate

@@ -1,0 +1,157 @@
+"""Locking the meta flake's agent inputs: with the real Nix, or in pure Python.
+
+Both lockers write the same flake.lock. The built-in one exists so the
+embedded demo runs on a machine without Nix; a test locks the same inputs
+both ways and compares the files byte for byte.
+
+Every agent input is `git+file://<applied repo>?ref=main` with
+`flake = false`: the meta flake imports the agent's config itself, so Nix
+never recurses into an agent's own inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
+
+import pygit2
+
+from .errors import HiveError
+from .fsutil import write_atomic
+from .nar import tree_nar_hash
+
+LOCK_VERSION = 7
+NIX_TIMEOUT = 600.0
+_FEATURES = ["--extra-experimental-features", "nix-command flakes"]
+
+
+def input_url(repo: Path) -> str:
+    """The `file://` URL of a local repo, as it appears in flake.nix and flake.lock."""
+    return "file://" + quote(str(repo), safe="/")
+
+
+def empty_lock() -> dict:
+    return {"nodes": {"root": {}}, "root": "root", "version": LOCK_VERSION}
+
+
+def read_lock(meta: Path) -> dict:
+    path = meta / "flake.lock"
+    if not path.exists():
+        return empty_lock()
+    return json.loads(path.read_text())
+
+
+def dump_lock(lock: dict) -> str:
+    """flake.lock's own formatting: two-space indent, sorted keys, final newline."""
+    return json.dumps(lock, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def locked_rev(lock: dict, input_name: str) -> str | None:
+    node = lock.get("nodes", {}).get(input_name)
+    return node.get("locked", {}).get("rev") if node else None
+
+
+class Locker(Protocol):
+    name: str
+
+    def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
+        """Bring meta/flake.lock in line with `inputs` (input name -> repo).
+
+        Inputs already locked keep their lock, missing ones are locked, gone
+        ones dropped; `update` names one input to lock afresh at its `main`.
+        """
+
+
+class BuiltinLocker:
+    name = "builtin"
+
+    def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
+        old = read_lock(meta)
+        nodes: dict = {}
+        for input_name, repo in sorted(inputs.items()):
+            original = {"ref": "main", "type": "git", "url": input_url(repo)}
+            prev = old["nodes"].get(input_name)
+            if input_name != update and prev is not None and prev.get("original") == original:
+                nodes[input_name] = prev
+            else:
+                nodes[input_name] = {"flake": False, "locked": _lock_git(repo), "original": original}
+        root: dict = {"inputs": {n: n for n in nodes}} if nodes else {}
+        nodes["root"] = root
+        text = dump_lock({"nodes": nodes, "root": "root", "version": LOCK_VERSION})
+        write_atomic(meta / "flake.lock", text)
+
+
+def _lock_git(repo_path: Path) -> dict:
+    repo = pygit2.Repository(str(repo_path))
+    commit = repo.references["refs/heads/main"].peel(pygit2.Commit)
+    rev_count = sum(1 for _ in repo.walk(commit.id, pygit2.enums.SortMode.NONE))
+    return {
+        "lastModified": commit.commit_time,
+        "narHash": tree_nar_hash(repo, commit.tree),
+        "ref": "main",
+        "rev": str(commit.id),
+        "revCount": rev_count,
+        "type": "git",
+        "url": input_url(repo_path),
+    }
+
+
+class NixLocker:
+    """Runs `nix flake lock`; Nix 2.19 and later spell an update `nix flake update`."""
+
+    name = "nix"
+
+    def __init__(self, nix: str = "nix", timeout: float = NIX_TIMEOUT):
+        self.nix = nix
+        self.timeout = timeout
+        self._version: tuple[int, int] | None = None
+
+    def version(self) -> tuple[int, int]:
+        if self._version is None:
+            out = self._run(["--version"], cwd=None)
+            m = re.search(r"(\d+)\.(\d+)", out)
+            if not m:
+                raise HiveError(f"cannot read the Nix version from {out.strip()!r}")
+            self._version = (int(m.group(1)), int(m.group(2)))
+        return self._version
+
+    def argv(self, update: str | None) -> list[str]:
+        if update is None:
+            return [*_FEATURES, "flake", "lock"]
+        if self.version() >= (2, 19):
+            return [*_FEATURES, "flake", "update", update]
+        return [*_FEATURES, "flake", "lock", "--update-input", update]
+
+    def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
+        self._run(self.argv(update), cwd=meta)
+
+    def _run(self, args: list[str], cwd: Path | None) -> str:
+        argv = [self.nix, *args]
+        try:
+            proc = subprocess.run(
+                argv, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=self.timeout
+            )
+        except FileNotFoundError:
+            raise HiveError(f"{self.nix} not found; install Nix or use the builtin locker") from None
+        except subprocess.TimeoutExpired:
+            raise HiveError(f"`{' '.join(argv)}` timed out after {self.timeout:.0f}s") from None
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
+            raise HiveError(f"`{' '.join(argv)}` failed (exit {proc.returncode}):\n{tail}")
+        return proc.stdout
+
+
+def make_locker(kind: str = "auto") -> Locker:
+    """`nix`, `builtin`, or `auto`: Nix when it is on the PATH, else builtin."""
+    if kind == "builtin":
+        return BuiltinLocker()
+    if kind == "nix":
+        return NixLocker()
+    if kind == "auto":
+        return NixLocker() if shutil.which("nix") else BuiltinLocker()
+    raise HiveError(f"unknown locker {kind!r}: use auto, nix or builtin")

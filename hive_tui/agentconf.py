@@ -1,0 +1,51 @@
+"""`agent.yaml`: what the local runtime builds and runs for an agent.
+
+    build: [make, all]          # optional; runs in a checkout of the commit
+    run: [python3, agent.py]    # required; a supervised process
+
+Both are argv lists: no shell is involved unless an agent asks for one by
+name (`[sh, -c, ...]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from .errors import BuildFailed
+
+CONFIG_FILE = "agent.yaml"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    run: list[str]
+    build: list[str] | None = None
+
+
+def _argv(value: object, key: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) and a for a in value):
+        raise BuildFailed(f"{CONFIG_FILE}: `{key}` must be a non-empty list of non-empty strings (an argv)")
+    if any("\0" in a for a in value):
+        raise BuildFailed(f"{CONFIG_FILE}: `{key}` contains a NUL byte")
+    return list(value)
+
+
+def parse_agent_config(text: bytes) -> AgentConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        where = f" at line {e.problem_mark.line + 1}" if e.problem_mark else ""
+        raise BuildFailed(f"{CONFIG_FILE}{where}: {e.problem}") from None
+    except yaml.YAMLError as e:
+        raise BuildFailed(f"{CONFIG_FILE}: {e}") from None
+    if not isinstance(data, dict):
+        raise BuildFailed(f"{CONFIG_FILE}: expected a mapping with `run` (and optionally `build`)")
+    unknown = sorted(set(map(str, data)) - {"run", "build"})
+    if unknown:
+        raise BuildFailed(f"{CONFIG_FILE}: unknown keys {', '.join(unknown)}")
+    if "run" not in data:
+        raise BuildFailed(f"{CONFIG_FILE}: `run` is missing")
+    build = _argv(data["build"], "build") if data.get("build") is not None else None
+    return AgentConfig(run=_argv(data["run"], "run"), build=build)

@@ -1,0 +1,183 @@
+"""The local runtime: each agent is a supervised process on this machine.
+
+containers/<name>/ holds:
+    current/     the checkout the agent runs from (the last good build)
+    next/        the checkout being built; renamed to current/ once it built
+    build.log    the last build's output
+    log          the agent's own output, appended across restarts
+    run.json     the supervisor's pid and start time
+    exit.json    written by the supervisor when the agent exits
+    stopped      present while the agent is stopped on purpose
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
+
+import pygit2
+
+from .. import gitrepo
+from ..agentconf import CONFIG_FILE, AgentConfig, parse_agent_config
+from ..errors import BuildFailed, HiveError, NotFound
+from ..fsutil import read_json, write_atomic
+from ..layout import StateRoot
+from ..models import rfc3339
+from ..names import is_valid_name
+from . import OutputSink, RunState
+from .procs import describe_exit, is_alive, signal_group, start_ticks, wait_gone
+
+BUILD_TIMEOUT = 900.0
+STOP_GRACE = 10.0
+TAIL_LINES = 40
+
+
+class LocalRuntime:
+    name = "local"
+
+    def __init__(self, state: StateRoot, build_timeout: float = BUILD_TIMEOUT, stop_grace: float = STOP_GRACE):
+        self.state = state
+        self.build_timeout = build_timeout
+        self.stop_grace = stop_grace
+        # Supervisors this process started, so they are reaped, not left as zombies.
+        self._children: dict[str, subprocess.Popen] = {}
+
+    def _dir(self, name: str) -> Path:
+        return self.state.container(name)
+
+    def containers(self) -> list[str]:
+        root = self.state.root / "containers"
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and is_valid_name(p.name))
+
+    def exists(self, name: str) -> bool:
+        return self._dir(name).is_dir()
+
+    def create(self, name: str) -> None:
+        self._dir(name).mkdir(mode=0o700, exist_ok=True)
+
+    def log_path(self, name: str) -> Path:
+        return self._dir(name) / "log"
+
+    def _env(self, name: str) -> dict[str, str]:
+        agent_state = self.state.agent_state(name)
+        agent_state.mkdir(mode=0o700, exist_ok=True)
+        return {**os.environ, "HIVE_AGENT": name, "HIVE_AGENT_STATE": str(agent_state)}
+
+    def rebuild(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
+        cdir = self._dir(name)
+        if not cdir.is_dir():
+            raise NotFound(f"agent {name} has no container")
+        nxt = cdir / "next"
+        shutil.rmtree(nxt, ignore_errors=True)
+        gitrepo.export_tree(gitrepo.open_repo(repo), pygit2.Oid(hex=sha), nxt)
+        conf = _read_config(nxt)
+        if conf.build:
+            self._build(name, conf.build, nxt, on_output)
+        self.stop(name)
+        current = cdir / "current"
+        shutil.rmtree(current, ignore_errors=True)
+        os.rename(nxt, current)
+        self.start(name)
+
+    def _build(self, name: str, argv: list[str], cwd: Path, on_output: OutputSink) -> None:
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=self._env(name), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except OSError as e:
+            raise BuildFailed(f"build: cannot run {argv[0]!r}: {e.strerror}") from None
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            signal_group(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(self.build_timeout, expire)
+        timer.start()
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        try:
+            with open(cwd.parent / "build.log", "wb") as log:
+                assert proc.stdout is not None
+                for raw in proc.stdout:
+                    log.write(raw)
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    tail.append(line)
+                    on_output(line)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            # Whatever the build left running in its group goes with it.
+            signal_group(proc.pid, signal.SIGKILL)
+        if expired.is_set():
+            raise BuildFailed(f"build timed out after {self.build_timeout:g}s\n" + "\n".join(tail))
+        if code != 0:
+            raise BuildFailed(f"build exited with {describe_exit(code)}\n" + "\n".join(tail))
+
+    def start(self, name: str) -> None:
+        cdir = self._dir(name)
+        if self.run_state(name).running:
+            return
+        current = cdir / "current"
+        if not current.is_dir():
+            raise HiveError(f"agent {name} has never been built")
+        conf = _read_config(current)
+        for leftover in ("exit.json", "stopped"):
+            (cdir / leftover).unlink(missing_ok=True)
+        with open(cdir / "log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "hive_tui.runtime.supervisor", str(cdir), "--", *conf.run],
+                cwd=current, env=self._env(name), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self._children[name] = proc
+        record = {"pid": proc.pid, "ticks": start_ticks(proc.pid), "argv": conf.run, "started_at": rfc3339()}
+        write_atomic(cdir / "run.json", json.dumps(record))
+
+    def stop(self, name: str) -> None:
+        """SIGTERM to the agent's process group, then SIGKILL after the grace period."""
+        cdir = self._dir(name)
+        info = read_json(cdir / "run.json")
+        if info is None:
+            return
+        (cdir / "stopped").touch()
+        pid = info["pid"]
+        if is_alive(pid, info.get("ticks")):
+            signal_group(pid, signal.SIGTERM)
+            if not wait_gone(pid, self.stop_grace):
+                signal_group(pid, signal.SIGKILL)
+                wait_gone(pid, self.stop_grace)
+        self._reap(name)
+
+    def _reap(self, name: str) -> None:
+        child = self._children.get(name)
+        if child is not None and child.poll() is not None:
+            del self._children[name]
+
+    def run_state(self, name: str) -> RunState:
+        cdir = self._dir(name)
+        self._reap(name)
+        info = read_json(cdir / "run.json")
+        if info is None:
+            return RunState()
+        exit_record = read_json(cdir / "exit.json")
+        if exit_record is None and is_alive(info["pid"], info.get("ticks")):
+            return RunState(running=True)
+        if (cdir / "stopped").exists():
+            return RunState()
+        # Gone without a stop: a non-zero exit, or a supervisor killed outright.
+        return RunState(failed=exit_record is None or exit_record.get("code") != 0)
+
+
+def _read_config(checkout: Path) -> AgentConfig:
+    path = checkout / CONFIG_FILE
+    if not path.is_file():
+        raise BuildFailed(f"{CONFIG_FILE} is missing from the agent's config")
+    return parse_agent_config(path.read_bytes())

@@ -1,0 +1,116 @@
+"""The client interface: typed calls over the wire's requests and responses."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ..models import AgentStatus, Approval, Event, TagRecord
+
+
+class HiveClient(abc.ABC):
+    @abc.abstractmethod
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request; return its response, checked (raises on `ok: false`)."""
+
+    @abc.abstractmethod
+    def feed(self) -> "Feed":
+        """A subscription to what the hive pushes, as decoded models."""
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> "HiveClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # the verbs
+
+    async def agents(self) -> list[str]:
+        return list((await self.request({"cmd": "list"})).get("agents", []))
+
+    async def status(self) -> list[AgentStatus]:
+        r = await self.request({"cmd": "agent_status"})
+        return [AgentStatus.from_wire(row) for row in r.get("agent_statuses", [])]
+
+    async def pending(self) -> list[Approval]:
+        r = await self.request({"cmd": "pending"})
+        return [Approval.from_wire(a) for a in r.get("approvals", [])]
+
+    async def approvals(self, status: str | None = None, agent: str | None = None) -> list[Approval]:
+        r = await self.request({"cmd": "approvals", "status": status, "agent": agent})
+        return [Approval.from_wire(a) for a in r.get("approvals", [])]
+
+    async def propose(self, agent: str, commit_ref: str, description: str | None = None) -> Approval:
+        r = await self.request(
+            {"cmd": "request_apply_commit", "agent": agent, "commit_ref": commit_ref, "description": description}
+        )
+        return Approval.from_wire(r["approval"])
+
+    async def request_spawn(self, name: str, description: str | None = None) -> Approval:
+        r = await self.request({"cmd": "request_spawn", "name": name, "description": description})
+        return Approval.from_wire(r["approval"])
+
+    async def approval(self, id: int) -> Approval:
+        return Approval.from_wire((await self.request({"cmd": "approval", "id": id}))["approval"])
+
+    async def approve(self, id: int, on_progress: Callable[[object], None] | None = None) -> Approval:
+        """Approve, then wait until the deploy or spawn has run; returns the resolved approval.
+
+        The engine emits one ApprovalResolved event per approval, once it is
+        carried out. The subscription opens before the approval is sent, so
+        that event cannot slip past unseen.
+        """
+        async with self.feed() as feed:
+            await self.request({"cmd": "approve", "id": id})
+            async for item in feed:
+                if on_progress is not None:
+                    on_progress(item)
+                if isinstance(item, Event) and item.kind == "ApprovalResolved" and item.id == id:
+                    break
+        return await self.approval(id)
+
+    async def deny(self, id: int, note: str | None = None) -> Approval:
+        r = await self.request({"cmd": "deny", "id": id, "note": note})
+        return Approval.from_wire(r["approval"])
+
+    async def history(self, name: str) -> list[TagRecord]:
+        r = await self.request({"cmd": "history", "name": name})
+        return [TagRecord.from_wire(t) for t in r.get("tags", [])]
+
+    async def events(self, since: int = 0) -> list[Event]:
+        r = await self.request({"cmd": "events", "since": since})
+        return [Event.from_wire(e) for e in r.get("events", [])]
+
+    async def meta_log(self) -> list[dict[str, Any]]:
+        return list((await self.request({"cmd": "meta_log"})).get("commits", []))
+
+
+class Feed:
+    """Pushed items in arrival order; `async with` it to subscribe."""
+
+    def __init__(self, start: Callable[["Feed"], Callable[[], None]]):
+        self._start = start
+        self._stop: Callable[[], None] | None = None
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def put(self, item: object) -> None:
+        self._queue.put_nowait(item)
+
+    async def __aenter__(self) -> "Feed":
+        self._stop = self._start(self)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._stop is not None:
+            self._stop()
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        return self
+
+    async def __anext__(self) -> object:
+        return await self._queue.get()

@@ -1,0 +1,44 @@
+"""The embedded transport: the engine runs inside this process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .. import wire
+from ..dispatch import Dispatcher
+from ..engine import Engine
+from .base import Feed, HiveClient
+
+
+class EmbeddedClient(HiveClient):
+    """Speaks the same requests and responses as the socket, without a socket.
+
+    Requests go through the dispatcher the server uses, so what the CLI
+    prints with --json is what the socket would carry.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dispatcher = Dispatcher(engine)
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        return wire.check_response(await self.dispatcher.handle(message))
+
+    def feed(self) -> Feed:
+        loop = asyncio.get_running_loop()
+
+        def start(feed: Feed):
+            def listener(item: object) -> None:
+                message = wire.push(item)
+                if message is not None:
+                    # The engine calls back from its worker threads.
+                    loop.call_soon_threadsafe(feed.put, wire.decode_push(message))
+
+            return self.engine.subscribe(listener)
+
+        return Feed(start)
+
+    async def close(self) -> None:
+        await self.dispatcher.drain()
+        self.engine.close()

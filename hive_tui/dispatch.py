@@ -1,0 +1,139 @@
+"""The verbs of the host admin socket, carried out on an engine.
+
+Every transport ends here: the embedded client calls `handle` in-process,
+the socket server with each line it reads. A request is checked against the
+verb's fields before the engine sees it; whatever goes wrong comes back as
+`ok: false` with an error that says what, never as an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import wire
+from .engine import Engine
+from .errors import HiveError
+from .models import Approval
+
+log = logging.getLogger(__name__)
+
+_TYPES = {int: "an integer", str: "a string", bool: "a boolean"}
+
+
+@dataclass(frozen=True)
+class Field:
+    type: type
+    required: bool = True
+    nullable: bool = False
+
+
+def _check(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
+    args = {}
+    for name, spec in fields.items():
+        if name not in request:
+            if spec.required:
+                raise HiveError(f"missing field `{name}`")
+            continue
+        value = request[name]
+        if value is None and (spec.nullable or not spec.required):
+            args[name] = None
+            continue
+        # bool is an int in Python; an id of `true` is still a wrong type.
+        if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
+            raise HiveError(f"field `{name}` must be {_TYPES[spec.type]}, not {type(value).__name__}")
+        args[name] = value
+    return args
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._background: set[asyncio.Task] = set()
+        e = engine
+        self._verbs: dict[str, tuple[dict[str, Field], Callable[..., Awaitable[dict]]]] = {
+            "list": ({}, self._sync(lambda: {"agents": e.agents()})),
+            "agent_status": ({}, self._sync(lambda: {"agent_statuses": [r.to_wire() for r in e.status()]})),
+            "pending": ({}, self._sync(lambda: {"approvals": [a.to_wire() for a in e.pending()]})),
+            "approvals": (
+                {"status": Field(str, False), "agent": Field(str, False)},
+                self._sync(lambda status=None, agent=None: {
+                    "approvals": [a.to_wire() for a in e.approvals(status, agent)]}),
+            ),
+            "approval": ({"id": Field(int)}, self._sync(lambda id: {"approval": e.approval(id).to_wire()})),
+            "approve": ({"id": Field(int)}, self._approve),
+            "deny": (
+                {"id": Field(int), "note": Field(str, False)},
+                self._sync(lambda id, note=None: {"approval": e.deny(id, note).to_wire()}),
+            ),
+            "request_apply_commit": (
+                {"agent": Field(str), "commit_ref": Field(str), "description": Field(str, False)},
+                self._sync(lambda agent, commit_ref, description=None: {
+                    "approval": e.request_apply_commit(agent, commit_ref, description).to_wire()}),
+            ),
+            "request_spawn": (
+                {"name": Field(str), "description": Field(str, False)},
+                self._sync(lambda name, description=None: {
+                    "approval": e.request_spawn(name, description).to_wire()}),
+            ),
+            "history": (
+                {"name": Field(str)},
+                self._sync(lambda name: {"tags": [t.to_wire() for t in e.history(name)]}),
+            ),
+            "events": (
+                {"since": Field(int, False)},
+                self._sync(lambda since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
+            ),
+            "meta_log": ({}, self._sync(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
+        }
+
+    @property
+    def verbs(self) -> list[str]:
+        return sorted(self._verbs)
+
+    @staticmethod
+    def _sync(fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
+        async def run(**args: Any) -> dict:
+            return await asyncio.to_thread(fn, **args)
+
+        return run
+
+    async def handle(self, request: object) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            return wire.error(f"a request must be a JSON object, not {type(request).__name__}")
+        cmd = request.get("cmd")
+        if not isinstance(cmd, str):
+            return wire.error("missing field `cmd` (the verb)")
+        if cmd not in self._verbs:
+            return wire.error(f"unknown verb {cmd!r}")
+        fields, run = self._verbs[cmd]
+        try:
+            return wire.ok(**await run(**_check(request, fields)))
+        except HiveError as e:
+            return wire.error(str(e))
+        except Exception as e:
+            log.exception("verb %s failed", cmd)
+            return wire.error(f"internal error in {cmd}: {type(e).__name__}: {e}")
+
+    async def _approve(self, id: int) -> dict:
+        """Claim at once, carry out in the background: a client that goes away
+        does not stop the deploy, and the outcome reaches subscribers."""
+        approval = await asyncio.to_thread(self.engine.claim, id)
+        task = asyncio.create_task(self._carry_out(approval))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return {"approval": approval.to_wire()}
+
+    async def _carry_out(self, approval: Approval) -> None:
+        try:
+            await asyncio.to_thread(self.engine.carry_out, approval)
+        except Exception:
+            log.exception("approval %s could not be carried out", approval.id)
+
+    async def drain(self) -> None:
+        """Wait for deploys and spawns started here to finish."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)

@@ -1,0 +1,204 @@
+"""`hive-tui`: the command line over a hive.
+
+    hive-tui [--state DIR] [--json] VERB ARGS...
+
+Every verb goes through the client interface, so it behaves the same
+whatever carries it. Errors go to stderr with a non-zero exit, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import platformdirs
+
+from . import __version__, report
+from .client.base import HiveClient
+from .errors import HiveError, InvalidName
+from .names import check_name
+from .plain import one_line, plain
+
+Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
+
+
+def default_state() -> Path:
+    """The embedded demo hive's state root."""
+    return platformdirs.user_data_path("hive-tui") / "demo"
+
+
+def _agent_name(text: str) -> str:
+    try:
+        return check_name(text)
+    except InvalidName as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _approval_id(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"approval id must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _emit(args: argparse.Namespace, data: object, human: str) -> None:
+    if args.json:
+        # ensure_ascii keeps every control character escaped, C1 included.
+        print(json.dumps(data, indent=2, ensure_ascii=True))
+    else:
+        print(human)
+
+
+async def _status(client: HiveClient, args: argparse.Namespace) -> int:
+    rows = await client.status()
+    _emit(args, [r.to_wire() for r in rows], report.status_table(rows))
+    return 0
+
+
+async def _pending(client: HiveClient, args: argparse.Namespace) -> int:
+    items = await (client.approvals() if args.all else client.pending())
+    _emit(args, [a.to_wire() for a in items], report.approvals_table(items))
+    return 0
+
+
+async def _propose(client: HiveClient, args: argparse.Namespace) -> int:
+    a = await client.propose(args.agent, args.ref, args.description)
+    _emit(args, a.to_wire(), report.proposal_line(a))
+    return 0
+
+
+async def _request_spawn(client: HiveClient, args: argparse.Namespace) -> int:
+    a = await client.request_spawn(args.name, args.description)
+    _emit(args, a.to_wire(), report.proposal_line(a))
+    return 0
+
+
+async def _approve(client: HiveClient, args: argparse.Namespace) -> int:
+    def progress(item: object) -> None:
+        line = report.progress_line(item)
+        if line is not None:
+            print(line, file=sys.stderr, flush=True)
+
+    a = await client.approve(args.id, progress)
+    _emit(args, a.to_wire(), report.approval_outcome(a))
+    return 0 if a.status == "approved" else 1
+
+
+async def _deny(client: HiveClient, args: argparse.Namespace) -> int:
+    a = await client.deny(args.id, args.note)
+    _emit(args, a.to_wire(), report.approval_outcome(a))
+    return 0
+
+
+async def _history(client: HiveClient, args: argparse.Namespace) -> int:
+    tags = await client.history(args.agent)
+    _emit(args, [t.to_wire() for t in tags], report.history_table(tags))
+    return 0
+
+
+async def _events(client: HiveClient, args: argparse.Namespace) -> int:
+    events = await client.events(args.since)
+    _emit(args, [e.to_wire() for e in events], report.events_table(events))
+    return 0
+
+
+async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
+    commits = await client.meta_log()
+    human = "\n".join(f"{c['sha'][:12]}  {one_line(c['message'])}" for c in commits)
+    _emit(args, commits, human)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the objects the socket carries, as JSON")
+
+    parser = argparse.ArgumentParser(
+        prog="hive-tui", parents=[common],
+        description="Operate a hive of AI agents: approvals, deploys and containers.",
+        epilog="With no verb, a tour of a throwaway demo hive.",
+    )
+    parser.add_argument("--version", action="version", version=f"hive-tui {__version__}")
+    parser.add_argument("--state", type=Path, metavar="DIR",
+                        help=f"run the engine in this process on DIR (default: {default_state()})")
+    parser.add_argument("--runtime", default="local", choices=["local"], help="container runtime")
+    parser.add_argument("--locker", default="auto", choices=["auto", "nix", "builtin"],
+                        help="how the meta flake is locked (auto: nix when installed)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    def verb(name: str, fn: Verb | None, help: str) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=fn)
+        return p
+
+    verb("demo", None, "seed a demo hive: three agents and four requests")
+    verb("status", _status, "one row per agent")
+    p = verb("pending", _pending, "approvals waiting for the operator")
+    p.add_argument("--all", action="store_true", help="resolved ones too")
+    p = verb("propose", _propose, "ask for a commit of the agent's proposed repo to be deployed")
+    p.add_argument("agent", type=_agent_name, metavar="AGENT")
+    p.add_argument("ref", metavar="REF", help="a branch, tag or sha in the proposed repo")
+    p.add_argument("--description", help="what the change is for")
+    p = verb("request-spawn", _request_spawn, "ask for a new agent")
+    p.add_argument("name", type=_agent_name, metavar="NAME")
+    p.add_argument("--description", help="what the agent is for")
+    p = verb("approve", _approve, "approve a request and carry it out (deploy or spawn)")
+    p.add_argument("id", type=_approval_id, metavar="ID")
+    p = verb("deny", _deny, "deny a request, with an optional note for the manager")
+    p.add_argument("id", type=_approval_id, metavar="ID")
+    p.add_argument("--note", help="the reason, recorded on denied/<id> and sent to the manager")
+    p = verb("history", _history, "the agent's approval tags, oldest first, with their notes")
+    p.add_argument("agent", type=_agent_name, metavar="AGENT")
+    p = verb("events", _events, "the helper events sent to the manager, in order")
+    p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this one")
+    verb("meta-log", _meta_log, "the meta flake's deploy log, newest first")
+    return parser
+
+
+def _open_engine(args: argparse.Namespace):
+    from .engine import Engine
+
+    return Engine(args.state or default_state(), runtime=args.runtime, locker=args.locker)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from .client.embedded import EmbeddedClient
+
+    engine = _open_engine(args)
+    if args.verb == "demo":
+        from .demo import seed_demo
+
+        try:
+            await asyncio.to_thread(seed_demo, engine)
+        finally:
+            engine.close()
+        print(f"demo hive ready in {engine.state.root}")
+        return 0
+    async with EmbeddedClient(engine) as client:
+        return await args.func(client, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.json = getattr(args, "json", False)
+    try:
+        if args.verb is None:
+            from .tour import tour
+
+            return tour(args)
+        return asyncio.run(_run(args))
+    except HiveError as e:
+        print(f"hive-tui: {plain(str(e))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""A demo hive: three agents, and the manager's requests waiting for the operator.
+
+    atlas    a proposal that deploys
+    bramble  a proposal whose build fails
+    cinder   a proposal to deny
+    dune     a spawn request
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from . import gitrepo
+from .engine import Engine
+from .errors import Conflict
+from .template import agent_yaml
+
+AGENTS = {
+    "atlas": ("triaging issues", "sonnet"),
+    "bramble": ("reviewing pull requests", "haiku"),
+    "cinder": ("watching the build queue", "sonnet"),
+}
+
+# (agent, files the manager changes, description)
+PROPOSALS = [
+    ("atlas", {"model.txt": b"opus\n"}, "atlas: move to the larger model for triage"),
+    ("bramble", {"model.txt": b""}, "bramble: drop the model pin and use the hive default"),
+    ("cinder", {"status.txt": b"[watching] builds \\o/\n"}, "cinder: shorter status line"),
+]
+SPAWN = ("dune", "dune: a fourth agent to answer the support inbox")
+
+
+def _files(status: str, model: str) -> dict[str, bytes]:
+    demo = files("hive_tui") / "demo"
+    return {
+        "agent.yaml": agent_yaml(run=["sh", "agent.sh"], build=["sh", "build.sh"]),
+        "agent.sh": (demo / "agent.sh").read_bytes(),
+        "build.sh": (demo / "build.sh").read_bytes(),
+        "status.txt": f"{status}\n".encode(),
+        "model.txt": f"{model}\n".encode(),
+    }
+
+
+def seed_demo(engine: Engine) -> None:
+    """Install the demo agents and file the manager's requests; refuses a hive that has agents."""
+    if engine.agents() or engine.approvals():
+        raise Conflict(f"{engine.state.root} already holds a hive; the demo seeds an empty state root")
+    for name, (status, model) in AGENTS.items():
+        engine.install_agent(name, _files(status, model))
+    for name, changes, description in PROPOSALS:
+        proposed = gitrepo.open_repo(engine.state.proposed(name))
+        gitrepo.commit_files(proposed, changes, description)
+        engine.request_apply_commit(name, "main", description)
+    engine.request_spawn(*SPAWN)

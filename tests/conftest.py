@@ -1,0 +1,91 @@
+"""Shared fixtures: real hives on disk, real git repos, real processes.
+
+A test that needs a system program the machine may lack (nix, sshd) calls
+`require_program`; it skips with a reason on a bare machine, and fails
+instead when HIVE_TUI_REQUIRE_PROGRAMS=1, as CI sets it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hive_tui.engine import Engine
+
+from .helpers import stop_all
+
+REQUIRE_VAR = "HIVE_TUI_REQUIRE_PROGRAMS"
+
+
+def require_program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (Debian: apt-get install {_PACKAGES.get(name, name)})"
+        if os.environ.get(REQUIRE_VAR) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_VAR}=1 forbids skipping")
+        pytest.skip(reason)
+    return path
+
+
+_PACKAGES = {"nix": "nix-bin", "sshd": "openssh-server"}
+
+
+@pytest.fixture
+def nix_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real nix, with a store, home and cache of the test's own."""
+    require_program("nix")
+    home = tmp_path / "nix-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("NIX_CONFIG", f"store = {tmp_path / 'nix-store'}")
+    return tmp_path / "nix-store"
+
+
+def _processes_under(root: Path) -> list[int]:
+    """Pids of processes whose working directory is inside `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == root or root in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_stray_processes(tmp_path: Path) -> Iterator[None]:
+    """Every test leaves no process behind in its folder; any that remain are killed and reported."""
+    yield
+    stray = _processes_under(tmp_path.resolve())
+    for pid in stray:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not stray, f"processes left running under {tmp_path}: {stray}"
+
+
+@pytest.fixture
+def hive_root(tmp_path: Path) -> Path:
+    return tmp_path / "hive"
+
+
+@pytest.fixture
+def engine(hive_root: Path) -> Iterator[Engine]:
+    """An engine with the builtin locker and quick stops, its agents stopped afterwards."""
+    e = Engine(hive_root, locker="builtin", runtime_options={"stop_grace": 2.0})
+    try:
+        yield e
+    finally:
+        stop_all(e)
+        e.close()

@@ -1,0 +1,92 @@
+"""Helpers for tests: agent configs, the manager's commits, reading repos back."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pygit2
+
+from hive_tui import gitrepo
+from hive_tui.engine import Engine
+from hive_tui.models import Approval
+from hive_tui.template import agent_yaml
+
+
+def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
+    """Poll `condition` until it returns a true value, for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop_all(engine: Engine) -> None:
+    for name in engine.runtime.containers():
+        engine.runtime.stop(name)
+
+
+IDLE = ["sh", "-c", 'echo "$HIVE_AGENT started in $PWD"; while [ -d "$HIVE_AGENT_STATE" ]; do sleep 1; done']
+
+
+def agent_files(build: list[str] | None = None, run: list[str] | None = None, **extra: bytes) -> dict[str, bytes]:
+    """An agent config: agent.yaml plus any other files."""
+    return {"agent.yaml": agent_yaml(run or IDLE, build), **extra}
+
+
+def manager_commit(engine: Engine, name: str, files: dict[str, bytes], message: str = "change") -> str:
+    """Commit on the proposed repo's main, as the manager would."""
+    repo = gitrepo.open_repo(engine.state.proposed(name))
+    return str(gitrepo.commit_files(repo, files, message))
+
+
+def manager_rebase(engine: Engine, name: str) -> None:
+    """Point the proposed repo's main back at the applied main, as a manager does after a failure."""
+    repo = gitrepo.open_repo(engine.state.proposed(name))
+    target = pygit2.Oid(hex=main_sha(engine, name))
+    repo.references[gitrepo.MAIN].set_target(target)
+    gitrepo.sync_worktree(repo, target)
+
+
+def propose(engine: Engine, name: str, files: dict[str, bytes], description: str | None = None) -> Approval:
+    manager_commit(engine, name, files, description or "change")
+    return engine.request_apply_commit(name, "main", description)
+
+
+def applied_repo(engine: Engine, name: str) -> pygit2.Repository:
+    return gitrepo.open_repo(engine.state.applied(name))
+
+
+def main_sha(engine: Engine, name: str) -> str:
+    return str(applied_repo(engine, name).references[gitrepo.MAIN].target)
+
+
+def tag_sha(engine: Engine, name: str, tag: str) -> str | None:
+    oid = gitrepo.tag_commit(applied_repo(engine, name), tag)
+    return str(oid) if oid is not None else None
+
+
+def tag_message(engine: Engine, name: str, tag: str) -> str:
+    repo = applied_repo(engine, name)
+    return repo[repo.references[f"refs/tags/{tag}"].target].message
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every path under `root` with its content (or link target), .git folders excluded."""
+    snap: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if ".git" in rel.parts:
+            continue
+        if path.is_symlink():
+            snap[str(rel)] = "-> " + os.readlink(path)
+        elif path.is_file():
+            snap[str(rel)] = path.read_bytes()
+        else:
+            snap[str(rel)] = "dir"
+    return snap

@@ -1,0 +1,94 @@
+"""The SQLite store under contention, and the lock that gives a state root one owner."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from hive_tui.db import Database
+from hive_tui.engine import Engine
+from hive_tui.errors import StateLocked
+from hive_tui.models import Approval
+
+WRITER = textwrap.dedent("""
+    import sys
+    from hive_tui.db import Database
+    from hive_tui.errors import Conflict
+    db = Database(sys.argv[1])
+    worker, count, contested = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    sys.stdin.readline()  # start together
+    won = 0
+    for i in range(count):
+        with db.write() as t:
+            t.add_event("Tick", worker, id=i)
+        try:
+            with db.write() as t:
+                t.claim(contested, "approved")
+            won += 1
+        except Conflict:
+            pass
+    print(won)
+""")
+
+
+def test_pragmas(tmp_path):
+    db = Database(tmp_path / "hive.db")
+    assert db._query("PRAGMA journal_mode")[0][0] == "wal"
+    assert db._query("PRAGMA synchronous")[0][0] == 2  # FULL
+
+
+def test_writers_in_several_processes_lose_nothing(tmp_path):
+    path = tmp_path / "hive.db"
+    db = Database(path)
+    with db.write() as t:
+        contested = t.insert_approval(Approval(agent="a", kind="spawn")).id
+    workers, count = 6, 40
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"w{n}", str(count), str(contested)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(workers)
+    ]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outcomes = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outcomes]
+    assert all("database is locked" not in err for _, err in outcomes)
+    # Every write landed, each worker's in its own order, and the contested claim was won once.
+    events = db.events()
+    assert len(events) == workers * count
+    for n in range(workers):
+        assert [e.id for e in events if e.agent == f"w{n}"] == list(range(count))
+    assert sum(int(out) for out, _ in outcomes) == 1
+    assert db.approval(contested).status == "approved"
+
+
+def test_a_second_engine_waits_briefly_then_refuses(hive_root):
+    with Engine(hive_root, locker="builtin"):
+        started = time.monotonic()
+        with pytest.raises(StateLocked, match=r"owned by another engine \(pid \d+ on .*since"):
+            Engine(hive_root, locker="builtin", lock_wait=0.3)
+        assert time.monotonic() - started >= 0.3
+    with Engine(hive_root, locker="builtin"):
+        pass
+
+
+def test_a_killed_owner_leaves_no_stale_lock(hive_root):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from hive_tui.engine import Engine; Engine(sys.argv[1], locker='builtin');"
+         " print('ready', flush=True); sys.stdin.read()", str(hive_root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline() == "ready\n"
+    with pytest.raises(StateLocked):
+        Engine(hive_root, locker="builtin", lock_wait=0.1)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    with Engine(hive_root, locker="builtin", lock_wait=0.1) as engine:
+        assert engine.agents() == []

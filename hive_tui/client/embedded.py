@@ -15,7 +15,9 @@ class EmbeddedClient(HiveClient):
     """Speaks the same requests and responses as the socket, without a socket.
 
     Requests go through the dispatcher the server uses, so what the CLI
-    prints with --json is what the socket would carry.
+    prints with --json is what the socket would carry. The client owns the
+    engine it is given: closing the client waits for the deploys it started,
+    then closes the engine.
     """
 
     def __init__(self, engine: Engine):

@@ -162,8 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _open_engine(args: argparse.Namespace):
     from .engine import Engine
+    from .layout import StateRoot
 
-    return Engine(args.state or default_state(), runtime=args.runtime, locker=args.locker)
+    root = args.state or default_state()
+    # Only `demo` makes a hive; a mistyped --state must not quietly become one.
+    if args.verb != "demo" and not StateRoot.at(root).db.exists():
+        hint = "hive-tui demo" if args.state is None else f"hive-tui --state {root} demo"
+        raise HiveError(f"no hive at {root}; `{hint}` seeds one")
+    return Engine(root, runtime=args.runtime, locker=args.locker)
 
 
 async def _run(args: argparse.Namespace) -> int:

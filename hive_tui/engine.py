@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,7 +161,7 @@ class Engine:
         applied = gitrepo.open_repo(self.state.applied(name))
         proposed_path = self.state.proposed(name)
         sha = gitrepo.resolve_commit(gitrepo.open_repo(proposed_path), commit_ref)
-        incoming = f"refs/hive/incoming/{sha}"
+        incoming = f"refs/hive/incoming/{uuid.uuid4().hex}"
         gitrepo.fetch_commit(applied, proposed_path, sha, incoming)
         with self.db.write() as t:
             approval = t.insert_approval(
@@ -232,9 +233,12 @@ class Engine:
         """Record an approval that could not be carried out, with a failed/<id> tag if one was planted."""
         tag = None
         if approval.kind == "apply_commit":
-            repo = gitrepo.open_repo(self.state.applied(approval.agent))
-            if gitrepo.tag_commit(repo, f"failed/{approval.id}") is not None:
-                tag = f"failed/{approval.id}"
+            try:
+                repo = gitrepo.open_repo(self.state.applied(approval.agent))
+                if gitrepo.tag_commit(repo, f"failed/{approval.id}") is not None:
+                    tag = f"failed/{approval.id}"
+            except HiveError:
+                pass  # the repo is gone; the failure is recorded without a tag
         with self.db.write() as t:
             done = t.finish(approval.id, "failed", tag, error)
             event = t.add_event("ApprovalResolved", approval.agent, id=approval.id, status="failed",

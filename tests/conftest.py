@@ -81,9 +81,17 @@ def hive_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(hive_root: Path) -> Iterator[Engine]:
-    """An engine with the builtin locker and quick stops, its agents stopped afterwards."""
-    e = Engine(hive_root, locker="builtin", runtime_options={"stop_grace": 2.0})
+def locker() -> str:
+    """The meta locker the `engine` fixture uses; parametrize `locker` to change it."""
+    return "builtin"
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, hive_root: Path, locker: str) -> Iterator[Engine]:
+    """An engine with quick stops, its agents stopped afterwards."""
+    if locker == "nix":
+        request.getfixturevalue("nix_env")
+    e = Engine(hive_root, locker=locker, runtime_options={"stop_grace": 2.0})
     try:
         yield e
     finally:

@@ -168,3 +168,10 @@ def test_a_second_engine_is_refused_naming_the_holder(hive_root):
         holder.stdin.close()
         holder.wait(timeout=10)
     assert run(hive_root, "status").stdout.strip() == "no agents"
+
+
+def test_verbs_refuse_a_state_root_that_holds_no_hive(tmp_path):
+    root = tmp_path / "typo"
+    proc = run(root, "status", check=1)
+    assert f"no hive at {root}; `hive-tui --state {root} demo` seeds one" in proc.stderr
+    assert not root.exists()

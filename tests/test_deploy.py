@@ -44,8 +44,13 @@ def meta_state(engine):
     }
 
 
-def test_successful_deploy_walks_every_step(alpha):
+BOTH_LOCKERS = pytest.mark.parametrize("locker", ["builtin", "nix"])
+
+
+@BOTH_LOCKERS
+def test_successful_deploy_walks_every_step(alpha, locker):
     engine = alpha
+    assert engine.locker.name == locker
     seen = []
     engine.subscribe(seen.append)
     before = main_sha(engine, "alpha")
@@ -86,7 +91,8 @@ def test_successful_deploy_walks_every_step(alpha):
     assert current.read_bytes() == b"two\n"
 
 
-def test_failed_build_leaves_no_trace_but_its_tag(alpha):
+@BOTH_LOCKERS
+def test_failed_build_leaves_no_trace_but_its_tag(alpha, locker):
     engine = alpha
     before_main = main_sha(engine, "alpha")
     before_tree = tree_snapshot(engine.state.applied("alpha"))
@@ -117,7 +123,8 @@ def test_failed_build_leaves_no_trace_but_its_tag(alpha):
     ]
 
 
-def test_failed_deploy_leaves_agent_evaluable_for_the_next(alpha):
+@BOTH_LOCKERS
+def test_failed_deploy_leaves_agent_evaluable_for_the_next(alpha, locker):
     engine = alpha
     bad = propose(engine, "alpha", agent_files(build=FAILING_BUILD))
     assert engine.approve(bad.id).status == "failed"
@@ -149,7 +156,8 @@ def test_proposal_that_does_not_descend_from_main_fails_cleanly(alpha):
     assert meta_state(engine) == before
 
 
-def test_deny_with_note_tags_the_rejected_tree_with_the_reason(alpha):
+@BOTH_LOCKERS
+def test_deny_with_note_tags_the_rejected_tree_with_the_reason(alpha, locker):
     engine = alpha
     note = "too risky \x1b]0;pwned\x07 [bold]not markup[/]"
     a = propose(engine, "alpha", {"notes.txt": b"rejected\n"}, "risky change")
@@ -198,7 +206,8 @@ def test_spawn_denial_leaves_nothing_behind(engine):
     assert engine.pending() == []
 
 
-def test_spawn_approval_brings_the_agent_in(engine):
+@BOTH_LOCKERS
+def test_spawn_approval_brings_the_agent_in(engine, locker):
     a = engine.request_spawn("newbie")
     done = engine.approve(a.id)
     assert done.status == "approved"

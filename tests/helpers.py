@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,18 @@ def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.02)
+
+
+def engine_holder(root: Path) -> subprocess.Popen:
+    """Another process that owns an engine on `root` until its stdin closes."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from hive_tui.engine import Engine; e = Engine(sys.argv[1], locker='builtin');"
+         " print('ready', flush=True); sys.stdin.read()", str(root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline() == "ready\n"
+    return holder
 
 
 def stop_all(engine: Engine) -> None:

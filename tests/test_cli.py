@@ -13,7 +13,14 @@ import pytest
 from hive_tui.engine import Engine
 from hive_tui.models import AgentStatus, Approval
 
-from .helpers import manager_commit, stop_all, tag_message, tree_snapshot, wait_for
+from .helpers import (
+    engine_holder,
+    manager_commit,
+    stop_all,
+    tag_message,
+    tree_snapshot,
+    wait_for,
+)
 
 EXE = Path(sys.executable).with_name("hive-tui")
 HOST_SOCK_ROW = {
@@ -154,14 +161,8 @@ def test_bad_names_leave_an_existing_hive_unchanged(demo):
 
 
 def test_a_second_engine_is_refused_naming_the_holder(hive_root):
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from hive_tui.engine import Engine; e = Engine(sys.argv[1], locker='builtin');"
-         " print('ready', flush=True); sys.stdin.read()", str(hive_root)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
+    holder = engine_holder(hive_root)
     try:
-        assert holder.stdout.readline() == "ready\n"
         proc = run(hive_root, "status", check=1)
         assert f"owned by another engine (pid {holder.pid} on {os.uname().nodename}" in proc.stderr
     finally:

@@ -15,6 +15,8 @@ from hive_tui.engine import Engine
 from hive_tui.errors import StateLocked
 from hive_tui.models import Approval
 
+from .helpers import engine_holder
+
 WRITER = textwrap.dedent("""
     import sys
     from hive_tui.db import Database
@@ -79,13 +81,7 @@ def test_a_second_engine_waits_briefly_then_refuses(hive_root):
 
 
 def test_a_killed_owner_leaves_no_stale_lock(hive_root):
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from hive_tui.engine import Engine; Engine(sys.argv[1], locker='builtin');"
-         " print('ready', flush=True); sys.stdin.read()", str(hive_root)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    assert holder.stdout.readline() == "ready\n"
+    holder = engine_holder(hive_root)
     with pytest.raises(StateLocked):
         Engine(hive_root, locker="builtin", lock_wait=0.1)
     holder.send_signal(signal.SIGKILL)

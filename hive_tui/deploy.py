@@ -81,15 +81,18 @@ class Deployer:
             if not isinstance(e, HiveError):
                 log.exception("deploy %s of %s failed unexpectedly", id, name)
             error = str(e) if isinstance(e, HiveError) else f"{type(e).__name__}: {e}"
-            return self._roll_back(repo, approval, prev, target, error)
+            try:
+                return self._roll_back(repo, main, approval, prev, target, error)
+            except Exception as rollback_error:
+                raise HiveError(f"{error}\nrolling back failed too: {rollback_error}") from rollback_error
 
         step("finalize", f"deployed/{id}")
         gitrepo.create_tag(repo, f"deployed/{id}", target, "")
         self.meta.finalize_deploy(name, node, f"deploy {name} deployed/{id} {str(target)[:12]}")
         return self._resolve(approval, "approved", f"deployed/{id}", str(target), error=None)
 
-    def _roll_back(self, repo: pygit2.Repository, approval: Approval, prev: pygit2.Oid,
-                   target: pygit2.Oid, error: str) -> Approval:
+    def _roll_back(self, repo: pygit2.Repository, main: pygit2.Reference, approval: Approval,
+                   prev: pygit2.Oid, target: pygit2.Oid, error: str) -> Approval:
         id, name = approval.id, approval.agent
         # Build output may hold NUL, which a git tag message cannot.
         error = error.replace("\0", "\\0")
@@ -97,7 +100,8 @@ class Deployer:
             t.journal_step(id, "rollback")
         self.emit(DeployStep(id=id, agent=name, step="rollback", detail=error))
         gitrepo.create_tag(repo, f"failed/{id}", target, error)
-        main = repo.references[gitrepo.MAIN]
+        # `main` is the ref loaded in step 1: moving it back is a compare-and-swap
+        # against the value this deploy set, so a move by anyone else is refused.
         if main.target != prev:
             gitrepo.move_ref(main, prev, f"hive-tui: roll back deploy {id}")
         gitrepo.sync_worktree(repo, prev)

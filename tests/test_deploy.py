@@ -322,6 +322,24 @@ def test_stale_ref_lock_is_reported_with_the_file_to_remove(alpha):
     assert lock.exists()
 
 
+def test_rollback_refuses_to_overwrite_a_main_moved_by_someone_else(alpha):
+    engine = alpha
+    path = engine.state.applied("alpha")
+    root = main_sha(engine, "alpha")
+    first = propose(engine, "alpha", {"notes.txt": b"two\n"})
+    engine.approve(first.id)
+    # A build that moves main behind the deploy's back (to the first commit), then fails.
+    mover = ["git", "-C", str(path), "update-ref", "refs/heads/main", root]
+    a = propose(engine, "alpha", agent_files(build=["sh", "-c", f"{' '.join(mover)} && exit 1"]))
+
+    done = engine.approve(a.id)
+
+    assert done.status == "failed" and done.terminal_tag == f"failed/{a.id}"
+    assert "build exited with code 1" in done.error and "rolling back failed too" in done.error
+    assert "moved under us" in done.error
+    assert main_sha(engine, "alpha") == root
+
+
 def test_missing_proposal_tag_is_planted_again_from_the_fetched_sha(alpha):
     engine = alpha
     a = propose(engine, "alpha", {"notes.txt": b"two\n"})

@@ -1,0 +1,208 @@
+"""The local runtime with real processes: builds, supervised agents, crashes and stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from hive_tui import gitrepo
+from hive_tui.agentconf import parse_agent_config
+from hive_tui.engine import Engine
+from hive_tui.errors import BuildFailed
+from hive_tui.runtime.procs import start_ticks
+
+from .helpers import agent_files, main_sha, propose, stop_all, tag_message, wait_for
+
+TERM_TRAP = ["sh", "-c", 'trap "" TERM; echo trapped; while :; do sleep 0.1; done']
+
+
+def run_record(engine: Engine, name: str) -> dict:
+    return json.loads((engine.state.container(name) / "run.json").read_text())
+
+
+def supervisor_pid(engine: Engine, name: str) -> int:
+    return run_record(engine, name)["pid"]
+
+
+def gone(pid: int) -> bool:
+    return start_ticks(pid) is None
+
+
+def test_build_runs_in_a_checkout_and_streams_its_output(engine):
+    build = ["sh", "-c", 'echo "cwd=$PWD"; echo "agent=$HIVE_AGENT state=$HIVE_AGENT_STATE"; cat marker.txt']
+    lines: list[str] = []
+    engine.install_agent("alpha", agent_files(build=build, **{"marker.txt": b"from the commit\n"}), lines.append)
+    cdir = engine.state.container("alpha")
+    assert lines == [
+        f"cwd={cdir / 'next'}",
+        f"agent=alpha state={engine.state.agent_state('alpha')}",
+        "from the commit",
+    ]
+    assert (cdir / "build.log").read_text().splitlines() == lines
+    # The build's checkout became the one the agent runs from.
+    assert not (cdir / "next").exists()
+    assert (cdir / "current" / "marker.txt").read_text() == "from the commit\n"
+    wait_for(lambda: f"alpha started in {cdir / 'current'}" in (cdir / "log").read_text(), what="the agent's log")
+
+
+def test_agent_outlives_the_process_that_started_it(hive_root):
+    script = (
+        "import sys; from hive_tui.engine import Engine; from tests.helpers import agent_files;"
+        "e = Engine(sys.argv[1], locker='builtin'); e.install_agent('alpha', agent_files()); e.close()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(hive_root)], check=True, timeout=60,
+                   cwd=Path(__file__).parent.parent)
+    with Engine(hive_root, locker="builtin") as engine:
+        try:
+            pid = supervisor_pid(engine, "alpha")
+            assert not gone(pid)
+            assert engine.agent_status("alpha").running
+            wait_for(lambda: "alpha started" in engine.runtime.log_path("alpha").read_text(), what="its log")
+        finally:
+            stop_all(engine)
+        assert gone(pid) and not engine.agent_status("alpha").running
+
+
+def test_an_agent_that_crashes_is_failed(engine):
+    engine.install_agent("alpha", agent_files(run=["sh", "-c", "echo dying; exit 7"]))
+    exit_file = engine.state.container("alpha") / "exit.json"
+    wait_for(exit_file.exists, what="exit.json")
+    assert json.loads(exit_file.read_text())["code"] == 7
+    row = engine.agent_status("alpha")
+    assert row.failed and not row.running
+    assert "sh exited with code 7" in engine.runtime.log_path("alpha").read_text()
+
+
+def test_an_agent_that_finishes_cleanly_is_not_failed(engine):
+    engine.install_agent("alpha", agent_files(run=["sh", "-c", "exit 0"]))
+    wait_for((engine.state.container("alpha") / "exit.json").exists, what="exit.json")
+    state = engine.runtime.run_state("alpha")
+    assert not state.running and not state.failed
+
+
+def test_an_agent_killed_from_outside_is_failed(engine):
+    engine.install_agent("alpha", agent_files())
+    pid = supervisor_pid(engine, "alpha")
+    os.killpg(pid, signal.SIGKILL)
+    wait_for(lambda: not engine.runtime.run_state("alpha").running, what="the agent to be gone")
+    assert engine.runtime.run_state("alpha").failed
+
+
+def test_stop_is_graceful_when_the_agent_obeys(engine):
+    engine.install_agent("alpha", agent_files())
+    wait_for(lambda: "alpha started" in engine.runtime.log_path("alpha").read_text(), what="the agent to start")
+    pid = supervisor_pid(engine, "alpha")
+    engine.runtime.stop("alpha")
+    assert gone(pid)
+    code = json.loads((engine.state.container("alpha") / "exit.json").read_text())["code"]
+    assert code == -signal.SIGTERM
+    state = engine.runtime.run_state("alpha")
+    assert not state.running and not state.failed
+
+
+def test_stop_turns_forceful_after_the_grace_period(hive_root):
+    engine = Engine(hive_root, locker="builtin", runtime_options={"stop_grace": 0.5})
+    try:
+        engine.install_agent("alpha", agent_files(run=TERM_TRAP))
+        log = engine.runtime.log_path("alpha")
+        wait_for(lambda: "trapped" in log.read_text(), what="the trap to be set")
+        pid = supervisor_pid(engine, "alpha")
+        engine.runtime.stop("alpha")
+        assert gone(pid)
+        # SIGKILL takes the supervisor too: no exit record, and still no failure.
+        assert not (engine.state.container("alpha") / "exit.json").exists()
+        state = engine.runtime.run_state("alpha")
+        assert not state.running and not state.failed
+    finally:
+        stop_all(engine)
+        engine.close()
+
+
+def test_a_failed_build_keeps_the_previous_checkout_running(engine):
+    engine.install_agent("alpha", agent_files(**{"v.txt": b"1\n"}))
+    before = run_record(engine, "alpha")
+    broken = ["sh", "-c", "for i in $(seq 1 60); do echo line $i; done; exit 4"]
+    with pytest.raises(BuildFailed) as failure:
+        engine.runtime.rebuild("alpha", engine.state.applied("alpha"), _commit(engine, agent_files(build=broken)),
+                               lambda line: None)
+    message = str(failure.value)
+    assert message.startswith("build exited with code 4\n")
+    assert "line 60" in message and "line 21" in message and "line 20\n" not in message  # the last 40 lines
+    assert run_record(engine, "alpha") == before
+    assert engine.runtime.run_state("alpha").running
+    assert (engine.state.container("alpha") / "current" / "v.txt").read_text() == "1\n"
+
+
+def test_a_hanging_build_is_bounded_by_its_timeout(hive_root):
+    engine = Engine(hive_root, locker="builtin", runtime_options={"build_timeout": 1.0, "stop_grace": 2.0})
+    try:
+        engine.install_agent("alpha", agent_files())
+        hang = ["sh", "-c", "echo waiting forever; sleep 600 & wait"]
+        a = propose(engine, "alpha", agent_files(build=hang))
+        done = engine.approve(a.id)
+        assert done.status == "failed"
+        assert done.error.startswith("build timed out after 1s") and "waiting forever" in done.error
+    finally:
+        stop_all(engine)
+        engine.close()
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"run: [sh\nbuild: x", "agent.yaml at line 2"),
+    (b"build: [make]\n", "`run` is missing"),
+    (b"run: sh -c hi\n", "`run` must be a non-empty list of non-empty strings"),
+    (b"run: [sh, 3]\n", "`run` must be a non-empty list of non-empty strings"),
+    (b"run: [sh]\nbiuld: [make]\n", "unknown keys biuld"),
+    (b"- just\n- a list\n", "expected a mapping"),
+])
+def test_malformed_agent_yaml_is_a_clear_build_failure(text, message):
+    with pytest.raises(BuildFailed, match=message):
+        parse_agent_config(text)
+
+
+def test_a_deploy_of_a_malformed_config_fails_with_the_reason(engine):
+    engine.install_agent("alpha", agent_files())
+    before = main_sha(engine, "alpha")
+    a = propose(engine, "alpha", {"agent.yaml": b"run: [sh\n"})
+    done = engine.approve(a.id)
+    assert done.status == "failed" and "agent.yaml at line 2" in done.error
+    assert tag_message(engine, "alpha", f"failed/{a.id}") == done.error
+    assert main_sha(engine, "alpha") == before and engine.runtime.run_state("alpha").running
+
+
+def test_a_missing_program_fails_the_build_clearly(engine):
+    engine.install_agent("alpha", agent_files())
+    a = propose(engine, "alpha", agent_files(build=["no-such-program-here", "--flag"]))
+    done = engine.approve(a.id)
+    assert done.status == "failed"
+    assert done.error == "build: cannot run 'no-such-program-here': No such file or directory"
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_agent(engine):
+    engine.install_agent("alpha", agent_files())
+    record = run_record(engine, "alpha")
+    engine.runtime.stop("alpha")
+    # A record naming a live process (this one) with another start time.
+    record.update(pid=os.getpid(), ticks=start_ticks(os.getpid()) + 1)
+    (engine.state.container("alpha") / "run.json").write_text(json.dumps(record))
+    (engine.state.container("alpha") / "stopped").unlink()
+    (engine.state.container("alpha") / "exit.json").unlink(missing_ok=True)
+    assert not engine.runtime.run_state("alpha").running
+    engine.runtime.stop("alpha")  # must not signal this process's group
+    assert not gone(os.getpid())
+
+
+def _commit(engine: Engine, files: dict[str, bytes]) -> str:
+    """A commit on top of the applied main that main does not move to."""
+    repo = gitrepo.open_repo(engine.state.applied("alpha"))
+    sig = gitrepo.signature()
+    parent = repo.references[gitrepo.MAIN].target
+    tree = gitrepo.write_tree(repo, files, repo[parent].peel(pygit2.Tree))
+    return str(repo.create_commit(None, sig, sig, "side", tree, [parent]))

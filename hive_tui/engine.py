@@ -45,17 +45,17 @@ class Engine:
         runtime_options: dict | None = None,
     ):
         self.state = StateRoot.at(root)
+        self.locker = make_locker(locker)
+        if isinstance(self.locker, NixLocker) and " " in str(self.state.meta):
+            raise HiveError(f"Nix cannot lock a flake whose path has a space: {self.state.meta}")
+        self.runtime = make_runtime(runtime, self.state, **(runtime_options or {}))
         self.state.create()
         self._owner = OwnerLock(self.state.lock)
         self._owner.acquire(lock_wait)
         try:
             self.db = Database(self.state.db)
-            self.locker = make_locker(locker)
-            if isinstance(self.locker, NixLocker) and " " in str(self.state.meta):
-                raise HiveError(f"Nix cannot lock a flake whose path has a space: {self.state.meta}")
             self.meta = MetaFlake(self.state, self.locker)
             self.meta.ensure()
-            self.runtime = make_runtime(runtime, self.state, **(runtime_options or {}))
         except BaseException:
             self._owner.release()
             raise

@@ -1,0 +1,121 @@
+"""The meta flake: one input per agent, and prepare / finalize / abort that
+touch only the deploying agent's lock node."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hive_tui import gitrepo
+from hive_tui.engine import Engine
+from hive_tui.errors import HiveError
+from hive_tui.flakelock import dump_lock
+
+from .helpers import agent_files, applied_repo, main_sha, stop_all
+
+
+def committed_lock_bytes(engine: Engine) -> bytes:
+    return gitrepo.blob_at(gitrepo.open_repo(engine.state.meta), "flake.lock")
+
+
+def working_lock_bytes(engine: Engine) -> bytes:
+    return (engine.state.meta / "flake.lock").read_bytes()
+
+
+def new_commit(engine: Engine, name: str, content: bytes) -> str:
+    return str(gitrepo.commit_files(applied_repo(engine, name), {"more.txt": content}, "more"))
+
+
+@pytest.fixture
+def two(engine):
+    engine.install_agent("alpha", agent_files())
+    engine.install_agent("beta", agent_files())
+    return engine
+
+
+@pytest.mark.parametrize("locker", ["builtin", "nix"])
+def test_one_input_and_one_configuration_per_agent(two, locker):
+    engine = two
+    flake = (engine.state.meta / "flake.nix").read_text()
+    for name in ("alpha", "beta"):
+        url = f'git+file://{engine.state.applied(name)}?ref=main'
+        assert flake.count(f'agent-{name} = {{ url = "{url}"; flake = false; }};') == 1
+        assert flake.count(f'{name} = agent "{name}" inputs.agent-{name};') == 1
+        assert engine.meta.locked_rev(name) == main_sha(engine, name)
+    assert [c.message for c in engine.meta_log()] == [
+        f"spawn beta {main_sha(engine, 'beta')[:12]}",
+        f"spawn alpha {main_sha(engine, 'alpha')[:12]}",
+        "init meta flake",
+    ]
+    assert working_lock_bytes(engine) == committed_lock_bytes(engine)
+    assert gitrepo.open_repo(engine.state.meta).status() == {}
+
+
+@pytest.mark.parametrize("locker", ["builtin", "nix"])
+def test_prepare_stages_finalize_commits_abort_restores(two, locker):
+    engine = two
+    head = engine.meta_log()[0].sha
+    before = committed_lock_bytes(engine)
+    sha = new_commit(engine, "alpha", b"1")
+
+    node = engine.meta.prepare_deploy("alpha")
+
+    assert node["locked"]["rev"] == sha
+    assert engine.meta_log()[0].sha == head and committed_lock_bytes(engine) == before
+    assert json.loads(working_lock_bytes(engine))["nodes"]["agent-alpha"] == node
+
+    engine.meta.abort_deploy("alpha")
+    assert working_lock_bytes(engine) == before
+
+    node = engine.meta.prepare_deploy("alpha")
+    engine.meta.finalize_deploy("alpha", node, "deploy alpha deployed/1 x")
+    after = json.loads(committed_lock_bytes(engine))
+    old = json.loads(before)
+    assert after["nodes"]["agent-alpha"] == node
+    assert {k: v for k, v in after["nodes"].items() if k != "agent-alpha"} == {
+        k: v for k, v in old["nodes"].items() if k != "agent-alpha"}
+    assert engine.meta_log()[0].message == "deploy alpha deployed/1 x"
+    assert working_lock_bytes(engine) == committed_lock_bytes(engine)
+    assert gitrepo.open_repo(engine.state.meta).status() == {}
+
+
+def test_two_staged_deploys_resolve_independently(two):
+    engine = two
+    old = json.loads(committed_lock_bytes(engine))
+    new_commit(engine, "alpha", b"a")
+    new_commit(engine, "beta", b"b")
+    alpha_node = engine.meta.prepare_deploy("alpha")
+    engine.meta.prepare_deploy("beta")
+
+    engine.meta.finalize_deploy("alpha", alpha_node, "deploy alpha")
+    committed = json.loads(committed_lock_bytes(engine))
+    assert committed["nodes"]["agent-alpha"] == alpha_node
+    assert committed["nodes"]["agent-beta"] == old["nodes"]["agent-beta"]
+    # beta is still staged in the working file, and only beta.
+    working = json.loads(working_lock_bytes(engine))
+    assert working["nodes"]["agent-alpha"] == alpha_node
+    assert working["nodes"]["agent-beta"] != old["nodes"]["agent-beta"]
+    assert set(gitrepo.open_repo(engine.state.meta).status()) == {"flake.lock"}
+
+    engine.meta.abort_deploy("beta")
+    assert working_lock_bytes(engine) == committed_lock_bytes(engine) == dump_lock(committed).encode()
+    assert gitrepo.open_repo(engine.state.meta).status() == {}
+
+
+def test_prepare_refuses_an_agent_the_flake_does_not_have(engine):
+    with pytest.raises(HiveError, match="agent ghost has no input in the meta flake"):
+        engine.meta.prepare_deploy("ghost")
+
+
+def test_nix_cannot_own_a_state_root_with_a_space(tmp_path, nix_env):
+    root = tmp_path / "with space" / "hive"
+    with pytest.raises(HiveError, match="Nix cannot lock a flake whose path has a space"):
+        Engine(root, locker="nix")
+    assert not root.exists()
+    with Engine(root, locker="builtin") as engine:
+        try:
+            engine.install_agent("alpha", agent_files())
+            assert engine.meta.locked_rev("alpha") == main_sha(engine, "alpha")
+        finally:
+            stop_all(engine)

@@ -14,10 +14,15 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: Path) -> dict | None:
-    """A JSON object from `path`; None when the file is missing, unreadable or not an object."""
+def read_json(path: Path, limit: int = 64 * 1024) -> dict | None:
+    """A JSON object from `path`; None when the file is missing, unreadable,
+    larger than `limit` bytes, or not an object."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+        if len(raw) > limit:
+            return None
+        data = json.loads(raw)
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

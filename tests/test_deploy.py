@@ -382,5 +382,6 @@ def test_status_rows_are_derived(alpha):
     engine.runtime.stop("alpha")
     row = engine.agent_status("alpha")
     assert not row.running and row.status_text is None and row.status_set_at is None
-    (agent_dir / "status.json").write_text("{not json")
-    assert engine.agent_status("alpha").active_model is None
+    for junk in ("{not json", "[" * 100000, '{"model": "' + "x" * 70000 + '"}', '{"model": 5}'):
+        (agent_dir / "status.json").write_text(junk)
+        assert engine.agent_status("alpha").active_model is None

@@ -1,14 +1,8 @@
-"""Shared fixtures: real hives on disk, real git repos, real processes.
-
-A test that needs a system program the machine may lack (nix, sshd) calls
-`require_program`; it skips with a reason on a bare machine, and fails
-instead when HIVE_TUI_REQUIRE_PROGRAMS=1, as CI sets it.
-"""
+"""Shared fixtures: real hives on disk, real git repos, real processes."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,22 +11,7 @@ import pytest
 
 from hive_tui.engine import Engine
 
-from .helpers import stop_all
-
-REQUIRE_VAR = "HIVE_TUI_REQUIRE_PROGRAMS"
-
-
-def require_program(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed (Debian: apt-get install {_PACKAGES.get(name, name)})"
-        if os.environ.get(REQUIRE_VAR) == "1":
-            pytest.fail(f"{reason}, and {REQUIRE_VAR}=1 forbids skipping")
-        pytest.skip(reason)
-    return path
-
-
-_PACKAGES = {"nix": "nix-bin", "sshd": "openssh-server"}
+from .helpers import require_program, stop_all
 
 
 @pytest.fixture

@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pygit2
+import pytest
 
 from hive_tui import gitrepo
 from hive_tui.engine import Engine
 from hive_tui.models import Approval
 from hive_tui.template import agent_yaml
+
+# A test that needs a system program the machine may lack (nix, sshd) calls
+# `require_program`: it skips with a reason on a bare machine, and fails
+# instead when HIVE_TUI_REQUIRE_PROGRAMS=1, as CI sets it.
+REQUIRE_VAR = "HIVE_TUI_REQUIRE_PROGRAMS"
+
+
+def require_program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (Debian: apt-get install {_PACKAGES.get(name, name)})"
+        if os.environ.get(REQUIRE_VAR) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_VAR}=1 forbids skipping")
+        pytest.skip(reason)
+    return path
+
+
+_PACKAGES = {"nix": "nix-bin", "sshd": "openssh-server"}
 
 
 def wait_for(condition, timeout: float = 10.0, what: str = "condition"):

@@ -9,6 +9,8 @@ from hive_tui.names import MAX_NAME_LEN, check_name, path_under
 from hive_tui.plain import one_line, plain
 from hive_tui.validate import check_text
 
+from .helpers import REQUIRE_VAR, require_program
+
 
 @pytest.mark.parametrize("name", ["a", "alpha", "agent-7", "a" * MAX_NAME_LEN, "x-1-y"])
 def test_good_names(name):
@@ -55,3 +57,13 @@ def test_free_text_is_kept_verbatim_unless_it_cannot_be_stored():
                          ("x" * 70000, "the limit is")]:
         with pytest.raises(HiveError, match=message):
             check_text(bad, "note")
+
+
+def test_a_missing_program_skips_on_a_bare_machine_and_fails_in_ci(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(REQUIRE_VAR, raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"nix is not installed \(Debian: apt-get install nix-bin\)"):
+        require_program("nix")
+    monkeypatch.setenv(REQUIRE_VAR, "1")
+    with pytest.raises(pytest.fail.Exception, match="HIVE_TUI_REQUIRE_PROGRAMS=1 forbids skipping"):
+        require_program("nix")

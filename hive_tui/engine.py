@@ -20,11 +20,11 @@ from . import gitrepo
 from .db import Database
 from .deploy import Deployer
 from .errors import Conflict, HiveError, NotFound
-from .flakelock import NixLocker, make_locker
+from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import read_json
 from .layout import OwnerLock, StateRoot
 from .lifecycle import agents_for_meta_listing, install_agent
-from .meta import MetaCommit, MetaFlake
+from .meta import MetaCommit, MetaFlake, input_name
 from .models import AgentStatus, Approval, Event, TagRecord
 from .names import check_name
 from .runtime import OutputSink, make_runtime
@@ -105,13 +105,17 @@ class Engine:
         return name
 
     def status(self) -> list[AgentStatus]:
-        return [self.agent_status(n) for n in self.agents()]
+        lock = self.meta.committed_lock()
+        return [self._row(name, lock) for name in self.agents()]
 
     def agent_status(self, name: str) -> AgentStatus:
-        """An agent's row, derived from the runtime, the repos and its state folder."""
         self._require_agent(name)
+        return self._row(name, self.meta.committed_lock())
+
+    def _row(self, name: str, lock: dict) -> AgentStatus:
+        """An agent's row, derived from the runtime, the repos and its state folder."""
         run = self.runtime.run_state(name)
-        locked = self.meta.locked_rev(name)
+        locked = locked_rev(lock, input_name(name))
         applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
         agent_dir = self.state.agent_state(name)
         reported = read_json(agent_dir / "status.json") or {}

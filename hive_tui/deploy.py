@@ -23,7 +23,7 @@ import pygit2
 
 from . import gitrepo
 from .db import Database
-from .errors import BuildFailed, Conflict, HiveError
+from .errors import BuildFailed, Conflict, HiveError, describe
 from .layout import StateRoot
 from .meta import MetaFlake
 from .models import Approval, DeployStep
@@ -46,10 +46,10 @@ class Deployer:
         path = self.state.applied(name)
         repo = gitrepo.open_repo(path)
 
-        def step(name_: str, detail: str = "") -> None:
+        def step(step_name: str, detail: str = "") -> None:
             with self.db.write() as t:
-                t.journal_step(id, name_)
-            self.emit(DeployStep(id=id, agent=name, step=name_, detail=detail))
+                t.journal_step(id, step_name)
+            self.emit(DeployStep(id=id, agent=name, step=step_name, detail=detail))
 
         main = repo.references[gitrepo.MAIN]
         prev = main.target
@@ -80,7 +80,7 @@ class Deployer:
         except Exception as e:
             if not isinstance(e, HiveError):
                 log.exception("deploy %s of %s failed unexpectedly", id, name)
-            error = str(e) if isinstance(e, HiveError) else f"{type(e).__name__}: {e}"
+            error = describe(e)
             try:
                 return self._roll_back(repo, main, approval, prev, target, error)
             except Exception as rollback_error:

@@ -19,7 +19,7 @@ import pygit2
 from . import gitrepo
 from .db import Database
 from .deploy import Deployer
-from .errors import Conflict, HiveError, NotFound
+from .errors import Conflict, HiveError, NotFound, describe
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import read_json
 from .layout import OwnerLock, StateRoot
@@ -218,7 +218,7 @@ class Engine:
             except Exception as e:
                 if not isinstance(e, HiveError):
                     log.exception("approval %s failed unexpectedly", approval.id)
-                return self._fail(approval, str(e) if isinstance(e, HiveError) else f"{type(e).__name__}: {e}")
+                return self._fail(approval, describe(e))
 
     def _spawn(self, approval: Approval, on_output: OutputSink) -> Approval:
         sha = install_agent(self.state, self.meta, self.runtime, approval.agent,

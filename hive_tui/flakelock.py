@@ -23,6 +23,7 @@ import pygit2
 
 from .errors import HiveError
 from .fsutil import write_atomic
+from .gitrepo import open_repo
 from .nar import tree_nar_hash
 
 LOCK_VERSION = 7
@@ -87,7 +88,7 @@ class BuiltinLocker:
 
 
 def _lock_git(repo_path: Path) -> dict:
-    repo = pygit2.Repository(str(repo_path))
+    repo = open_repo(repo_path)
     commit = repo.references["refs/heads/main"].peel(pygit2.Commit)
     rev_count = sum(1 for _ in repo.walk(commit.id, pygit2.enums.SortMode.NONE))
     return {

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, FileMode, ObjectType
+from pygit2.enums import CheckoutStrategy, FileMode, ObjectType, RepositoryOpenFlag
 
 from .errors import Conflict, HiveError, NotFound, RefLocked
 from .models import TagRecord, rfc3339
@@ -39,8 +39,9 @@ def git_errors() -> Iterator[None]:
 
 
 def open_repo(path: Path) -> pygit2.Repository:
+    """The repo at exactly `path`: never one found by searching the folders above it."""
     try:
-        return pygit2.Repository(str(path))
+        return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
     except pygit2.GitError:
         raise NotFound(f"no git repository at {path}") from None
 

@@ -340,6 +340,17 @@ def test_rollback_refuses_to_overwrite_a_main_moved_by_someone_else(alpha):
     assert main_sha(engine, "alpha") == root
 
 
+def test_a_hive_inside_a_git_checkout_never_touches_the_outer_repo(tmp_path):
+    outer = pygit2.init_repository(str(tmp_path), initial_head="main")
+    with Engine(tmp_path / "hive", locker="builtin") as engine:
+        engine.state.applied("ghost").mkdir()  # a folder, not a repo
+        with pytest.raises(NotFound, match="no applied repo for ghost"):
+            engine.history("ghost")
+        with pytest.raises(NotFound):
+            gitrepo.open_repo(engine.state.applied("ghost"))
+    assert list(outer.references) == []
+
+
 def test_missing_proposal_tag_is_planted_again_from_the_fetched_sha(alpha):
     engine = alpha
     a = propose(engine, "alpha", {"notes.txt": b"two\n"})

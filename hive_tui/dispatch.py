@@ -28,7 +28,6 @@ _TYPES = {int: "an integer", str: "a string", bool: "a boolean"}
 class Field:
     type: type
     required: bool = True
-    nullable: bool = False
 
 
 def _check(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
@@ -39,7 +38,7 @@ def _check(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
                 raise HiveError(f"missing field `{name}`")
             continue
         value = request[name]
-        if value is None and (spec.nullable or not spec.required):
+        if value is None and not spec.required:
             args[name] = None
             continue
         # bool is an int in Python; an id of `true` is still a wrong type.
@@ -89,10 +88,6 @@ class Dispatcher:
             ),
             "meta_log": ({}, self._sync(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
         }
-
-    @property
-    def verbs(self) -> list[str]:
-        return sorted(self._verbs)
 
     @staticmethod
     def _sync(fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:

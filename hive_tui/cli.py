@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.json = getattr(args, "json", False)
+    if args.verb is None and args.state is not None:
+        parser.error("with --state, give a VERB; with neither, hive-tui tours a throwaway demo hive")
     try:
         if args.verb is None:
             from .tour import tour

@@ -171,6 +171,12 @@ def test_a_second_engine_is_refused_naming_the_holder(hive_root):
     assert run(hive_root, "status").stdout.strip() == "no agents"
 
 
+def test_no_verb_with_a_state_root_asks_for_a_verb(tmp_path):
+    proc = run(tmp_path / "hive", check=2)
+    assert "with --state, give a VERB" in proc.stderr
+    assert not (tmp_path / "hive").exists()
+
+
 def test_verbs_refuse_a_state_root_that_holds_no_hive(tmp_path):
     root = tmp_path / "typo"
     proc = run(root, "status", check=1)

@@ -182,3 +182,14 @@ def test_verbs_refuse_a_state_root_that_holds_no_hive(tmp_path):
     proc = run(root, "status", check=1)
     assert f"no hive at {root}; `hive-tui --state {root} demo` seeds one" in proc.stderr
     assert not root.exists()
+
+
+def test_the_tour_walks_a_throwaway_hive_and_cleans_up(tmp_path):
+    proc = subprocess.run([str(EXE), "--locker", "builtin"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    for outcome in ("approval 1 for atlas: deployed (deployed/1)", "approval 2 for bramble: failed (failed/2)",
+                    "approval 3 for cinder: denied (denied/3)", "deploy atlas deployed/1"):
+        assert outcome in proc.stdout
+    assert "[1 atlas] finalize: deployed/1" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -16,6 +16,7 @@ from hive_tui import gitrepo
 from hive_tui.agentconf import parse_agent_config
 from hive_tui.engine import Engine
 from hive_tui.errors import BuildFailed
+from hive_tui.runtime.local import SUPERVISOR
 from hive_tui.runtime.procs import start_ticks
 
 from .helpers import agent_files, main_sha, propose, stop_all, tag_message, wait_for
@@ -206,3 +207,12 @@ def _commit(engine: Engine, files: dict[str, bytes]) -> str:
     parent = repo.references[gitrepo.MAIN].target
     tree = gitrepo.write_tree(repo, files, repo[parent].peel(pygit2.Tree))
     return str(repo.create_commit(None, sig, sig, "side", tree, [parent]))
+
+
+def test_the_supervisor_needs_nothing_but_the_standard_library(tmp_path):
+    # -I: isolated, no site-packages and no current folder on the path, so hive_tui cannot be imported.
+    proc = subprocess.run([sys.executable, "-I", SUPERVISOR, str(tmp_path), "--", "sh", "-c", "echo hi; exit 3"],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "hi\n[hive-tui] sh exited with code 3\n"
+    assert json.loads((tmp_path / "exit.json").read_text())["code"] == 3

@@ -32,11 +32,13 @@ from ..layout import StateRoot
 from ..models import rfc3339
 from ..names import is_valid_name
 from . import OutputSink, RunState
-from .procs import describe_exit, is_alive, signal_group, start_ticks, wait_gone
+from .procs import is_alive, signal_group, start_ticks, wait_gone
+from .supervisor import describe_exit
 
 BUILD_TIMEOUT = 900.0
 STOP_GRACE = 10.0
 TAIL_LINES = 40
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
 
 class LocalRuntime:
@@ -133,7 +135,7 @@ class LocalRuntime:
             (cdir / leftover).unlink(missing_ok=True)
         with open(cdir / "log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "hive_tui.runtime.supervisor", str(cdir), "--", *conf.run],
+                [sys.executable, SUPERVISOR, str(cdir), "--", *conf.run],
                 cwd=current, env=self._env(name), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )

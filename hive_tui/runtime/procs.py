@@ -43,11 +43,6 @@ def wait_gone(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
-def describe_exit(code: int) -> str:
-    """A subprocess return code in words: negative codes are signals."""
-    return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
-
-
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)

@@ -1,27 +1,33 @@
-"""The supervisor of one local agent: `python -m hive_tui.runtime.supervisor DIR -- ARGV...`
+"""The supervisor of one local agent: `python supervisor.py DIR -- ARGV...`
 
 It outlives the engine call that started it, runs ARGV with its own output
 (the agent's log), and when ARGV exits writes DIR/exit.json with the exit
 code (negative for a signal), so the runtime can tell a crash from a stop
 long after the engine that started it is gone.
+
+It is run by its file path and imports nothing but the standard library, so
+it works under any interpreter, whether or not hive_tui is on its path.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from hive_tui.fsutil import write_atomic
-from hive_tui.models import rfc3339
-from hive_tui.runtime.procs import describe_exit
+
+def describe_exit(code: int) -> str:
+    """A subprocess return code in words: negative codes are signals."""
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: python -m hive_tui.runtime.supervisor DIR -- ARGV...", file=sys.stderr)
+        print("usage: python supervisor.py DIR -- ARGV...", file=sys.stderr)
         return 2
     state_dir, command = Path(argv[0]), argv[2:]
     children: list[subprocess.Popen] = []
@@ -48,7 +54,10 @@ def main(argv: list[str]) -> int:
 
 
 def _record_exit(state_dir: Path, code: int) -> None:
-    write_atomic(state_dir / "exit.json", json.dumps({"code": code, "at": rfc3339()}))
+    record = {"code": code, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    tmp = state_dir / "exit.json.tmp"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, state_dir / "exit.json")
 
 
 if __name__ == "__main__":

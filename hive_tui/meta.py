@@ -21,6 +21,7 @@ import pygit2
 from . import gitrepo
 from .errors import HiveError
 from .flakelock import Locker, dump_lock, empty_lock, input_url, locked_rev, read_lock
+from .fsutil import write_atomic
 from .layout import StateRoot
 
 _SYSTEMS = {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux", "arm64": "aarch64-linux"}
@@ -149,7 +150,7 @@ class MetaFlake:
                 working["nodes"][name] = committed["nodes"][name]
             else:
                 working["nodes"].pop(name, None)
-            (self.dir / "flake.lock").write_text(dump_lock(working))
+            write_atomic(self.dir / "flake.lock", dump_lock(working))
 
     def log(self) -> list[MetaCommit]:
         repo = self._repo()

@@ -6,6 +6,14 @@ afresh in the working flake.lock without committing, then either
 `finalize_deploy` commits that node, or `abort_deploy` puts the node back as
 the last commit has it. Both touch only the agent's own node, so deploys of
 different agents may be staged side by side.
+
+A spawn walks it the same way (`prepare_spawn`, `finalize_spawn`,
+`abort_spawn`): the new agent's input is rendered and locked in the working
+files while its container is built, and committed only once it is up. A
+destroy renders the flake again from the agents that remain (`rerender`).
+Every commit is built from the last commit plus the nodes that change, never
+from the working files, so one agent's staged work never leaks into
+another's commit.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ def input_name(agent: str) -> str:
     return f"agent-{agent}"
 
 
-def render_flake(state: StateRoot, agents: list[str], system: str) -> str:
-    inputs = "".join(
+def render_flake(state: StateRoot, agents: list[str], system: str, extra_inputs: dict[str, str] | None = None) -> str:
+    inputs = "".join(f'    {name} = {{ url = "{url}"; }};\n' for name, url in sorted((extra_inputs or {}).items()))
+    inputs += "".join(
         f'    {input_name(a)} = {{ url = "git+{input_url(state.applied(a))}?ref=main"; flake = false; }};\n'
         for a in agents
     )
@@ -72,13 +81,20 @@ class MetaCommit:
 
 
 class MetaFlake:
-    def __init__(self, state: StateRoot, locker: Locker, system: str | None = None):
+    def __init__(self, state: StateRoot, locker: Locker, system: str | None = None,
+                 extra_inputs: dict[str, str] | None = None):
         self.state = state
         self.dir = state.meta
         self.locker = locker
         self.system = system or _SYSTEMS.get(platform.machine(), f"{platform.machine()}-linux")
+        self.extra_inputs = dict(extra_inputs or {})
         # One meta operation at a time: a lock run rewrites the whole file.
         self._lock = threading.RLock()
+        # Agents being spawned: in the working files, not yet committed.
+        self._staging: set[str] = set()
+
+    def _render(self, agents) -> str:
+        return render_flake(self.state, sorted(set(agents)), self.system, self.extra_inputs)
 
     def _repo(self) -> pygit2.Repository:
         return gitrepo.open_repo(self.dir)
@@ -96,7 +112,7 @@ class MetaFlake:
         if (self.dir / ".git").exists():
             return
         self.dir.mkdir(mode=0o700, exist_ok=True)
-        flake = render_flake(self.state, [], self.system).encode()
+        flake = self._render([]).encode()
         lock = dump_lock(empty_lock()).encode()
         gitrepo.init_repo(self.dir, {"flake.nix": flake, "flake.lock": lock}, "init meta flake")
 
@@ -108,17 +124,91 @@ class MetaFlake:
         """The applied sha the last successful deploy locked for `agent`."""
         return locked_rev(self.committed_lock(), input_name(agent))
 
-    def sync(self, agents: list[str], message: str) -> str:
-        """Render flake.nix for `agents`, lock what is new, commit both (one phase)."""
+    def _lock_working(self, agents: set[str]) -> dict:
+        """Render and lock `agents` in the working files; returns the working lock's nodes."""
+        repo = self._repo()
+        (self.dir / "flake.nix").write_text(self._render(agents))
+        # Nix reads a git flake's tracked files only: stage flake.nix first.
+        gitrepo.stage(repo, ["flake.nix"])
+        self.locker.lock(self.dir, self._inputs(sorted(agents)))
+        return read_lock(self.dir).get("nodes", {})
+
+    def _commit(self, nodes: dict[str, dict], message: str) -> str:
+        """Commit flake.nix for exactly the agents in `nodes` (agent -> lock node),
+        and the last commit's flake.lock with its agent nodes replaced by those."""
+        lock = self.committed_lock() or empty_lock()
+        kept = {k: v for k, v in lock["nodes"].items() if not k.startswith("agent-")}
+        root = kept.get("root", {})
+        others = {k: v for k, v in root.get("inputs", {}).items() if not k.startswith("agent-")}
+        inputs = {**others, **{input_name(a): input_name(a) for a in nodes}}
+        kept["root"] = {**{k: v for k, v in root.items() if k != "inputs"}, **({"inputs": inputs} if inputs else {})}
+        lock["nodes"] = {**kept, **{input_name(a): node for a, node in nodes.items()}}
+        files = {"flake.nix": self._render(nodes).encode(), "flake.lock": dump_lock(lock).encode()}
+        return str(gitrepo.commit_files(self._repo(), files, message, checkout=False))
+
+    def _committed_nodes(self) -> dict[str, dict]:
+        nodes = self.committed_lock().get("nodes", {})
+        return {a: nodes[input_name(a)] for a in self.agents()}
+
+    def _tidy_working(self) -> None:
+        """Working files for the committed agents plus those being spawned, and no one else."""
+        keep = {*self.agents(), *self._staging}
+        (self.dir / "flake.nix").write_text(self._render(keep))
+        gitrepo.stage(self._repo(), ["flake.nix"])
+        working = read_lock(self.dir)
+        names = {input_name(a) for a in keep}
+        working["nodes"] = {k: v for k, v in working["nodes"].items() if not k.startswith("agent-") or k in names}
+        root = working["nodes"].setdefault("root", {})
+        inputs = {k: v for k, v in root.get("inputs", {}).items() if not k.startswith("agent-") or k in names}
+        root.pop("inputs", None)
+        if inputs:
+            root["inputs"] = inputs
+        write_atomic(self.dir / "flake.lock", dump_lock(working))
+
+    def prepare_spawn(self, agent: str) -> dict:
+        """Render and lock a new agent's input in the working files, uncommitted."""
         with self._lock:
-            repo = self._repo()
-            flake = render_flake(self.state, agents, self.system)
-            (self.dir / "flake.nix").write_text(flake)
-            # Nix reads a git flake's tracked files only: stage flake.nix first.
-            gitrepo.stage(repo, ["flake.nix"])
-            self.locker.lock(self.dir, self._inputs(agents))
-            files = {"flake.nix": flake.encode(), "flake.lock": (self.dir / "flake.lock").read_bytes()}
-            return str(gitrepo.commit_files(repo, files, message, checkout=False))
+            if agent in self.agents():
+                raise HiveError(f"agent {agent} already has an input in the meta flake")
+            self._staging.add(agent)
+            try:
+                node = self._lock_working({*self.agents(), *self._staging}).get(input_name(agent))
+                if node is None:
+                    raise HiveError(f"locking left no node for {input_name(agent)} in flake.lock")
+                return node
+            except BaseException:
+                self._staging.discard(agent)
+                self._tidy_working()
+                raise
+
+    def finalize_spawn(self, agent: str, node: dict, message: str) -> str:
+        with self._lock:
+            sha = self._commit({**self._committed_nodes(), agent: node}, message)
+            self._staging.discard(agent)
+            self._tidy_working()
+            return sha
+
+    def abort_spawn(self, agent: str) -> None:
+        with self._lock:
+            self._staging.discard(agent)
+            self._tidy_working()
+
+    def rerender(self, agents: list[str], message: str) -> str | None:
+        """Commit the flake rendered from `agents` alone; None when nothing changed.
+
+        Agents keep their committed lock nodes; one without a node is locked.
+        """
+        with self._lock:
+            nodes = self._committed_nodes()
+            if any(a not in nodes for a in agents):
+                fresh = self._lock_working({*agents, *self._staging})
+                nodes.update({a: fresh[input_name(a)] for a in agents if a not in nodes})
+            wanted = {a: nodes[a] for a in sorted(agents)}
+            sha = None
+            if wanted != self._committed_nodes() or gitrepo.blob_at(self._repo(), "flake.nix") != self._render(agents).encode():
+                sha = self._commit(wanted, message)
+            self._tidy_working()
+            return sha
 
     def prepare_deploy(self, agent: str) -> dict:
         """Lock `agent`'s input at its applied main in the working flake.lock, uncommitted."""
@@ -126,16 +216,23 @@ class MetaFlake:
             agents = self.agents()
             if agent not in agents:
                 raise HiveError(f"agent {agent} has no input in the meta flake")
-            self.locker.lock(self.dir, self._inputs(agents), update=input_name(agent))
+            # Agents being spawned stay in the working lock beside this update.
+            self.locker.lock(self.dir, self._inputs(sorted({*agents, *self._staging})), update=input_name(agent))
             node = read_lock(self.dir).get("nodes", {}).get(input_name(agent))
             if node is None:
                 raise HiveError(f"locking left no node for {input_name(agent)} in flake.lock")
             return node
 
-    def finalize_deploy(self, agent: str, node: dict, message: str) -> str:
-        """Commit the last commit's flake.lock with only `agent`'s node replaced by `node`."""
+    def finalize_deploy(self, agent: str, node: dict, message: str, skip_unchanged: bool = False) -> str | None:
+        """Commit the last commit's flake.lock with only `agent`'s node replaced by `node`.
+
+        With `skip_unchanged`, a node equal to the committed one makes no
+        commit (a rebuild of what is already deployed) and returns None.
+        """
         with self._lock:
             committed = self.committed_lock()
+            if skip_unchanged and committed["nodes"].get(input_name(agent)) == node:
+                return None
             committed["nodes"][input_name(agent)] = node
             text = dump_lock(committed).encode()
             return str(gitrepo.commit_files(self._repo(), {"flake.lock": text}, message, checkout=False))

@@ -1,7 +1,8 @@
 """Container runtimes: what the engine calls to build, run and stop an agent.
 
 `local` runs each agent as a supervised process, the embedded default;
-the lifecycle work adds `nixos` for real hosts.
+`nixos` drives nixos-container on a real NixOS host. The engine owns the
+meta flake and the repos; a runtime owns only containers.
 """
 
 from __future__ import annotations
@@ -25,24 +26,41 @@ class RunState:
 
 class Runtime(Protocol):
     name: str
+    # Inputs the meta flake needs besides the agents' (name -> flake URL).
+    meta_inputs: dict[str, str]
 
     def containers(self) -> list[str]:
-        """Names of the agents that have a container."""
+        """Names (without any container prefix) of the agents that have a container."""
 
-    def create(self, name: str) -> None: ...
+    def create(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
+        """Create the agent's container built from `sha` of its applied repo, and start it.
 
-    def rebuild(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
-        """Build `sha` of the agent's applied repo and (re)start it on the result.
-
-        Raises BuildFailed with the error to record; the container keeps
-        running what it ran before.
+        The meta flake already holds the agent's input, locked at `sha`.
+        Raises BuildFailed if it cannot be built; no container is left then.
         """
 
-    def stop(self, name: str) -> None: ...
+    def rebuild(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
+        """Build `sha` and switch the container to it.
+
+        The meta flake's working flake.lock holds `sha` for the agent, not yet
+        committed. A running agent runs the new build afterwards; one stopped
+        on purpose stays stopped. Raises BuildFailed with the error to record,
+        and the container then runs what it ran before; if that cannot be
+        restored, the error says how the container diverged.
+        """
+
+    def start(self, name: str) -> None: ...
+
+    def stop(self, name: str, graceful: bool = True) -> None:
+        """Stop the agent: a signal and a grace period first when graceful, then by force."""
+
+    def destroy(self, name: str) -> None:
+        """Stop the agent and remove its container; its repos and state folder stay."""
 
     def run_state(self, name: str) -> RunState: ...
 
-    def log_path(self, name: str) -> Path: ...
+    def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
+        """The command that prints the agent's last `lines` log lines (and follows them)."""
 
 
 def make_runtime(kind: str, state: StateRoot, **options) -> Runtime:
@@ -50,4 +68,11 @@ def make_runtime(kind: str, state: StateRoot, **options) -> Runtime:
         from .local import LocalRuntime
 
         return LocalRuntime(state, **options)
-    raise HiveError(f"unknown runtime {kind!r}: use local")
+    if kind == "nixos":
+        from .nixos import NixosRuntime
+
+        return NixosRuntime(state, **options)
+    raise HiveError(f"unknown runtime {kind!r}: use local or nixos")
+
+
+RUNTIMES = ("local", "nixos")

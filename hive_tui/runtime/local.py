@@ -18,8 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
-from collections import deque
 from pathlib import Path
 
 import pygit2
@@ -32,17 +30,17 @@ from ..layout import StateRoot
 from ..models import rfc3339
 from ..names import is_valid_name
 from . import OutputSink, RunState
-from .procs import is_alive, signal_group, start_ticks, wait_gone
+from .procs import is_alive, run_streaming, signal_group, start_ticks, wait_gone
 from .supervisor import describe_exit
 
 BUILD_TIMEOUT = 900.0
 STOP_GRACE = 10.0
-TAIL_LINES = 40
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
 
 class LocalRuntime:
     name = "local"
+    meta_inputs: dict[str, str] = {}
 
     def __init__(self, state: StateRoot, build_timeout: float = BUILD_TIMEOUT, stop_grace: float = STOP_GRACE):
         self.state = state
@@ -61,11 +59,28 @@ class LocalRuntime:
     def exists(self, name: str) -> bool:
         return self._dir(name).is_dir()
 
-    def create(self, name: str) -> None:
-        self._dir(name).mkdir(mode=0o700, exist_ok=True)
+    def create(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
+        cdir = self._dir(name)
+        cdir.mkdir(mode=0o700)
+        try:
+            self.rebuild(name, repo, sha, on_output)
+        except BaseException:
+            self.destroy(name)
+            raise
+
+    def destroy(self, name: str) -> None:
+        cdir = self._dir(name)
+        if cdir.is_dir():
+            self.stop(name)
+            shutil.rmtree(cdir)
 
     def log_path(self, name: str) -> Path:
         return self._dir(name) / "log"
+
+    def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
+        # --follow=name --retry: keep following across a rebuild's restart,
+        # and wait for a log that does not exist yet.
+        return ["tail", "-n", str(lines), *(["--follow=name", "--retry"] if follow else []), str(self.log_path(name))]
 
     def _env(self, name: str) -> dict[str, str]:
         agent_state = self.state.agent_state(name)
@@ -82,46 +97,25 @@ class LocalRuntime:
         conf = _read_config(nxt)
         if conf.build:
             self._build(name, conf.build, nxt, on_output)
+        # An agent stopped on purpose stays stopped on its new build.
+        stay_stopped = (cdir / "stopped").exists()
         self.stop(name)
         current = cdir / "current"
         shutil.rmtree(current, ignore_errors=True)
         os.rename(nxt, current)
-        self.start(name)
+        if not stay_stopped:
+            self.start(name)
 
     def _build(self, name: str, argv: list[str], cwd: Path, on_output: OutputSink) -> None:
         try:
-            proc = subprocess.Popen(
-                argv, cwd=cwd, env=self._env(name), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+            out = run_streaming(argv, on_output, self.build_timeout, cwd=cwd, env=self._env(name),
+                                log=cwd.parent / "build.log")
         except OSError as e:
             raise BuildFailed(f"build: cannot run {argv[0]!r}: {e.strerror}") from None
-        expired = threading.Event()
-
-        def expire() -> None:
-            expired.set()
-            signal_group(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(self.build_timeout, expire)
-        timer.start()
-        tail: deque[str] = deque(maxlen=TAIL_LINES)
-        try:
-            with open(cwd.parent / "build.log", "wb") as log:
-                assert proc.stdout is not None
-                for raw in proc.stdout:
-                    log.write(raw)
-                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    tail.append(line)
-                    on_output(line)
-            code = proc.wait()
-        finally:
-            timer.cancel()
-            # Whatever the build left running in its group goes with it.
-            signal_group(proc.pid, signal.SIGKILL)
-        if expired.is_set():
-            raise BuildFailed(f"build timed out after {self.build_timeout:g}s\n" + "\n".join(tail))
-        if code != 0:
-            raise BuildFailed(f"build exited with {describe_exit(code)}\n" + "\n".join(tail))
+        if out.timed_out:
+            raise BuildFailed(f"build timed out after {self.build_timeout:g}s\n" + "\n".join(out.tail))
+        if out.code != 0:
+            raise BuildFailed(f"build exited with {describe_exit(out.code)}\n" + "\n".join(out.tail))
 
     def start(self, name: str) -> None:
         cdir = self._dir(name)
@@ -143,17 +137,21 @@ class LocalRuntime:
         record = {"pid": proc.pid, "ticks": start_ticks(proc.pid), "argv": conf.run, "started_at": rfc3339()}
         write_atomic(cdir / "run.json", json.dumps(record))
 
-    def stop(self, name: str) -> None:
-        """SIGTERM to the agent's process group, then SIGKILL after the grace period."""
+    def stop(self, name: str, graceful: bool = True) -> None:
+        """SIGTERM to the agent's process group, then SIGKILL after the grace
+        period; SIGKILL at once when not graceful."""
         cdir = self._dir(name)
+        if not cdir.is_dir():
+            raise NotFound(f"agent {name} has no container")
+        (cdir / "stopped").touch()
         info = read_json(cdir / "run.json")
         if info is None:
             return
-        (cdir / "stopped").touch()
         pid = info["pid"]
         if is_alive(pid, info.get("ticks")):
-            signal_group(pid, signal.SIGTERM)
-            if not wait_gone(pid, self.stop_grace):
+            if graceful:
+                signal_group(pid, signal.SIGTERM)
+            if not graceful or not wait_gone(pid, self.stop_grace):
                 signal_group(pid, signal.SIGKILL)
                 wait_gone(pid, self.stop_grace)
         self._reap(name)

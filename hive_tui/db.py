@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import Conflict, NotFound
-from .models import Approval, Event, rfc3339
+from .errors import Conflict, HiveError, NotFound
+from .models import Approval, Event, Transient, rfc3339
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = (
+# Statements that bring a database from version N-1 to N, applied in order.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+_MIGRATIONS[1] = (
     """CREATE TABLE approvals (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     agent TEXT NOT NULL,
@@ -53,6 +55,13 @@ _SCHEMA = (
     finished_at TEXT
 )""",
 )
+_MIGRATIONS[2] = (
+    """CREATE TABLE transients (
+    agent TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    since TEXT NOT NULL
+)""",
+)
 
 _APPROVAL_COLUMNS = (
     "id, agent, kind, commit_ref, fetched_sha, requested_at, status, "
@@ -74,12 +83,12 @@ class Database:
         self._conn.execute("PRAGMA foreign_keys=ON")
         with self.write() as c:
             version = c.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                for statement in _SCHEMA:
+            if version > SCHEMA_VERSION:
+                raise HiveError(f"{path}: schema version {version} is newer than this engine's {SCHEMA_VERSION}")
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[step]:
                     c.execute(statement)
-                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                raise RuntimeError(f"{path}: schema version {version}, this engine knows {SCHEMA_VERSION}")
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -124,6 +133,9 @@ class Database:
             sql += " LIMIT ?"
             args += (limit,)
         return [_event(r) for r in self._query(sql, args)]
+
+    def transients(self) -> list[Transient]:
+        return [Transient(**dict(r)) for r in self._query("SELECT agent, kind, since FROM transients ORDER BY agent")]
 
     def deploy_journal(self, id: int) -> sqlite3.Row | None:
         rows = self._query("SELECT * FROM deploys WHERE id = ?", (id,))
@@ -179,6 +191,12 @@ class _Txn:
             "INSERT INTO events (at, kind, agent, body) VALUES (?, ?, ?, ?)", (at, kind, agent, text)
         )
         return _event({"seq": cur.lastrowid, "at": at, "kind": kind, "agent": agent, "body": text})
+
+    def set_transient(self, t: Transient) -> None:
+        self._conn.execute("INSERT INTO transients (agent, kind, since) VALUES (?, ?, ?)", (t.agent, t.kind, t.since))
+
+    def clear_transient(self, agent: str) -> None:
+        self._conn.execute("DELETE FROM transients WHERE agent = ?", (agent,))
 
     def journal_start(self, id: int, agent: str, prev_sha: str, target_sha: str) -> None:
         self._conn.execute(

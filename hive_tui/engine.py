@@ -3,13 +3,13 @@
 The engine is synchronous and thread-safe; whoever serves it (the embedded
 client, the socket server) runs its calls off the event loop. Progress and
 changes are pushed to subscribers as model objects: DeployStep, Event,
-Approval and AgentStatus.
+Approval, Transient and AgentStatus.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +23,17 @@ from .errors import Conflict, HiveError, NotFound, describe
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import read_json
 from .layout import OwnerLock, StateRoot
-from .lifecycle import agents_for_meta_listing, install_agent
+from .lifecycle import agents_for_meta_listing, destroy_agent, install_agent, rebuild_agent
 from .meta import MetaCommit, MetaFlake, input_name
-from .models import AgentStatus, Approval, Event, TagRecord
+from .models import AgentStatus, Approval, Event, TagRecord, Transient
 from .names import check_name
 from .runtime import OutputSink, make_runtime
 from .template import new_agent_files
+from .transients import Transients
 from .validate import check_id, check_ref_text, check_text
+
+LOG_LINES_MAX = 10_000
+LOG_TIMEOUT = 30.0
 
 log = logging.getLogger(__name__)
 Listener = Callable[[object], None]
@@ -54,15 +58,25 @@ class Engine:
         self._owner.acquire(lock_wait)
         try:
             self.db = Database(self.state.db)
-            self.meta = MetaFlake(self.state, self.locker)
+            self.meta = MetaFlake(self.state, self.locker, extra_inputs=self.runtime.meta_inputs)
             self.meta.ensure()
         except BaseException:
             self._owner.release()
             raise
         self._listeners: list[Listener] = []
-        self._agent_locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self.transients = Transients(self.db, self._transient_changed)
         self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit)
+        self.interrupted = self._clear_leftover_transients()
+
+    def _clear_leftover_transients(self) -> list[Transient]:
+        """Report the actions a previous engine was in the middle of when it stopped."""
+        leftovers = self.transients.take_leftovers()
+        for item in leftovers:
+            log.warning("%s of %s was interrupted (in flight since %s); cleared", item.kind, item.agent, item.since)
+            with self.db.write() as t:
+                t.add_event("Interrupted", item.agent, status=item.kind,
+                            note=f"{item.kind} was in flight since {item.since} when the engine stopped")
+        return leftovers
 
     def close(self) -> None:
         self.db.close()
@@ -89,9 +103,13 @@ class Engine:
                 # A broken watcher must not break the deploy it watches.
                 log.exception("listener %r failed", listener)
 
-    def _agent_lock(self, name: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._agent_locks.setdefault(name, threading.Lock())
+    def _transient_changed(self, item: Transient) -> None:
+        self._emit(item)
+        if item.agent in self.agents():
+            try:
+                self._emit(self.agent_status(item.agent))
+            except HiveError:
+                log.exception("status of %s after %s", item.agent, item.kind)
 
     # -- reading ----------------------------------------------------------
 
@@ -131,7 +149,12 @@ class Engine:
             active_model=_str_or_none(reported.get("model")),
             status_text=_str_or_none(text),
             status_set_at=_str_or_none(reported.get("set_at")) if text is not None else None,
+            transient=self.transients.kind(name),
         )
+
+    def transients_in_flight(self) -> list[Transient]:
+        """Every action in flight; a Spawning agent has no status row yet, only this."""
+        return self.transients.all()
 
     def pending(self) -> list[Approval]:
         return self.db.approvals(status="pending")
@@ -180,6 +203,7 @@ class Engine:
     def request_spawn(self, name: str, description: str | None = None) -> Approval:
         check_name(name)
         description = check_text(description, "description")
+        self.transients.busy(name)
         with self.db.write() as t:
             if name in self.agents():
                 raise Conflict(f"agent {name} already exists")
@@ -206,9 +230,11 @@ class Engine:
     def carry_out(self, approval: Approval, on_output: OutputSink | None = None) -> Approval:
         """Deploy or spawn a claimed approval; always leaves it resolved.
 
-        Actions on one agent run one after the other.
+        It waits its turn behind any action in flight on the same agent:
+        the operator has already decided.
         """
-        with self._agent_lock(approval.agent):
+        kind = "Spawning" if approval.kind == "spawn" else "Rebuilding"
+        with self.transients.hold(approval.agent, kind, wait=True):
             try:
                 if approval.kind == "apply_commit":
                     return self._deployer.run(approval)
@@ -273,9 +299,93 @@ class Engine:
     def install_agent(self, name: str, files: dict[str, bytes] | None = None,
                       on_output: OutputSink | None = None) -> str:
         """Bring an agent in without an approval: for seeding a hive (the demo, tests)."""
-        with self._agent_lock(name):
+        check_name(name)
+        with self.transients.hold(name, "Spawning"):
             return install_agent(self.state, self.meta, self.runtime, name,
                                  files or new_agent_files(name), on_output or (lambda line: None))
+
+    # -- lifecycle: one named agent each, one action at a time ----------------
+
+    def start(self, name: str) -> None:
+        with self._action(name, "Starting"):
+            self.runtime.start(name)
+
+    def stop(self, name: str, graceful: bool = True) -> None:
+        with self._action(name, "Stopping"):
+            self.runtime.stop(name, graceful)
+
+    def restart(self, name: str) -> None:
+        with self._action(name, "Restarting"):
+            self.runtime.stop(name)
+            self.runtime.start(name)
+
+    def rebuild(self, name: str, on_output: OutputSink | None = None) -> str | None:
+        """Build the agent's applied main again; returns the meta commit, if the lock moved."""
+        with self._action(name, "Rebuilding"):
+            try:
+                commit = rebuild_agent(self.state, self.meta, self.runtime, name, on_output or (lambda line: None))
+            except Exception as e:
+                if not isinstance(e, HiveError):
+                    log.exception("rebuild of %s failed unexpectedly", name)
+                self._record("Rebuilt", name, status="failed", error=describe(e))
+                raise
+            self._record("Rebuilt", name, status="rebuilt", sha=self.meta.locked_rev(name))
+            return commit
+
+    def destroy(self, name: str, purge: bool = False) -> str | None:
+        """Remove the agent's container; with `purge`, its repos and state folder too.
+
+        Returns the error of the meta flake's rerender if it failed: the
+        destroy itself stands.
+        """
+        check_name(name)
+        # A purge may also finish off an agent destroyed earlier without one.
+        kept = purge and any(p.exists() for p in (self.state.applied(name), self.state.agent_state(name)))
+        if name not in self.agents() and not kept:
+            raise NotFound(f"no agent named {name}")
+        with self.transients.hold(name, "Destroying"):
+            warning = destroy_agent(self.state, self.meta, self.runtime, name, purge)
+        self._record("Destroyed", name, status="purged" if purge else "kept", error=warning)
+        return warning
+
+    def set_paused(self, name: str, paused: bool) -> AgentStatus:
+        """Write or remove the agent's pause marker; idempotent both ways."""
+        self._require_agent(name)
+        marker = self.state.agent_state(name) / "paused"
+        if paused:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)
+        row = self.agent_status(name)
+        self._emit(row)
+        return row
+
+    def log_argv(self, name: str, lines: int = 200, follow: bool = False) -> list[str]:
+        """The command that prints (and with `follow`, follows) the agent's log."""
+        self._require_agent(name)
+        if not 0 < lines <= LOG_LINES_MAX:
+            raise HiveError(f"lines must be between 1 and {LOG_LINES_MAX}, not {lines}")
+        return self.runtime.log_argv(name, lines, follow)
+
+    def logs(self, name: str, lines: int = 200) -> list[str]:
+        """The agent's last `lines` log lines."""
+        argv = self.log_argv(name, lines)
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=LOG_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise HiveError(f"cannot read the logs of {name}: {e}") from None
+        if proc.returncode != 0:
+            raise HiveError(f"cannot read the logs of {name}: {proc.stderr.decode('utf-8', 'replace').strip()}")
+        return proc.stdout.decode("utf-8", "replace").splitlines()
+
+    def _action(self, name: str, kind: str):
+        self._require_agent(name)
+        return self.transients.hold(name, kind)
+
+    def _record(self, kind: str, agent: str, **body) -> None:
+        with self.db.write() as t:
+            event = t.add_event(kind, agent, **body)
+        self._emit(event)
 
 
 def _str_or_none(value: object) -> str | None:

@@ -1,15 +1,25 @@
-"""Bringing agents into the hive, and which agents the hive has."""
+"""What happens to an agent's repos, meta flake node and container over its life.
+
+These functions do the work; the engine wraps each one in its transient
+state, its events and its per-agent turn.
+"""
 
 from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
 
 import pygit2
 
 from . import gitrepo
-from .errors import Conflict
+from .errors import Conflict, HiveError, describe
 from .layout import StateRoot
 from .meta import MetaFlake
 from .names import check_name
 from .runtime import OutputSink, Runtime
+
+log = logging.getLogger(__name__)
 
 
 def agents_for_meta_listing(state: StateRoot, runtime: Runtime) -> list[str]:
@@ -21,24 +31,100 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime) -> list[str]:
     return [n for n in runtime.containers() if (state.applied(n) / ".git").is_dir()]
 
 
+def applied_main(state: StateRoot, name: str) -> str:
+    return str(gitrepo.open_repo(state.applied(name)).references[gitrepo.MAIN].target)
+
+
 def install_agent(
     state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, files: dict[str, bytes], on_output: OutputSink
 ) -> str:
-    """Seed an agent's repos (unless they survive a destroy), give it a container,
-    add it to the meta flake and build it. Returns the applied main sha."""
+    """Seed an agent's repos (unless they survive a destroy), add it to the meta
+    flake, and create its container. Returns the applied main sha.
+
+    A spawn that fails leaves nothing behind: what it made is removed, and
+    the meta flake's log never hears of it. Repos and state kept from an
+    earlier destroy are kept again.
+    """
     check_name(name)
-    listed = agents_for_meta_listing(state, runtime)
-    if name in listed:
+    if name in agents_for_meta_listing(state, runtime):
         raise Conflict(f"agent {name} already exists")
-    applied = state.applied(name)
-    if not (applied / ".git").is_dir():
-        gitrepo.init_repo(applied, files, f"spawn {name}")
-    proposed = state.proposed(name)
-    if not proposed.exists():
-        pygit2.clone_repository(str(applied), str(proposed))
-    state.agent_state(name).mkdir(mode=0o700, exist_ok=True)
-    sha = str(gitrepo.open_repo(applied).references[gitrepo.MAIN].target)
-    runtime.create(name)
-    meta.sync(sorted({*listed, name}), f"spawn {name} {sha[:12]}")
-    runtime.rebuild(name, applied, sha, on_output)
-    return sha
+    made: list[Path] = []
+    staged = created = False
+    try:
+        applied = state.applied(name)
+        if not (applied / ".git").is_dir():
+            made.append(applied)
+            gitrepo.init_repo(applied, files, f"spawn {name}")
+        proposed = state.proposed(name)
+        if not proposed.exists():
+            made.append(proposed)
+            pygit2.clone_repository(str(applied), str(proposed))
+        agent_state = state.agent_state(name)
+        if not agent_state.exists():
+            made.append(agent_state)
+            agent_state.mkdir(mode=0o700)
+        sha = applied_main(state, name)
+        node = meta.prepare_spawn(name)
+        staged = True
+        runtime.create(name, applied, sha, on_output)
+        created = True
+        meta.finalize_spawn(name, node, f"spawn {name} {sha[:12]}")
+        return sha
+    except BaseException:
+        _undo(f"spawn of {name}", [
+            *([lambda: runtime.destroy(name)] if created else []),
+            *([lambda: meta.abort_spawn(name)] if staged else []),
+            *[lambda p=p: shutil.rmtree(p) for p in reversed(made)],
+        ])
+        raise
+
+
+def _undo(what: str, steps: list) -> None:
+    """Run every clean-up step, logging the ones that fail: the original error is the one to report."""
+    for step in steps:
+        try:
+            step()
+        except Exception:
+            log.exception("cleaning up after a failed %s", what)
+
+
+def rebuild_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, on_output: OutputSink) -> str | None:
+    """Build the agent's applied main again and switch its container to it.
+
+    Walks the meta flake like a deploy does, so a failed rebuild leaves the
+    meta log as it was. Returns the meta commit, or None when the lock did
+    not change (the usual case: the same sha built again).
+    """
+    sha = applied_main(state, name)
+    node = meta.prepare_deploy(name)
+    try:
+        runtime.rebuild(name, state.applied(name), sha, on_output)
+    except BaseException:
+        meta.abort_deploy(name)
+        raise
+    return meta.finalize_deploy(name, node, f"rebuild {name} {sha[:12]}", skip_unchanged=True)
+
+
+def destroy_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, purge: bool) -> str | None:
+    """Remove the agent's container, and with `purge` its repos and state too.
+
+    Then the meta flake is rendered again from the agents that remain. The
+    destroy stands even if that fails: the error is logged and returned, for
+    the caller to report, and the next meta operation renders it right.
+    """
+    check_name(name)
+    if name in runtime.containers():
+        runtime.destroy(name)
+    if purge:
+        for path in (state.applied(name), state.proposed(name), state.agent_state(name)):
+            if path.exists():
+                shutil.rmtree(path)
+    try:
+        meta.rerender(agents_for_meta_listing(state, runtime), f"destroy {name}")
+    except Exception as e:
+        if not isinstance(e, HiveError):
+            log.exception("meta rerender after destroying %s", name)
+        error = f"the meta flake could not be rendered again after destroying {name}: {describe(e)}"
+        log.warning("%s", error)
+        return error
+    return None

@@ -65,6 +65,21 @@ class AgentStatus(Wire):
     status_set_at: str | None = None
     url: str | None = None
     pending_reminders: int = 0
+    # ours: the lifecycle action in flight on this agent, if any (a Transient kind)
+    transient: str | None = None
+
+
+TRANSIENT_KINDS = ("Spawning", "Starting", "Stopping", "Restarting", "Rebuilding", "Destroying")
+
+
+@dataclass
+class Transient(Wire):
+    """A lifecycle action in flight on one agent; `ended` once it is over."""
+
+    agent: str = ""
+    kind: str = ""  # one of TRANSIENT_KINDS; show any other as is
+    since: str = ""
+    ended: bool = False
 
 
 @dataclass
@@ -73,7 +88,7 @@ class Event(Wire):
 
     seq: int = 0
     at: str = ""
-    kind: str = ""  # ApprovalResolved, Rebuilt, Spawned
+    kind: str = ""  # ApprovalResolved, Rebuilt, Spawned, Destroyed, Interrupted
     agent: str = ""
     id: int | None = None  # the approval it concerns
     status: str | None = None

@@ -1,0 +1,87 @@
+"""Which agent has a lifecycle action in flight, one action per agent at a time.
+
+Operator actions (start, stop, restart, rebuild, destroy) are refused while
+another is in flight on the same agent, so a double key press never queues
+a second destroy. Approved work (a deploy, a spawn) has already been decided,
+so it waits its turn instead.
+
+Each transient is mirrored in the database while it is held; one found there
+when the engine starts was left by a crash, and is cleared and reported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .db import Database
+from .errors import Conflict
+from .models import TRANSIENT_KINDS, Transient, rfc3339
+
+
+def describe(kind: str) -> str:
+    """`Restarting` -> `restarting`, as it reads in a sentence."""
+    return kind.lower()
+
+
+class Transients:
+    def __init__(self, db: Database, on_change: Callable[[Transient], None]):
+        self._db = db
+        self._on_change = on_change
+        self._cond = threading.Condition()
+        self._held: dict[str, Transient] = {}
+
+    def take_leftovers(self) -> list[Transient]:
+        """Transients a previous engine left behind, removed from the database."""
+        leftovers = self._db.transients()
+        with self._db.write() as t:
+            for item in leftovers:
+                t.clear_transient(item.agent)
+        return leftovers
+
+    def kind(self, agent: str) -> str | None:
+        with self._cond:
+            held = self._held.get(agent)
+            return held.kind if held else None
+
+    def all(self) -> list[Transient]:
+        with self._cond:
+            return sorted(self._held.values(), key=lambda t: t.agent)
+
+    def busy(self, agent: str) -> None:
+        """Raise Conflict if `agent` has an action in flight."""
+        with self._cond:
+            held = self._held.get(agent)
+            if held is not None:
+                raise Conflict(f"{agent} is {describe(held.kind)} already; wait for that to finish")
+
+    @contextmanager
+    def hold(self, agent: str, kind: str, wait: bool = False) -> Iterator[Transient]:
+        """Mark `agent` as `kind` for the duration; refuse (or with `wait`, queue)
+        when it already has an action in flight. Cleared whatever the outcome."""
+        assert kind in TRANSIENT_KINDS, kind
+        with self._cond:
+            while agent in self._held:
+                if not wait:
+                    self.busy(agent)
+                self._cond.wait()
+            item = Transient(agent=agent, kind=kind, since=rfc3339())
+            self._held[agent] = item
+            try:
+                with self._db.write() as t:
+                    t.set_transient(item)
+            except BaseException:
+                del self._held[agent]
+                self._cond.notify_all()
+                raise
+        self._on_change(item)
+        try:
+            yield item
+        finally:
+            with self._cond:
+                del self._held[agent]
+                self._cond.notify_all()
+                with self._db.write() as t:
+                    t.clear_transient(agent)
+            self._on_change(Transient(agent=agent, kind=kind, since=item.since, ended=True))

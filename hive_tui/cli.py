@@ -23,6 +23,7 @@ from .client.base import HiveClient
 from .errors import HiveError, InvalidName
 from .names import check_name
 from .plain import one_line, plain
+from .runtime import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
 
@@ -55,7 +56,8 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
 
 async def _status(client: HiveClient, args: argparse.Namespace) -> int:
     rows = await client.status()
-    _emit(args, [r.to_wire() for r in rows], report.status_table(rows))
+    spawning = [t for t in await client.transients() if t.kind == "Spawning"]
+    _emit(args, [r.to_wire() for r in rows], report.status_table(rows, spawning))
     return 0
 
 
@@ -113,6 +115,77 @@ async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _start(client: HiveClient, args: argparse.Namespace) -> int:
+    await client.start(args.name)
+    print(f"started {args.name}")
+    return 0
+
+
+async def _stop(client: HiveClient, args: argparse.Namespace) -> int:
+    await client.stop(args.name, graceful=not args.force)
+    print(f"stopped {args.name}")
+    return 0
+
+
+async def _restart(client: HiveClient, args: argparse.Namespace) -> int:
+    await client.restart(args.name)
+    print(f"restarted {args.name}")
+    return 0
+
+
+async def _rebuild(client: HiveClient, args: argparse.Namespace) -> int:
+    commit = await client.rebuild(args.name)
+    print(f"rebuilt {args.name}" + (f"; meta flake at {commit[:12]}" if commit else ""))
+    return 0
+
+
+async def _destroy(client: HiveClient, args: argparse.Namespace) -> int:
+    if args.purge and not args.yes:
+        await asyncio.to_thread(_confirm_purge, args.name)
+    warning = await client.destroy(args.name, purge=args.purge)
+    print(f"{'purged' if args.purge else 'destroyed'} {args.name}")
+    if warning:
+        print(f"hive-tui: warning: {plain(warning)}", file=sys.stderr)
+    return 0
+
+
+def _confirm_purge(name: str) -> None:
+    """Ask on the terminal for the agent's name; refuse when there is no one to ask."""
+    if not sys.stdin.isatty():
+        raise HiveError(f"refusing to purge {name} without --yes: stdin is not a terminal to confirm on")
+    print(f"Purging {name} deletes its container, its config history (applied and proposed repos)\n"
+          f"and its state folder (credentials, notes). There is no undo.", file=sys.stderr)
+    print(f"Type {name} to purge it: ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = sys.stdin.readline().strip()
+    except KeyboardInterrupt:
+        answer = ""
+    if answer != name:
+        raise HiveError(f"not purged: the answer was not {name!r}")
+
+
+async def _pause(client: HiveClient, args: argparse.Namespace) -> int:
+    await client.set_paused(args.name, args.verb == "pause")
+    print(f"{args.verb}d {args.name}")
+    return 0
+
+
+async def _logs(client: HiveClient, args: argparse.Namespace) -> int:
+    if not args.follow:
+        for line in await client.logs(args.name, args.lines):
+            print(plain(line))
+        return 0
+    async for line in client.follow_logs(args.name, args.lines):
+        print(plain(line), flush=True)
+    return 0
+
+
+def _log_lines(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"lines must be a number from 1 to 10000, not {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -126,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hive-tui {__version__}")
     parser.add_argument("--state", type=Path, metavar="DIR",
                         help=f"run the engine in this process on DIR (default: {default_state()})")
-    parser.add_argument("--runtime", default="local", choices=["local"], help="container runtime")
+    parser.add_argument("--runtime", default="local", choices=list(RUNTIMES),
+                        help="container runtime: local processes, or nixos-container on a NixOS host")
     parser.add_argument("--locker", default="auto", choices=["auto", "nix", "builtin"],
                         help="how the meta flake is locked (auto: nix when installed)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -157,6 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("events", _events, "the helper events sent to the manager, in order")
     p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this one")
     verb("meta-log", _meta_log, "the meta flake's deploy log, newest first")
+    for name, fn, help in (
+        ("start", _start, "start the agent's container"),
+        ("stop", _stop, "stop the agent: a signal and a grace period, then by force"),
+        ("restart", _restart, "stop the agent and start it again"),
+        ("rebuild", _rebuild, "build the agent's applied config again and switch to it"),
+        ("pause", _pause, "park the agent's turn loop (it keeps running)"),
+        ("resume", _pause, "let a paused agent take turns again"),
+    ):
+        p = verb(name, fn, help)
+        p.add_argument("name", type=_agent_name, metavar="NAME")
+        if name == "stop":
+            p.add_argument("--force", action="store_true", help="kill at once, without the grace period")
+    p = verb("destroy", _destroy, "remove the agent's container; its repos and state stay unless --purge")
+    p.add_argument("name", type=_agent_name, metavar="NAME")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete its config history and state folder, with no undo (asks first)")
+    p.add_argument("--yes", action="store_true", help="purge without asking")
+    p = verb("logs", _logs, "the agent's log")
+    p.add_argument("name", type=_agent_name, metavar="NAME")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    p.add_argument("--lines", "-n", type=_log_lines, default=200, help="how many lines to start with")
     return parser
 
 

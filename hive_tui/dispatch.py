@@ -21,7 +21,7 @@ from .models import Approval
 
 log = logging.getLogger(__name__)
 
-_TYPES = {int: "an integer", str: "a string", bool: "a boolean"}
+_TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,29 @@ def _check(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
             raise HiveError(f"field `{name}` must be {_TYPES[spec.type]}, not {type(value).__name__}")
         args[name] = value
     return args
+
+
+def _ack(_: object) -> dict:
+    return {}
+
+
+def _one_agent(scope: dict[str, Any]) -> str:
+    """The one agent a hyperhive `scope` names.
+
+    hyperhive reads a scope whose selectors are all empty as the whole hive;
+    here an action always names exactly one agent, so anything else is refused.
+    """
+    names = scope.get("agent_names")
+    if not isinstance(names, list) or not names:
+        raise HiveError("scope names no agent; name exactly one in scope.agent_names (an empty scope is never 'all')")
+    if len(names) != 1:
+        raise HiveError(f"scope names {len(names)} agents; name exactly one")
+    other = sorted(k for k, v in scope.items() if k != "agent_names" and v)
+    if other:
+        raise HiveError(f"scope selectors {', '.join(other)} are not supported; name one agent in agent_names")
+    if not isinstance(names[0], str):
+        raise HiveError(f"scope.agent_names must hold strings, not {type(names[0]).__name__}")
+    return names[0]
 
 
 class Dispatcher:
@@ -87,6 +110,26 @@ class Dispatcher:
                 self._sync(lambda since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
             ),
             "meta_log": ({}, self._sync(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
+            "transients": ({}, self._sync(lambda: {"transients": [t.to_wire() for t in e.transients_in_flight()]})),
+            "start": ({"scope": Field(dict)}, self._sync(lambda scope: _ack(e.start(_one_agent(scope))))),
+            "stop": (
+                {"scope": Field(dict), "graceful": Field(bool, False)},
+                self._sync(lambda scope, graceful=None: _ack(e.stop(_one_agent(scope), graceful is not False))),
+            ),
+            "restart": ({"name": Field(str)}, self._sync(lambda name: _ack(e.restart(name)))),
+            "rebuild": ({"name": Field(str)}, self._sync(lambda name: {"meta_commit": e.rebuild(name)})),
+            "destroy": (
+                {"name": Field(str), "purge": Field(bool, False)},
+                self._sync(lambda name, purge=None: {"warning": e.destroy(name, purge is True)}),
+            ),
+            "set_paused": (
+                {"name": Field(str), "paused": Field(bool)},
+                self._sync(lambda name, paused: {"agent_statuses": [e.set_paused(name, paused).to_wire()]}),
+            ),
+            "logs": (
+                {"name": Field(str), "lines": Field(int, False)},
+                self._sync(lambda name, lines=None: {"lines": e.logs(name, lines or 200)}),
+            ),
         }
 
     @staticmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .models import AgentStatus, Approval, DeployStep, Event, TagRecord
+from .models import AgentStatus, Approval, DeployStep, Event, TagRecord, Transient
 from .plain import one_line, plain
 
 
@@ -38,6 +38,8 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
 
 
 def state_word(row: AgentStatus) -> str:
+    if row.transient:
+        return f"{plain(row.transient).lower()}…"
     if row.failed:
         return "failed"
     return "running" if row.running else "stopped"
@@ -49,14 +51,14 @@ def flags(row: AgentStatus) -> str:
     return ",".join(words) or "-"
 
 
-def status_table(rows: list[AgentStatus]) -> str:
-    if not rows:
-        return "no agents"
-    return table(
+def status_table(rows: list[AgentStatus], spawning: Sequence[Transient] = ()) -> str:
+    coming = f"spawning: {', '.join(plain(t.agent) for t in spawning)}" if spawning else ""
+    body = table(
         ["NAME", "STATE", "DEPLOYED", "FLAGS", "MODEL", "STATUS"],
         [[plain(r.name), state_word(r), r.deployed_sha or "-", flags(r), one_line(r.active_model, 16) or "-",
           (f"{one_line(r.status_text, 48)} ({age(r.status_set_at)})" if r.status_text else "-")] for r in rows],
-    )
+    ) if rows else "no agents"
+    return "\n".join(filter(None, [body, coming]))
 
 
 def approvals_table(items: list[Approval]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import HiveError
-from .models import AgentStatus, Approval, DeployStep, Event
+from .models import AgentStatus, Approval, DeployStep, Event, Transient
 
 VERSION = 1
 
@@ -20,6 +20,7 @@ PUSH_KEYS: dict[type, str] = {
     DeployStep: "deploy_step",
     Approval: "approval",
     Event: "event",
+    Transient: "transient",
 }
 
 

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..models import AgentStatus, Approval, Event, TagRecord
+from ..models import AgentStatus, Approval, Event, TagRecord, Transient
 
 
 class HiveClient(abc.ABC):
@@ -88,6 +88,39 @@ class HiveClient(abc.ABC):
 
     async def meta_log(self) -> list[dict[str, Any]]:
         return list((await self.request({"cmd": "meta_log"})).get("commits", []))
+
+    async def transients(self) -> list[Transient]:
+        r = await self.request({"cmd": "transients"})
+        return [Transient.from_wire(t) for t in r.get("transients", [])]
+
+    async def start(self, name: str) -> None:
+        await self.request({"cmd": "start", "scope": {"agent_names": [name]}})
+
+    async def stop(self, name: str, graceful: bool = True) -> None:
+        await self.request({"cmd": "stop", "scope": {"agent_names": [name]}, "graceful": graceful})
+
+    async def restart(self, name: str) -> None:
+        await self.request({"cmd": "restart", "name": name})
+
+    async def rebuild(self, name: str) -> str | None:
+        """Returns the meta commit the rebuild made, None when the lock did not move."""
+        return (await self.request({"cmd": "rebuild", "name": name})).get("meta_commit")
+
+    async def destroy(self, name: str, purge: bool = False) -> str | None:
+        """Returns a warning when the destroy stands but the meta flake could not follow."""
+        return (await self.request({"cmd": "destroy", "name": name, "purge": purge})).get("warning")
+
+    async def set_paused(self, name: str, paused: bool) -> AgentStatus:
+        r = await self.request({"cmd": "set_paused", "name": name, "paused": paused})
+        rows = r.get("agent_statuses") or [{"name": name, "paused": paused}]
+        return AgentStatus.from_wire(rows[0])
+
+    async def logs(self, name: str, lines: int = 200) -> list[str]:
+        return list((await self.request({"cmd": "logs", "name": name, "lines": lines})).get("lines", []))
+
+    @abc.abstractmethod
+    def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
+        """The agent's last `lines` log lines, then each new one as it is written."""
 
 
 class Feed:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from .. import wire
 from ..dispatch import Dispatcher
 from ..engine import Engine
+from ..logstream import follow_command
 from .base import Feed, HiveClient
 
 
@@ -40,6 +42,11 @@ class EmbeddedClient(HiveClient):
             return self.engine.subscribe(listener)
 
         return Feed(start)
+
+    async def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
+        argv = await asyncio.to_thread(self.engine.log_argv, name, lines, True)
+        async for line in follow_command(argv):
+            yield line
 
     async def close(self) -> None:
         await self.dispatcher.drain()

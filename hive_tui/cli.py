@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from pathlib import Path
 
 import platformdirs
@@ -175,8 +176,9 @@ async def _logs(client: HiveClient, args: argparse.Namespace) -> int:
         for line in await client.logs(args.name, args.lines):
             print(plain(line))
         return 0
-    async for line in client.follow_logs(args.name, args.lines):
-        print(plain(line), flush=True)
+    async with aclosing(client.follow_logs(args.name, args.lines)) as followed:
+        async for line in followed:
+            print(plain(line), flush=True)
     return 0
 
 

@@ -128,7 +128,7 @@ class Dispatcher:
             ),
             "logs": (
                 {"name": Field(str), "lines": Field(int, False)},
-                self._sync(lambda name, lines=None: {"lines": e.logs(name, lines or 200)}),
+                self._sync(lambda name, lines=None: {"lines": e.logs(name, 200 if lines is None else lines)}),
             ),
         }
 

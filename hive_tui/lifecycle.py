@@ -46,8 +46,13 @@ def install_agent(
     earlier destroy are kept again.
     """
     check_name(name)
-    if name in agents_for_meta_listing(state, runtime):
+    listed = agents_for_meta_listing(state, runtime)
+    if name in listed:
         raise Conflict(f"agent {name} already exists")
+    if meta.agents() != listed:
+        # An earlier rerender failed (see destroy_agent): catch up first, so
+        # the spawn's commit changes the new agent's node and nothing else.
+        meta.rerender(listed, "render the agents the hive has")
     made: list[Path] = []
     staged = created = False
     try:

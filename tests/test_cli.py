@@ -35,7 +35,7 @@ HOST_SOCK_APPROVAL = {
 def run(root: Path, *args: str, check: int | None = 0) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [str(EXE), "--state", str(root), "--locker", "builtin", *args],
-        capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     if check is not None:
@@ -193,3 +193,61 @@ def test_the_tour_walks_a_throwaway_hive_and_cleans_up(tmp_path):
         assert outcome in proc.stdout
     assert "[1 atlas] finalize: deployed/1" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lifecycle_verbs(demo):
+    def row(name: str) -> dict:
+        return {r["name"]: r for r in run_json(demo, "status")}[name]
+
+    assert run(demo, "stop", "atlas").stdout == "stopped atlas\n"
+    assert (row("atlas")["running"], row("atlas")["failed"]) == (False, False)
+    run(demo, "start", "atlas")
+    run(demo, "restart", "atlas")
+    assert row("atlas")["running"]
+    run(demo, "pause", "atlas")
+    assert row("atlas")["paused"] and (demo / "agents" / "atlas" / "paused").exists()
+    run(demo, "resume", "atlas")
+    assert not row("atlas")["paused"]
+    assert run(demo, "rebuild", "atlas").stdout == "rebuilt atlas\n"
+    wait_for(lambda: "atlas" in run(demo, "logs", "atlas", "-n", "3").stdout, what="atlas's log")
+    run(demo, "stop", "bramble", "--force")
+    assert not row("bramble")["running"]
+    assert run(demo, "destroy", "cinder").stdout == "destroyed cinder\n"
+    assert [r["name"] for r in run_json(demo, "status")] == ["atlas", "bramble"]
+    assert (demo / "applied" / "cinder").is_dir() and (demo / "agents" / "cinder").is_dir()
+    assert "no agent named cinder" in run(demo, "start", "cinder", check=1).stderr
+
+
+def test_purge_refuses_without_a_terminal_to_ask_on(demo):
+    before = tree_snapshot(demo / "applied")
+    proc = run(demo, "destroy", "cinder", "--purge", check=1)
+    assert "refusing to purge cinder without --yes: stdin is not a terminal" in proc.stderr
+    assert tree_snapshot(demo / "applied") == before
+    assert "cinder" in [r["name"] for r in run_json(demo, "status")]
+    assert run(demo, "destroy", "cinder", "--purge", "--yes").stdout == "purged cinder\n"
+    assert not (demo / "applied" / "cinder").exists() and not (demo / "agents" / "cinder").exists()
+
+
+def _on_a_terminal(root: Path, answer: str, *args: str) -> tuple[int, str]:
+    """Run hive-tui with a pseudo-terminal as stdin, type `answer`, return (code, stderr)."""
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(EXE), "--state", str(root), "--locker", "builtin", *args],
+            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        os.write(controller, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    return proc.returncode, err
+
+
+def test_purge_asks_for_the_agents_name_on_a_terminal(demo):
+    code, err = _on_a_terminal(demo, "atlas", "destroy", "cinder", "--purge")
+    assert code == 1 and "There is no undo" in err and "not purged: the answer was not 'cinder'" in err
+    assert (demo / "applied" / "cinder").is_dir()
+    code, err = _on_a_terminal(demo, "cinder", "destroy", "cinder", "--purge")
+    assert code == 0, err
+    assert not (demo / "applied" / "cinder").exists()

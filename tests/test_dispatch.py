@@ -35,6 +35,19 @@ def dispatcher(engine):
     ({"cmd": "history", "name": "../etc"}, "invalid agent name '../etc'"),
     ({"cmd": "request_apply_commit", "agent": "alpha"}, "missing field `commit_ref`"),
     ({"cmd": "request_spawn", "name": "a\x1bb"}, "invalid agent name 'a\\x1bb'"),
+    ({"cmd": "start"}, "missing field `scope`"),
+    ({"cmd": "start", "scope": "alpha"}, "field `scope` must be an object, not str"),
+    ({"cmd": "start", "scope": {}}, "scope names no agent"),
+    ({"cmd": "stop", "scope": {"agent_names": []}}, "an empty scope is never 'all'"),
+    ({"cmd": "stop", "scope": {"agent_names": ["alpha", "beta"]}}, "scope names 2 agents; name exactly one"),
+    ({"cmd": "stop", "scope": {"agent_names": ["alpha"], "services": ["x"]}}, "scope selectors services"),
+    ({"cmd": "start", "scope": {"agent_names": [5]}}, "must hold strings, not int"),
+    ({"cmd": "stop", "scope": {"agent_names": ["../x"]}}, "invalid agent name '../x'"),
+    ({"cmd": "restart", "name": "ghost"}, "no agent named ghost"),
+    ({"cmd": "destroy", "name": "alpha", "purge": "yes"}, "field `purge` must be a boolean, not str"),
+    ({"cmd": "destroy", "name": "../x", "purge": True}, "invalid agent name '../x'"),
+    ({"cmd": "set_paused", "name": "alpha"}, "missing field `paused`"),
+    ({"cmd": "logs", "name": "alpha", "lines": 0}, "lines must be between 1 and 10000"),
 ])
 def test_bad_requests_are_answered_and_change_nothing(engine, dispatcher, request_, error):
     before = tree_snapshot(engine.state.root)
@@ -77,3 +90,28 @@ def test_embedded_client_round_trip(engine):
     assert (denied.status, denied.note) == ("denied", "later")
     assert [t.tag for t in history] == ["proposal/1", "approved/1", "building/1", "deployed/1"]
     assert [e.kind for e in events] == ["Rebuilt", "ApprovalResolved", "ApprovalResolved"]
+
+
+def test_lifecycle_verbs_through_the_embedded_client(engine):
+    engine.install_agent("alpha", agent_files())
+    engine.install_agent("beta", agent_files())
+
+    async def scenario():
+        client = EmbeddedClient(engine)  # not closed: that would close the fixture's engine
+        await client.stop("alpha")
+        stopped = {r.name: r.running for r in await client.status()}
+        await client.start("alpha")
+        await client.restart("alpha")
+        paused = await client.set_paused("alpha", True)
+        rebuilt = await client.rebuild("alpha")
+        warning = await client.destroy("beta", purge=True)
+        return stopped, paused, rebuilt, warning, await client.status(), await client.transients()
+
+    stopped, paused, rebuilt, warning, rows, transients = asyncio.run(scenario())
+    assert stopped == {"alpha": False, "beta": True}
+    assert paused.paused and paused.name == "alpha"
+    assert rebuilt is None and warning is None
+    assert [(r.name, r.running, r.paused, r.transient) for r in rows] == [("alpha", True, True, None)]
+    assert transients == []
+    assert not engine.state.applied("beta").exists()
+    assert [e.kind for e in engine.events()] == ["Rebuilt", "Destroyed"]

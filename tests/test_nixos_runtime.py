@@ -402,3 +402,38 @@ def test_invalid_names_are_refused_before_any_command(host, rt, bad, action):
     with pytest.raises(InvalidName):
         action(rt, bad)
     assert host.calls() == []
+
+
+def test_the_engine_drives_a_whole_life_through_the_runtime(host, state, profiles, tmp_path):
+    """Spawn, stop, start, restart, rebuild and destroy of one agent on the nixos
+    runtime: the commands that change a container, in order."""
+    from hive_tui.engine import Engine
+
+    options = {"profiles_dir": profiles, "command_timeout": 5.0, "build_timeout": 5.0}
+    with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
+        flake_nix = (state.meta / "flake.nix").read_text()
+        assert 'nixpkgs = { url = "nixpkgs"; };' in flake_nix
+        engine.install_agent("alpha")
+        host.write("active/container@h-alpha.service", "active\n")
+        assert engine.agent_status("alpha").running
+        engine.stop("alpha")
+        engine.start("alpha")
+        engine.restart("alpha")
+        engine.rebuild("alpha")
+        assert engine.log_argv("alpha", 50, follow=True) == [
+            "journalctl", "--machine=h-alpha", "--no-pager", "--output=short-iso", "--lines", "50", "--follow"]
+        engine.destroy("alpha")
+        assert engine.agents() == [] and engine.meta.agents() == []
+
+    changes = [c for c in host.calls() if c[1:2] != ["list"] and c[1:2] != ["show"]]
+    assert changes == [
+        create_argv(state, "alpha"),
+        ["nixos-container", "start", "h-alpha"],
+        ["nixos-container", "stop", "h-alpha"],
+        ["nixos-container", "start", "h-alpha"],
+        ["nixos-container", "stop", "h-alpha"],
+        ["nixos-container", "start", "h-alpha"],
+        update_argv(state, "alpha"),
+        ["nixos-container", "destroy", "h-alpha"],
+    ]
+    assert host.containers() == []

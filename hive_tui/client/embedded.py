@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,8 +46,10 @@ class EmbeddedClient(HiveClient):
 
     async def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
         argv = await asyncio.to_thread(self.engine.log_argv, name, lines, True)
-        async for line in follow_command(argv):
-            yield line
+        # aclosing: the command is killed as soon as our caller stops, not at garbage collection.
+        async with aclosing(follow_command(argv)) as followed:
+            async for line in followed:
+                yield line
 
     async def close(self) -> None:
         await self.dispatcher.drain()

@@ -116,21 +116,18 @@ async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _start(client: HiveClient, args: argparse.Namespace) -> int:
-    await client.start(args.name)
-    print(f"started {args.name}")
-    return 0
+_DONE = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused", "resume": "resumed"}
 
 
-async def _stop(client: HiveClient, args: argparse.Namespace) -> int:
-    await client.stop(args.name, graceful=not args.force)
-    print(f"stopped {args.name}")
-    return 0
-
-
-async def _restart(client: HiveClient, args: argparse.Namespace) -> int:
-    await client.restart(args.name)
-    print(f"restarted {args.name}")
+async def _act(client: HiveClient, args: argparse.Namespace) -> int:
+    """start, stop, restart, pause and resume: one agent each, done when it returns."""
+    if args.verb == "stop":
+        await client.stop(args.name, graceful=not args.force)
+    elif args.verb in ("pause", "resume"):
+        await client.set_paused(args.name, args.verb == "pause")
+    else:
+        await getattr(client, args.verb)(args.name)
+    print(f"{_DONE[args.verb]} {args.name}")
     return 0
 
 
@@ -163,12 +160,6 @@ def _confirm_purge(name: str) -> None:
         answer = ""
     if answer != name:
         raise HiveError(f"not purged: the answer was not {name!r}")
-
-
-async def _pause(client: HiveClient, args: argparse.Namespace) -> int:
-    await client.set_paused(args.name, args.verb == "pause")
-    print(f"{args.verb}d {args.name}")
-    return 0
 
 
 async def _logs(client: HiveClient, args: argparse.Namespace) -> int:
@@ -234,12 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this one")
     verb("meta-log", _meta_log, "the meta flake's deploy log, newest first")
     for name, fn, help in (
-        ("start", _start, "start the agent's container"),
-        ("stop", _stop, "stop the agent: a signal and a grace period, then by force"),
-        ("restart", _restart, "stop the agent and start it again"),
+        ("start", _act, "start the agent's container"),
+        ("stop", _act, "stop the agent: a signal and a grace period, then by force"),
+        ("restart", _act, "stop the agent and start it again"),
         ("rebuild", _rebuild, "build the agent's applied config again and switch to it"),
-        ("pause", _pause, "park the agent's turn loop (it keeps running)"),
-        ("resume", _pause, "let a paused agent take turns again"),
+        ("pause", _act, "park the agent's turn loop (it keeps running)"),
+        ("resume", _act, "let a paused agent take turns again"),
     ):
         p = verb(name, fn, help)
         p.add_argument("name", type=_agent_name, metavar="NAME")

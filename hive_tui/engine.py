@@ -107,7 +107,7 @@ class Engine:
         self._emit(item)
         if item.agent in self.agents():
             try:
-                self._emit(self.agent_status(item.agent))
+                self._emit(self._row(item.agent, self.meta.committed_lock()))
             except HiveError:
                 log.exception("status of %s after %s", item.agent, item.kind)
 

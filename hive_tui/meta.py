@@ -73,6 +73,17 @@ def render_flake(state: StateRoot, agents: list[str], system: str, extra_inputs:
 """
 
 
+def _with_agent_nodes(lock: dict, agent_nodes: dict[str, dict]) -> dict:
+    """`lock` with exactly `agent_nodes` (input name -> node) as its agent
+    nodes and root inputs; nodes of other inputs (nixpkgs) are kept."""
+    nodes = {k: v for k, v in lock["nodes"].items() if not k.startswith("agent-")}
+    root = dict(nodes.get("root", {}))
+    inputs = {k: v for k, v in root.pop("inputs", {}).items() if not k.startswith("agent-")}
+    inputs.update({name: name for name in agent_nodes})
+    nodes["root"] = {**root, **({"inputs": inputs} if inputs else {})}
+    return {**lock, "nodes": {**nodes, **agent_nodes}}
+
+
 @dataclass(frozen=True)
 class MetaCommit:
     sha: str
@@ -136,13 +147,8 @@ class MetaFlake:
     def _commit(self, nodes: dict[str, dict], message: str) -> str:
         """Commit flake.nix for exactly the agents in `nodes` (agent -> lock node),
         and the last commit's flake.lock with its agent nodes replaced by those."""
-        lock = self.committed_lock() or empty_lock()
-        kept = {k: v for k, v in lock["nodes"].items() if not k.startswith("agent-")}
-        root = kept.get("root", {})
-        others = {k: v for k, v in root.get("inputs", {}).items() if not k.startswith("agent-")}
-        inputs = {**others, **{input_name(a): input_name(a) for a in nodes}}
-        kept["root"] = {**{k: v for k, v in root.items() if k != "inputs"}, **({"inputs": inputs} if inputs else {})}
-        lock["nodes"] = {**kept, **{input_name(a): node for a, node in nodes.items()}}
+        lock = _with_agent_nodes(self.committed_lock() or empty_lock(),
+                                 {input_name(a): node for a, node in nodes.items()})
         files = {"flake.nix": self._render(nodes).encode(), "flake.lock": dump_lock(lock).encode()}
         return str(gitrepo.commit_files(self._repo(), files, message, checkout=False))
 
@@ -157,13 +163,8 @@ class MetaFlake:
         gitrepo.stage(self._repo(), ["flake.nix"])
         working = read_lock(self.dir)
         names = {input_name(a) for a in keep}
-        working["nodes"] = {k: v for k, v in working["nodes"].items() if not k.startswith("agent-") or k in names}
-        root = working["nodes"].setdefault("root", {})
-        inputs = {k: v for k, v in root.get("inputs", {}).items() if not k.startswith("agent-") or k in names}
-        root.pop("inputs", None)
-        if inputs:
-            root["inputs"] = inputs
-        write_atomic(self.dir / "flake.lock", dump_lock(working))
+        kept = {k: v for k, v in working["nodes"].items() if k in names}
+        write_atomic(self.dir / "flake.lock", dump_lock(_with_agent_nodes(working, kept)))
 
     def prepare_spawn(self, agent: str) -> dict:
         """Render and lock a new agent's input in the working files, uncommitted."""

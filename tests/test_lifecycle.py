@@ -229,7 +229,8 @@ def test_a_denied_spawn_leaves_nothing_behind(engine, tmp_path):
         engine.history("dune")
 
 
-def test_destroy_keeps_the_history_a_recreation_reuses(engine):
+@pytest.mark.parametrize("locker", ["builtin", "nix"])
+def test_destroy_keeps_the_history_a_recreation_reuses(engine, locker):
     engine.install_agent("alpha", agent_files())
     deployed = engine.approve(propose(engine, "alpha", {"notes.txt": b"v2"}, "v2").id)
     assert deployed.terminal_tag == f"deployed/{deployed.id}"

@@ -1,0 +1,372 @@
+"""The operator's list of hosts: which hives the console reaches, and how.
+
+A YAML file in the platform's config folder (`default_config_path()`):
+
+    default: rack1            # optional: the host used when none is given
+    hosts:
+      rack1:
+        transport: ssh        # ssh | unix | embedded
+        address: ops@rack1.example.net:2222   # [user@]host[:port]; IPv6 as [::1]:22
+        socket: /run/hive-tui/host.sock       # ssh and unix: the socket path on that host
+        forward_agent: false  # ssh only, optional, default false
+      here:
+        transport: unix
+        socket: /run/hive-tui/host.sock
+      demo:
+        transport: embedded
+        state: ~/hives/demo   # embedded only, optional (default: the demo hive)
+
+An ssh host may be an alias from ~/.ssh/config. Host names match
+`[A-Za-z0-9][A-Za-z0-9._-]*`, at most 64 characters, taken as written.
+On the command line a host is one of those names, or given whole as
+`unix:/path/to/socket` or `ssh://[user@]host[:port]/path/to/socket`.
+
+The file says where an operator's approvals go, so it is read strictly:
+a mistake is refused as `<path>:<line>: what is wrong` instead of being
+guessed around. It is only composed into YAML nodes, never constructed,
+so no tag can build an object, and every value keeps its line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import HiveError
+
+MAX_BYTES = 1024 * 1024
+MAX_HOST_NAME = 64
+TRANSPORTS = ("ssh", "unix", "embedded")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_HOST_KEYS = ("transport", "address", "socket", "forward_agent", "state")
+_TAKES = {"ssh": ("address", "socket", "forward_agent"), "unix": ("socket",), "embedded": ("state",)}
+_REQUIRES = {"ssh": ("address", "socket"), "unix": ("socket",), "embedded": ()}
+_YAML = "tag:yaml.org,2002:"
+# What the safe resolver gives untagged values; merge and value keys pass
+# here so that they are refused as unknown keys, which says more.
+_PLAIN_TAGS = {_YAML + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "merge", "value")}
+_KINDS = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean",
+          "null": "an empty value", "timestamp": "a date"}
+_SPEC_FORMS = "a host name, unix:/path/to/socket or ssh://[user@]host[:port]/path/to/socket"
+
+
+class ConfigError(HiveError):
+    """The host list, or a host named on the command line, cannot be used."""
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    transport: str
+    socket: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    port: int | None = None
+    state: Path | None = None
+    forward_agent: bool = False
+
+    def describe(self) -> str:
+        if self.transport == "ssh":
+            host = f"[{self.hostname}]" if ":" in (self.hostname or "") else self.hostname
+            user = f"{self.user}@" if self.user else ""
+            port = f":{self.port}" if self.port is not None else ""
+            return f"ssh {user}{host}{port}:{self.socket}"
+        if self.transport == "unix":
+            return f"unix:{self.socket}"
+        return "embedded" if self.state is None else f"embedded:{self.state}"
+
+
+@dataclass(frozen=True)
+class Config:
+    hosts: dict[str, Host]
+    default: str | None
+    path: Path | None
+
+
+def default_config_path() -> Path:
+    return platformdirs.user_config_path("hive-tui") / "hosts.yaml"
+
+
+class _At(Exception):
+    """A mistake on a line of the file; load_config adds the path."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def _at(node: Node, message: str) -> _At:
+    return _At(node.start_mark.line + 1, message)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The host list at `path` (default: `default_config_path()`); a missing file is an empty one."""
+    path = default_config_path() if path is None else Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        return Config(hosts={}, default=None, path=path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the host list: {e.strerror or e}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than 1 MiB, which no host list needs; is it the right file?")
+    try:
+        return _parse(_decode(data), path)
+    except _At as e:
+        raise ConfigError(f"{path}:{e.line}: {e.message}") from None
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise _At(line, f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8") from None
+
+
+def _compose(text: str) -> Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as e:
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise _At(text[:e.position].count("\n") + 1, f"character U+{code:04X} is not allowed in YAML") from None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        what = e.problem or e.context or "not valid YAML"
+        if "'\\t'" in what:
+            what += " (YAML is indented with spaces, never tabs)"
+        elif e.context and e.context.startswith("while") and e.context_mark and mark is not e.context_mark:
+            what += f" ({e.context} from line {e.context_mark.line + 1})"
+        elif e.context and e.problem:
+            what = f"{e.context}, {e.problem}"
+        raise _At(mark.line + 1 if mark else 1, what) from None
+    except yaml.YAMLError as e:
+        raise _At(1, f"not valid YAML: {e}") from None
+
+
+def _check_tags(root: Node) -> None:
+    """Refuse the first explicit tag (`!!python/object`, `!foo`...) in the file, wherever it is."""
+    seen: set[int] = set()
+    stack, bad = [root], []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.tag not in _PLAIN_TAGS:
+            bad.append(node)
+        if isinstance(node, MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    if bad:
+        node = min(bad, key=lambda n: (n.start_mark.line, n.start_mark.column))
+        tag = node.tag.replace(_YAML, "!!", 1)
+        raise _at(node, f"the tag {tag} is not allowed; the host list holds plain values only")
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return _KINDS.get(node.tag.removeprefix(_YAML), "a tagged value")
+
+
+def _is_null(node: Node) -> bool:
+    return node.tag == _YAML + "null"
+
+
+def _items(node: Node, what: str, allowed: tuple[str, ...] | None = None) -> dict[str, tuple[Node, Node]]:
+    """The pairs of a mapping by key text, in order; duplicate and unknown keys refused."""
+    if not isinstance(node, MappingNode):
+        raise _at(node, f"{what} must be a mapping, not {_kind(node)}")
+    items: dict[str, tuple[Node, Node]] = {}
+    for key, value in node.value:
+        if not isinstance(key, ScalarNode):
+            raise _at(key, f"a key in {what} must be a name, not {_kind(key)}")
+        if key.value in items:
+            first = items[key.value][0].start_mark.line + 1
+            raise _at(key, f"duplicate key {key.value!r} in {what}; the first is on line {first}")
+        if allowed is not None and key.value not in allowed:
+            raise _at(key, f"unknown key {key.value!r} in {what}; allowed: {', '.join(allowed)}")
+        items[key.value] = (key, value)
+    return items
+
+
+def _string(node: Node, what: str) -> str:
+    if node.tag != _YAML + "str":
+        hint = " (quote it if it is meant as text)" if isinstance(node, ScalarNode) and node.value else ""
+        raise _at(node, f"{what} must be a string, not {_kind(node)}{hint}")
+    return node.value
+
+
+def _parse(text: str, path: Path) -> Config:
+    root = _compose(text)
+    if root is None:
+        return Config(hosts={}, default=None, path=path)
+    _check_tags(root)
+    if not isinstance(root, MappingNode):
+        raise _at(root, f"the host list must be a mapping with `hosts` and optionally `default`, not {_kind(root)}")
+    top = _items(root, "the host list", ("default", "hosts"))
+    hosts: dict[str, Host] = {}
+    if "hosts" in top and not _is_null(top["hosts"][1]):
+        for name, (key, node) in _items(top["hosts"][1], "hosts").items():
+            hosts[name] = _host(name, key, node)
+    default = None
+    if "default" in top and not _is_null(node := top["default"][1]):
+        if not isinstance(node, ScalarNode):
+            raise _at(node, f"default must be a host name, not {_kind(node)}")
+        if node.value not in hosts:
+            known = f"the hosts are {', '.join(hosts)}" if hosts else "the file defines no hosts"
+            raise _at(node, f"default {node.value!r} is not a host in this file; {known}")
+        default = node.value
+    return Config(hosts=hosts, default=default, path=path)
+
+
+def _host(name: str, key: Node, node: Node) -> Host:
+    if len(name) > MAX_HOST_NAME or not _NAME_RE.fullmatch(name):
+        raise _at(key, f"invalid host name {name!r}: use letters, digits, '.', '_' and '-', "
+                       f"a letter or digit first, at most {MAX_HOST_NAME} characters")
+    what = f"host {name}"
+    fields = _items(node, what, _HOST_KEYS)
+    if "transport" not in fields:
+        raise _at(key, f"{what} has no transport; give one of {', '.join(TRANSPORTS)}")
+    tnode = fields["transport"][1]
+    transport = _string(tnode, f"{what}: transport")
+    if transport not in TRANSPORTS:
+        raise _at(tnode, f"{what}: unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
+    for field, (fkey, _) in fields.items():
+        if field != "transport" and field not in _TAKES[transport]:
+            owners = " and ".join(t for t in TRANSPORTS if field in _TAKES[t])
+            raise _at(fkey, f"{what}: {field} is only for {owners} hosts, and this one is {transport}")
+    for field in _REQUIRES[transport]:
+        if field not in fields:
+            raise _at(key, f"{what}: {transport} hosts need {field}")
+    values: dict[str, object] = {}
+    for field, (_, vnode) in fields.items():
+        try:
+            if field == "socket":
+                values["socket"] = _check_socket(_string(vnode, f"{what}: socket"))
+            elif field == "address":
+                address = _string(vnode, f"{what}: address")
+                values["user"], values["hostname"], values["port"] = _split_address(address)
+            elif field == "forward_agent":
+                if vnode.tag != _YAML + "bool":
+                    raise _at(vnode, f"{what}: forward_agent must be true or false, not {_kind(vnode)}")
+                values["forward_agent"] = yaml.constructor.SafeConstructor.bool_values[vnode.value.lower()]
+            elif field == "state":
+                values["state"] = _state(_string(vnode, f"{what}: state"))
+        except ValueError as e:
+            raise _at(vnode, f"{what}: {field} {vnode.value!r}: {e}") from None
+    return Host(name=name, transport=transport, **values)
+
+
+def _check_socket(path: str) -> str:
+    if "\0" in path:
+        raise ValueError("contains a NUL character")
+    if not path.startswith("/"):
+        raise ValueError("the socket path must be absolute")
+    return path
+
+
+def _state(text: str) -> Path:
+    if "\0" in text:
+        raise ValueError("contains a NUL character")
+    path = Path(os.path.expanduser(text))
+    # A relative state would depend on where the console was started.
+    if not path.is_absolute():
+        raise ValueError("the state folder must be an absolute path or start with ~")
+    return path
+
+
+def _split_address(text: str) -> tuple[str | None, str, int | None]:
+    """`[user@]host[:port]` as (user, host, port); an IPv6 host comes in brackets and leaves without."""
+    user, at, rest = text.rpartition("@")
+    if rest.startswith("["):
+        host, bracket, tail = rest[1:].partition("]")
+        if not bracket:
+            raise ValueError("'[' opens an IPv6 address that no ']' closes")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} in brackets is not an IPv6 address") from None
+        if any(c.isspace() or not c.isprintable() for c in host):
+            raise ValueError("the IPv6 address contains a space or control character")
+        if tail and not tail.startswith(":"):
+            raise ValueError("only :port may follow the ']'")
+        port = tail[1:] if tail else None
+    else:
+        host, colon, port = rest.partition(":")
+        if ":" in port:
+            raise ValueError("an IPv6 address goes in brackets, as in [::1]:22")
+        port = port if colon else None
+        _check_token(host, "the host")
+    if at:
+        _check_token(user, "the user")
+    return (user if at else None), host, _port(port)
+
+
+def _check_token(text: str, what: str) -> None:
+    if not text:
+        raise ValueError(f"{what} is empty")
+    if text.startswith("-"):
+        raise ValueError(f"{what} starts with '-', which ssh would read as an option")
+    for c in text:
+        if c.isspace() or not c.isprintable() or c in "@/:[]":
+            raise ValueError(f"{what} contains {c!r}")
+
+
+def _port(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text:
+        raise ValueError("the port after ':' is empty")
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(f"the port {text!r} is not a number")
+    if len(text) > 5 or not 1 <= int(text) <= 65535:
+        raise ValueError(f"the port {text} is not from 1 to 65535")
+    return int(text)
+
+
+def parse_host(spec: str, config: Config) -> Host:
+    """The host a command line names: `unix:PATH`, `ssh://[user@]host[:port]/PATH`, or a configured name."""
+    if not spec.strip():
+        raise ConfigError(f"the host is empty; give {_SPEC_FORMS}")
+    try:
+        if spec.startswith("unix:"):
+            return Host(name=spec, transport="unix", socket=_check_socket(spec[len("unix:"):]))
+        if spec.startswith("ssh://"):
+            authority, slash, path = spec[len("ssh://"):].partition("/")
+            if not path:
+                raise ValueError("no socket path after the host, as in ssh://host/run/hive-tui/host.sock")
+            user, hostname, port = _split_address(authority)
+            return Host(name=spec, transport="ssh", socket=_check_socket("/" + path),
+                        user=user, hostname=hostname, port=port)
+    except ValueError as e:
+        raise ConfigError(f"host {spec!r}: {e}") from None
+    if spec in config.hosts:
+        return config.hosts[spec]
+    where = config.path or default_config_path()
+    if spec.startswith("/"):
+        raise ConfigError(f"no host named {spec!r}; a socket path is given as unix:{spec}")
+    if not config.hosts:
+        raise ConfigError(f"no host named {spec!r}: none are configured in {where}; give {_SPEC_FORMS}")
+    raise ConfigError(f"no host named {spec!r} in {where}; the configured hosts are {', '.join(config.hosts)}")
+
+
+def default_host(config: Config) -> Host | None:
+    """The configured default host, or None: the embedded demo hive."""
+    if config.default is None:
+        return None
+    if config.default not in config.hosts:
+        raise ConfigError(f"the default host {config.default!r} is not in the host list")
+    return config.hosts[config.default]

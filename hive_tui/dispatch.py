@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ class Field:
     required: bool = True
 
 
-def _check(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
+def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
     args = {}
     for name, spec in fields.items():
         if name not in request:
@@ -110,6 +111,8 @@ class Dispatcher:
                 self._sync(lambda since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
             ),
             "meta_log": ({}, self._sync(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
+            "diff": ({"id": Field(int)}, self._sync(lambda id: e.diff(id))),
+            "urls": ({}, self._sync(lambda: {"urls": {"domain": socket.getfqdn(), "home": None}})),
             "transients": ({}, self._sync(lambda: {"transients": [t.to_wire() for t in e.transients_in_flight()]})),
             "start": ({"scope": Field(dict)}, self._sync(lambda scope: _ack(e.start(_one_agent(scope))))),
             "stop": (
@@ -127,8 +130,10 @@ class Dispatcher:
                 self._sync(lambda name, paused: {"agent_statuses": [e.set_paused(name, paused).to_wire()]}),
             ),
             "logs": (
-                {"name": Field(str), "lines": Field(int, False)},
-                self._sync(lambda name, lines=None: {"lines": e.logs(name, 200 if lines is None else lines)}),
+                # `follow: true` turns a socket connection into a stream; the server takes those.
+                {"name": Field(str), "lines": Field(int, False), "follow": Field(bool, False)},
+                self._sync(lambda name, lines=None, follow=None: {
+                    "lines": e.logs(name, 200 if lines is None else lines)}),
             ),
         }
 
@@ -149,7 +154,7 @@ class Dispatcher:
             return wire.error(f"unknown verb {cmd!r}")
         fields, run = self._verbs[cmd]
         try:
-            return wire.ok(**await run(**_check(request, fields)))
+            return wire.ok(**await run(**check_fields(request, fields)))
         except HiveError as e:
             return wire.error(str(e))
         except Exception as e:

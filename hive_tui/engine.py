@@ -172,6 +172,19 @@ class Engine:
             raise NotFound(f"no applied repo for {name}")
         return gitrepo.state_tags(gitrepo.open_repo(path))
 
+    def diff(self, id: int) -> dict:
+        """An apply_commit proposal against the agent's applied main, as the operator reads it."""
+        approval = self.approval(id)
+        if approval.kind != "apply_commit" or not approval.fetched_sha:
+            raise HiveError(f"approval {id} is a {approval.kind}; only an apply_commit has a diff")
+        path = self.state.applied(approval.agent)
+        if not (path / ".git").is_dir():
+            raise NotFound(f"no applied repo for {approval.agent}")
+        repo = gitrepo.open_repo(path)
+        main = repo.references[gitrepo.MAIN].target
+        return {"base": str(main), "head": approval.fetched_sha,
+                **gitrepo.diff_commits(repo, main, pygit2.Oid(hex=approval.fetched_sha))}
+
     def meta_log(self) -> list[MetaCommit]:
         return self.meta.log()
 

@@ -207,3 +207,32 @@ def state_tags(repo: pygit2.Repository) -> list[TagRecord]:
         records.append(TagRecord(tag=f"{state}/{num}", id=int(num), state=state, sha=str(commit.id), at=at, message=message))
     records.sort(key=lambda r: (r.id, TAG_STATES.index(r.state)))
     return records
+
+
+PATCH_LIMIT = 1 << 20
+
+
+def diff_commits(repo: pygit2.Repository, old: pygit2.Oid, new: pygit2.Oid, limit: int = PATCH_LIMIT) -> dict:
+    """What changes from `old` to `new`: each file with its status and line
+    counts, then the patch text, cut at `limit` bytes (`truncated` says so)."""
+    with git_errors():
+        diff = repo.diff(repo[old].peel(pygit2.Commit), repo[new].peel(pygit2.Commit))
+        diff.find_similar()
+        files, parts, size = [], [], 0
+        for patch in diff:
+            delta = patch.delta
+            _, additions, deletions = patch.line_stats
+            files.append({
+                "path": delta.new_file.path, "old_path": delta.old_file.path,
+                "status": delta.status_char(), "additions": additions, "deletions": deletions,
+                "binary": delta.is_binary,
+            })
+            text = patch.text or ""
+            if size < limit:
+                parts.append(text)
+            size += len(text.encode("utf-8", "replace"))
+    patch_text = "".join(parts)
+    truncated = size > limit
+    if truncated:
+        patch_text = patch_text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
+    return {"files": files, "patch": patch_text, "truncated": truncated}

@@ -99,6 +99,14 @@ class Event(Wire):
 
 
 @dataclass
+class Lagged(Wire):
+    """Pushed to a subscriber too slow to keep up: `count` pushes were dropped
+    before this one, so it reconciles with fresh reads."""
+
+    lagged: int = 0
+
+
+@dataclass
 class TagRecord(Wire):
     """One state tag in an agent's applied repo, for its history."""
 

@@ -68,6 +68,25 @@ def stop_all(engine: Engine) -> None:
 IDLE = ["sh", "-c", 'echo "$HIVE_AGENT started in $PWD"; while [ -d "$HIVE_AGENT_STATE" ]; do sleep 1; done']
 
 
+# The build waits at a FIFO in the agent's state folder, when there is one,
+# for the test to say "ok" (build passes) or anything else (build fails).
+GATED_BUILD = ["sh", "-c", 'g="$HIVE_AGENT_STATE/gate"; if [ -p "$g" ]; then read v < "$g"; test "$v" = ok; fi']
+
+
+class Gate:
+    """A FIFO a gated build blocks on until the test opens it."""
+
+    def __init__(self, agent_state: Path):
+        agent_state.mkdir(mode=0o700, exist_ok=True)
+        self.path = agent_state / "gate"
+        os.mkfifo(self.path)
+
+    def open(self, answer: str) -> None:
+        with open(self.path, "w") as f:
+            f.write(answer + "\n")
+        self.path.unlink()
+
+
 def agent_files(build: list[str] | None = None, run: list[str] | None = None, **extra: bytes) -> dict[str, bytes]:
     """An agent config: agent.yaml plus any other files."""
     return {"agent.yaml": agent_yaml(run or IDLE, build), **extra}

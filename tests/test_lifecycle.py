@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 from contextlib import aclosing
 from pathlib import Path
@@ -20,11 +19,8 @@ from hive_tui.errors import BuildFailed, Conflict, InvalidName, NotFound
 from hive_tui.models import AgentStatus, Transient
 
 from .conftest import _processes_under
-from .helpers import agent_files, applied_repo, main_sha, propose, tree_snapshot, wait_for
+from .helpers import GATED_BUILD, Gate, agent_files, applied_repo, main_sha, propose, tree_snapshot, wait_for
 
-# The build waits at a FIFO in the agent's state folder, when there is one,
-# for the test to say "ok" (build passes) or anything else (build fails).
-GATED_BUILD = ["sh", "-c", 'g="$HIVE_AGENT_STATE/gate"; if [ -p "$g" ]; then read v < "$g"; test "$v" = ok; fi']
 TERM_TRAP = ["sh", "-c", 'trap "" TERM; echo trapped; while :; do sleep 0.1; done']
 
 
@@ -43,21 +39,6 @@ def meta_state(engine: Engine) -> tuple:
 def files_but_the_db(root: Path) -> dict:
     """Every file under `root` but the database, which records each action's transient."""
     return {k: v for k, v in tree_snapshot(root).items() if ".db" not in Path(k).name}
-
-
-class Gate:
-    """A FIFO a gated build blocks on until the test opens it."""
-
-    def __init__(self, engine: Engine, name: str):
-        folder = engine.state.agent_state(name)
-        folder.mkdir(mode=0o700, exist_ok=True)
-        self.path = folder / "gate"
-        os.mkfifo(self.path)
-
-    def open(self, answer: str) -> None:
-        with open(self.path, "w") as f:
-            f.write(answer + "\n")
-        self.path.unlink()
 
 
 def in_thread(fn, *args) -> tuple[threading.Thread, dict]:
@@ -150,7 +131,7 @@ def test_a_failed_rebuild_leaves_the_meta_log_and_the_agent_as_they_were(alpha):
     engine = alpha
     gitrepo.commit_files(applied_repo(engine, "alpha"), {"extra.txt": b"x"}, "moved outside a deploy")
     before, pid = meta_state(engine), supervisor_pid(engine, "alpha")
-    gate = Gate(engine, "alpha")
+    gate = Gate(engine.state.agent_state("alpha"))
     thread, result = in_thread(engine.rebuild, "alpha")
     wait_for(lambda: engine.agent_status("alpha").transient == "Rebuilding", what="the transient")
     gate.open("no")
@@ -170,7 +151,7 @@ def test_a_transient_shows_while_the_action_runs_and_refuses_a_second(alpha, ans
     engine = alpha
     seen: list[object] = []
     engine.subscribe(seen.append)
-    gate = Gate(engine, "alpha")
+    gate = Gate(engine.state.agent_state("alpha"))
     thread, result = in_thread(engine.rebuild, "alpha")
     wait_for(lambda: engine.transients_in_flight(), what="the transient")
 
@@ -193,7 +174,7 @@ def test_a_transient_shows_while_the_action_runs_and_refuses_a_second(alpha, ans
 
 
 def test_a_spawning_name_is_listed_before_it_has_a_row(engine):
-    gate = Gate(engine, "beta")
+    gate = Gate(engine.state.agent_state("beta"))
     thread, result = in_thread(engine.install_agent, "beta", agent_files(build=GATED_BUILD))
     wait_for(lambda: engine.transients_in_flight(), what="the transient")
     assert [(t.agent, t.kind) for t in engine.transients_in_flight()] == [("beta", "Spawning")]

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from ..models import AgentStatus, Approval, Event, TagRecord, Transient
+from ..models import AgentStatus, Approval, Event, Lagged, TagRecord, Transient
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """Pushed by a feed when its connection drops (connected=False) and when it is back.
+
+    Whatever was pushed in between is lost: a watcher reconciles on reconnect.
+    """
+
+    connected: bool
+    detail: str = ""
 
 
 class HiveClient(abc.ABC):
@@ -72,6 +85,10 @@ class HiveClient(abc.ABC):
                     on_progress(item)
                 if isinstance(item, Event) and item.kind == "ApprovalResolved" and item.id == id:
                     break
+                # Pushes were lost: the event may be among them.
+                if isinstance(item, Lagged) or (isinstance(item, LinkState) and item.connected):
+                    if any(e.kind == "ApprovalResolved" and e.id == id for e in await self.events()):
+                        break
         return await self.approval(id)
 
     async def deny(self, id: int, note: str | None = None) -> Approval:
@@ -118,29 +135,44 @@ class HiveClient(abc.ABC):
     async def logs(self, name: str, lines: int = 200) -> list[str]:
         return list((await self.request({"cmd": "logs", "name": name, "lines": lines})).get("lines", []))
 
+    async def diff(self, id: int) -> dict[str, Any]:
+        """An apply_commit proposal against the applied main: `files` (path, status,
+        additions, deletions), `patch` and `truncated`."""
+        return await self.request({"cmd": "diff", "id": id})
+
+    async def whoami(self) -> dict[str, Any]:
+        return await self.request({"cmd": "whoami"})
+
     @abc.abstractmethod
     def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
         """The agent's last `lines` log lines, then each new one as it is written."""
 
 
 class Feed:
-    """Pushed items in arrival order; `async with` it to subscribe."""
+    """Pushed items in arrival order; `async with` it to subscribe.
 
-    def __init__(self, start: Callable[["Feed"], Callable[[], None]]):
+    `start(feed)` subscribes and returns the function that unsubscribes;
+    either may be a coroutine function.
+    """
+
+    def __init__(self, start: Callable[["Feed"], Any]):
         self._start = start
-        self._stop: Callable[[], None] | None = None
+        self._stop: Callable[[], Any] | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue()
 
     def put(self, item: object) -> None:
         self._queue.put_nowait(item)
 
     async def __aenter__(self) -> "Feed":
-        self._stop = self._start(self)
+        stop = self._start(self)
+        self._stop = await stop if inspect.isawaitable(stop) else stop
         return self
 
     async def __aexit__(self, *exc) -> None:
         if self._stop is not None:
-            self._stop()
+            done = self._stop()
+            if inspect.isawaitable(done):
+                await done
 
     def __aiter__(self) -> AsyncIterator[object]:
         return self

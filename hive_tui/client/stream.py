@@ -1,0 +1,175 @@
+"""A client over a byte stream to a hive-tui server: a Unix socket, or an SSH
+channel forwarded to one.
+
+Requests go one at a time over one connection, since responses carry no
+request id. A connection found dead is dialled again with backoff; a request
+that may have changed state is never sent twice, so one cut off after it was
+sent fails with an error saying it may have been carried out. Subscriptions
+and followed logs each have a connection of their own.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .. import wire
+from ..errors import HiveError
+from .base import Feed, HiveClient, LinkState
+
+log = logging.getLogger(__name__)
+
+# Verbs that only read: safe to send again on a new connection.
+READ_ONLY = frozenset({
+    "list", "agent_status", "pending", "approvals", "approval", "history", "events",
+    "meta_log", "transients", "logs", "diff", "urls", "whoami",
+})
+# Big enough for a status of thousands of agents.
+MAX_RESPONSE = 64 << 20
+BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+
+
+class Unreachable(HiveError):
+    pass
+
+
+class StreamClient(HiveClient):
+    def __init__(self, label: str, redial_for: float = 30.0):
+        self.label = label
+        self.redial_for = redial_for
+        self._conn: tuple[Any, Any] | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @abc.abstractmethod
+    async def _open(self) -> tuple[Any, Any]:
+        """A new (reader, writer) pair to the server."""
+
+    async def _dial(self, redial_for: float | None = None) -> tuple[Any, Any]:
+        """Open a connection, retrying with backoff for up to `redial_for` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.redial_for if redial_for is None else redial_for)
+        delay = BACKOFF_FIRST
+        while True:
+            try:
+                return await self._open()
+            except (OSError, HiveError) as e:
+                if isinstance(e, HiveError) and not isinstance(e, Unreachable):
+                    raise
+                if self._closed or loop.time() + delay > deadline:
+                    raise Unreachable(f"cannot reach {self.label}: {e}") from None
+                log.info("cannot reach %s (%s); trying again in %.1fs", self.label, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        cmd = message.get("cmd")
+        async with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn[0].at_eof():
+                    await self._drop()
+                    self._conn = await self._dial()
+                reader, writer = self._conn
+                try:
+                    writer.write(wire.encode(message))
+                    await writer.drain()
+                    line = await reader.readline()
+                    if not line.endswith(b"\n"):
+                        raise ConnectionResetError("the server closed the connection")
+                except (OSError, ValueError, EOFError) as e:
+                    await self._drop()
+                    if cmd in READ_ONLY and attempt == 1:
+                        continue
+                    raise HiveError(
+                        f"lost {self.label} while waiting for the answer to {cmd}; "
+                        f"it may or may not have been carried out: {e}"
+                    ) from None
+                return wire.check_response(wire.decode(line))
+        raise AssertionError("unreachable")
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            _, writer = self._conn
+            self._conn = None
+            await _close(writer)
+
+    def feed(self) -> Feed:
+        """A subscription of its own that redials when dropped, pushing LinkState around the gap."""
+
+        async def start(feed: Feed):
+            reader, writer = await self._subscribe()
+            task = asyncio.create_task(self._pump(feed, reader, writer))
+
+            async def stop() -> None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+            return stop
+
+        return Feed(start)
+
+    async def _subscribe(self, redial_for: float | None = None) -> tuple[Any, Any]:
+        reader, writer = await self._dial(redial_for)
+        writer.write(wire.encode({"cmd": "subscribe"}))
+        await writer.drain()
+        wire.check_response(wire.decode(await reader.readline()))
+        return reader, writer
+
+    async def _pump(self, feed: Feed, reader: Any, writer: Any) -> None:
+        try:
+            while True:
+                line = await reader.readline()
+                if line.endswith(b"\n"):
+                    item = wire.decode_push(wire.check_response(wire.decode(line)))
+                    if item is not None:
+                        feed.put(item)
+                    continue
+                await _close(writer)
+                feed.put(LinkState(False, f"lost {self.label}; reconnecting"))
+                while True:
+                    try:
+                        reader, writer = await self._subscribe(redial_for=float("inf"))
+                        break
+                    except HiveError as e:
+                        feed.put(LinkState(False, str(e)))
+                feed.put(LinkState(True, f"reconnected to {self.label}"))
+        finally:
+            await _close(writer)
+
+    async def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
+        reader, writer = await self._dial()
+        try:
+            writer.write(wire.encode({"cmd": "logs", "name": name, "lines": lines, "follow": True}))
+            await writer.drain()
+            wire.check_response(wire.decode(await reader.readline()))
+            while line := await reader.readline():
+                message = wire.check_response(wire.decode(line))
+                if "line" in message:
+                    yield str(message["line"])
+        finally:
+            await _close(writer)
+
+    async def close(self) -> None:
+        self._closed = True
+        async with self._lock:
+            await self._drop()
+
+
+async def _close(writer: Any) -> None:
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except (OSError, AttributeError):
+        pass
+
+
+class UnixClient(StreamClient):
+    def __init__(self, path: str, redial_for: float = 30.0):
+        super().__init__(f"unix:{path}", redial_for)
+        self.path = path
+
+    async def _open(self) -> tuple[Any, Any]:
+        return await asyncio.open_unix_connection(self.path, limit=MAX_RESPONSE)

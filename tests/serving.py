@@ -1,0 +1,80 @@
+"""A real `hive-tui serve` in a process of its own, for tests that drive a socket."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from hive_tui.engine import Engine
+
+from .helpers import stop_all, wait_for
+
+EXE = Path(sys.executable).with_name("hive-tui")
+
+
+class ServerProcess:
+    """`hive-tui serve` on a state root; its log is kept in a file beside the socket."""
+
+    def __init__(self, root: Path, sock: Path):
+        self.root, self.sock = root, sock
+        self.log = sock.with_suffix(".log")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "ServerProcess":
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(EXE), "--state", str(self.root), "--locker", "builtin", "serve", "--socket", str(self.sock)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            )
+        wait_for(lambda: self.answers() or self.proc.poll() is not None, what="the server to listen")
+        assert self.proc.poll() is None, self.log.read_text()
+        return self
+
+    def answers(self) -> bool:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(str(self.sock))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def seeded_hive(root: Path, agents: dict[str, dict[str, bytes]]) -> None:
+    """A hive with these agents installed and running, and no engine holding it."""
+    with Engine(root, locker="builtin") as engine:
+        for name, files in agents.items():
+            engine.install_agent(name, files)
+
+
+def stop_agents(root: Path) -> None:
+    with Engine(root, locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+        stop_all(engine)
+
+
+def raw_connection(sock: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(str(sock))
+    return s
+
+
+def exchange(s: socket.socket, line: bytes, reader) -> bytes:
+    """Send one line; return the one line that answers it."""
+    s.sendall(line + b"\n")
+    return reader.readline()
+

@@ -8,6 +8,105 @@
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       runtimeDeps = ps: with ps; [ textual pygit2 asyncssh platformdirs pyyaml ];
+
+      # The host engine as a system service: one hive per machine, its admin
+      # socket open to the members of one group.
+      nixosModule = { config, lib, pkgs, ... }:
+        let
+          cfg = config.services.hive-tui;
+          inherit (lib) mkOption types;
+          under = dir: path: lib.hasPrefix "${dir}/" path;
+          below = dir: path: lib.removePrefix "${dir}/" path;
+          socketDir = builtins.dirOf cfg.socket;
+        in
+        {
+          options.services.hive-tui = {
+            enable = lib.mkEnableOption "the hive-tui host engine and its admin socket";
+            package = mkOption {
+              type = types.package;
+              default = self.packages.${pkgs.stdenv.hostPlatform.system}.hive-tui;
+              defaultText = lib.literalExpression "hive-tui.packages.\${system}.hive-tui";
+              description = "The hive-tui package the service runs.";
+            };
+            stateDir = mkOption {
+              type = types.str;
+              default = "/var/lib/hive-tui";
+              description = "The hive's state root: agent repos, agent state, the meta flake, hive.db.";
+            };
+            socket = mkOption {
+              type = types.str;
+              default = "/run/hive-tui/host.sock";
+              description = "The admin socket consoles connect to, locally or over SSH.";
+            };
+            group = mkOption {
+              type = types.str;
+              default = "hive-tui";
+              description = "The group whose members may use the admin socket; the module creates it.";
+            };
+            runtime = mkOption {
+              type = types.enum [ "local" "nixos" ];
+              default = "nixos";
+              description = "How agents run: nixos-container, or supervised local processes.";
+            };
+            extraArgs = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+              example = [ "--locker" "nix" ];
+              description = "More options for `hive-tui`, placed before the `serve` verb with the other global ones.";
+            };
+          };
+
+          config = lib.mkIf cfg.enable {
+            assertions = [
+              {
+                assertion = cfg.runtime != "nixos" || config.boot.enableContainers;
+                message = "services.hive-tui.runtime = \"nixos\" runs agents in nixos-container; set boot.enableContainers = true.";
+              }
+              {
+                assertion = lib.hasPrefix "/" cfg.stateDir && lib.hasPrefix "/" cfg.socket;
+                message = "services.hive-tui.stateDir and services.hive-tui.socket must be absolute paths.";
+              }
+            ];
+
+            users.groups.${cfg.group} = { };
+
+            systemd.services.hive-tui = {
+              description = "hive-tui host engine";
+              wantedBy = [ "multi-user.target" ];
+              after = [ "network.target" "nix-daemon.socket" ];
+              path = [ pkgs.nixos-container config.nix.package pkgs.git config.systemd.package ];
+              serviceConfig = {
+                # The options every verb takes, then the verb and its own.
+                ExecStart = lib.escapeShellArgs (
+                  [ "${cfg.package}/bin/hive-tui" "--state" cfg.stateDir "--runtime" cfg.runtime ]
+                  ++ cfg.extraArgs
+                  ++ [ "serve" "--socket" cfg.socket "--group" cfg.group ]
+                );
+                # Root, because it drives nixos-container and builds systems.
+                User = "root";
+                Restart = "on-failure";
+                RestartSec = "5s";
+                # On SIGTERM the engine refuses new work and lets deploys in
+                # flight finish, so that no agent is left half switched; a
+                # build can take a while.
+                KillSignal = "SIGTERM";
+                TimeoutStopSec = "30min";
+                # The state holds agent credentials; the socket's own mode and
+                # group, set by the engine, are what open it to operators.
+                UMask = "0077";
+              }
+              // lib.optionalAttrs (under "/run" socketDir) {
+                RuntimeDirectory = below "/run" socketDir;
+                # Traversable, so group members reach the socket inside.
+                RuntimeDirectoryMode = "0755";
+              }
+              // lib.optionalAttrs (under "/var/lib" cfg.stateDir) {
+                StateDirectory = below "/var/lib" cfg.stateDir;
+                StateDirectoryMode = "0700";
+              };
+            };
+          };
+        };
     in
     {
       packages = forAllSystems (pkgs: rec {
@@ -25,6 +124,11 @@
         };
         default = hive-tui;
       });
+
+      nixosModules = {
+        default = nixosModule;
+        hive-tui = nixosModule;
+      };
 
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {

@@ -1,10 +1,12 @@
 """`hive-tui`: the command line over a hive.
 
-    hive-tui [--state DIR] [--json] VERB ARGS...
+    hive-tui [--state DIR | --host HOST] [--json] VERB ARGS...
 
 Every verb goes through the client interface, so it behaves the same
-whatever carries it. Errors go to stderr with a non-zero exit, never a
-traceback.
+whatever carries it: the engine in this process (`--state`, or the demo
+hive), a local socket (`--host unix:/path`), or a host over SSH
+(`--host ssh://user@host/path`, or a name from the hosts file). Errors go
+to stderr with a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import platformdirs
 
 from . import __version__, report
 from .client.base import HiveClient
+from .config import Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
 from .names import check_name
 from .plain import one_line, plain
@@ -179,10 +182,26 @@ def _log_lines(text: str) -> int:
     return int(text)
 
 
+OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto"}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # Every option works before the verb or after it (`hive-tui serve --state DIR ...`):
+    # SUPPRESS keeps a verb's parser from overwriting what was given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print the objects the socket carries, as JSON")
+    common.add_argument("--state", type=Path, metavar="DIR", default=argparse.SUPPRESS,
+                        help=f"run the engine in this process on DIR (default: {default_state()})")
+    common.add_argument("--host", metavar="HOST", default=argparse.SUPPRESS,
+                        help="a hive-tui server: unix:/path/to.sock, ssh://[user@]host[:port]/path/to.sock, "
+                             "or a name from the hosts file (default: its default host, else the demo hive)")
+    common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
+                        help=f"the hosts file (default: {default_config_path()})")
+    common.add_argument("--runtime", choices=list(RUNTIMES), default=argparse.SUPPRESS,
+                        help="container runtime: local processes (default), or nixos-container on a NixOS host")
+    common.add_argument("--locker", choices=["auto", "nix", "builtin"], default=argparse.SUPPRESS,
+                        help="how the meta flake is locked (default auto: nix when installed)")
 
     parser = argparse.ArgumentParser(
         prog="hive-tui", parents=[common],
@@ -190,12 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="With no verb, a tour of a throwaway demo hive.",
     )
     parser.add_argument("--version", action="version", version=f"hive-tui {__version__}")
-    parser.add_argument("--state", type=Path, metavar="DIR",
-                        help=f"run the engine in this process on DIR (default: {default_state()})")
-    parser.add_argument("--runtime", default="local", choices=list(RUNTIMES),
-                        help="container runtime: local processes, or nixos-container on a NixOS host")
-    parser.add_argument("--locker", default="auto", choices=["auto", "nix", "builtin"],
-                        help="how the meta flake is locked (auto: nix when installed)")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
     def verb(name: str, fn: Verb | None, help: str) -> argparse.ArgumentParser:
@@ -204,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     verb("demo", None, "seed a demo hive: three agents and four requests")
+    p = verb("serve", None, "run the engine on --state and serve its socket until SIGTERM")
+    p.add_argument("--socket", type=Path, required=True, metavar="PATH", help="the Unix socket to create (mode 0660)")
+    p.add_argument("--group", metavar="GROUP", help="the group that owns the socket: its members may use it")
+    p = verb("trust-host", None, "show an SSH host's key fingerprint and, if you say so, add it to known_hosts")
+    p.add_argument("target", metavar="HOST", help="as for --host")
     verb("status", _status, "one row per agent")
     p = verb("pending", _pending, "approvals waiting for the operator")
     p.add_argument("--all", action="store_true", help="resolved ones too")
@@ -248,39 +266,106 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_engine(args: argparse.Namespace):
+def _open_engine(args: argparse.Namespace, root: Path | None):
     from .engine import Engine
     from .layout import StateRoot
 
-    root = args.state or default_state()
-    # Only `demo` makes a hive; a mistyped --state must not quietly become one.
-    if args.verb != "demo" and not StateRoot.at(root).db.exists():
+    root = root or default_state()
+    # Only `demo` and `serve` make a hive; a mistyped --state must not quietly become one.
+    if args.verb not in ("demo", "serve") and not StateRoot.at(root).db.exists():
         hint = "hive-tui demo" if args.state is None else f"hive-tui --state {root} demo"
         raise HiveError(f"no hive at {root}; `{hint}` seeds one")
     return Engine(root, runtime=args.runtime, locker=args.locker)
 
 
-async def _run(args: argparse.Namespace) -> int:
-    from .client.embedded import EmbeddedClient
+def _target(args: argparse.Namespace) -> Host | None:
+    """The host the verb goes to; None for the engine in this process."""
+    if args.host is not None and args.state is not None:
+        raise HiveError("give --state (an engine in this process) or --host (a server), not both")
+    if args.host is not None and args.verb in ("demo", "serve"):
+        raise HiveError(f"{args.verb} runs the engine in this process: give --state, not --host")
+    if args.state is not None or args.verb in ("demo", "serve"):
+        return None
+    config = load_config(args.config)
+    if args.host is not None:
+        return parse_host(args.host, config)
+    return default_host(config)
 
-    engine = _open_engine(args)
+
+async def _client(args: argparse.Namespace, host: Host | None) -> HiveClient:
+    if host is None or host.transport == "embedded":
+        from .client.embedded import EmbeddedClient
+
+        return EmbeddedClient(_open_engine(args, host.state if host else args.state))
+    if host.transport == "unix":
+        from .client.stream import UnixClient
+
+        return UnixClient(host.socket)
+    from .client.ssh import SshClient
+
+    return SshClient(host)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from .server import check_socket_path, serve
+
+    if args.state is None:
+        raise HiveError("serve needs --state DIR: the state root to run the engine on")
+    socket_path = check_socket_path(args.socket)
+    logging.basicConfig(level=logging.INFO, format="hive-tui serve: %(message)s")
+    engine = _open_engine(args, args.state)
+    try:
+        await serve(engine, socket_path, args.group)
+    finally:
+        engine.close()
+    return 0
+
+
+async def _trust_host(args: argparse.Namespace) -> int:
+    from .client.ssh import trust_host_key
+
+    host = parse_host(args.target, load_config(args.config))
+    if host.transport != "ssh" or not host.hostname:
+        raise HiveError(f"{args.target} is not an SSH host")
+
+    def confirm(offer: str) -> bool:
+        if not sys.stdin.isatty():
+            raise HiveError(f"{offer}; not adding it: stdin is not a terminal to confirm on")
+        print(f"{offer}.\nCheck it against the host's own (ssh-keygen -lf on its host key). "
+              f"Add it to known_hosts? [y/N] ", end="", file=sys.stderr, flush=True)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+    print(await trust_host_key(host.hostname, host.port, confirm))
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> int:
+    host = _target(args)
+    if args.verb == "serve":
+        return await _serve(args)
+    if args.verb == "trust-host":
+        return await _trust_host(args)
     if args.verb == "demo":
         from .demo import seed_demo
 
+        engine = _open_engine(args, args.state)
         try:
             await asyncio.to_thread(seed_demo, engine)
         finally:
             engine.close()
         print(f"demo hive ready in {engine.state.root}")
         return 0
-    async with EmbeddedClient(engine) as client:
+    async with await _client(args, host) as client:
         return await args.func(client, args)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.json = getattr(args, "json", False)
+    for option, default in OPTION_DEFAULTS.items():
+        setattr(args, option, getattr(args, option, default))
     if args.verb is None and args.state is not None:
         parser.error("with --state, give a VERB; with neither, hive-tui tours a throwaway demo hive")
     try:

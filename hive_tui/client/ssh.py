@@ -110,17 +110,23 @@ class SshClient(StreamClient):
         self.host = host
         self._ssh: asyncssh.SSHClientConnection | None = None
 
+    async def options(self) -> asyncssh.SSHClientConnectionOptions:
+        """The connection's options: ~/.ssh/config applied, then what we insist on."""
+        h = self.host
+        return await asyncssh.SSHClientConnectionOptions.construct(
+            host=h.hostname, port=h.port or (), username=h.user or (),
+            # Explicit, so `ForwardAgent yes` in ~/.ssh/config cannot turn it on.
+            agent_forwarding=h.forward_agent,
+            keepalive_interval=KEEPALIVE_INTERVAL, keepalive_count_max=KEEPALIVE_COUNT_MAX,
+            connect_timeout=CONNECT_TIMEOUT,
+        )
+
     async def _connection(self) -> asyncssh.SSHClientConnection:
         if self._ssh is not None and not self._ssh.is_closed():
             return self._ssh
         h = self.host
         try:
-            self._ssh = await asyncio.wait_for(asyncssh.connect(
-                h.hostname, port=h.port or (), username=h.user or (),
-                # Explicit, so `ForwardAgent yes` in ~/.ssh/config cannot turn it on.
-                agent_forwarding=h.forward_agent,
-                keepalive_interval=KEEPALIVE_INTERVAL, keepalive_count_max=KEEPALIVE_COUNT_MAX,
-            ), CONNECT_TIMEOUT)
+            self._ssh = await asyncssh.connect(h.hostname, port=h.port or (), options=await self.options())
         except asyncssh.HostKeyNotVerifiable:
             raise await explain_refused_key(h.hostname, h.port) from None
         except asyncssh.PermissionDenied as e:

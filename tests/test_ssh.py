@@ -1,0 +1,163 @@
+"""The SSH transport through a real OpenSSH sshd on 127.0.0.1: the verbs, host
+keys unknown, changed and trusted, ~/.ssh/config, and a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import subprocess
+
+import asyncssh
+import pytest
+
+from hive_tui.client.base import LinkState
+from hive_tui.client.ssh import HostKeyRefused, SshClient, trust_host_key
+from hive_tui.config import load_config, parse_host
+from hive_tui.errors import HiveError
+
+from .helpers import agent_files
+from .serving import EXE, ServerProcess, seeded_hive, stop_agents
+from .sshd import start_sshd
+
+
+@pytest.fixture
+def hive(tmp_path, monkeypatch):
+    """A served hive and an sshd in front of it, its host key already trusted."""
+    root = tmp_path / "hive"
+    seeded_hive(root, {"alpha": agent_files(), "beta": agent_files()})
+    server = ServerProcess(root, tmp_path / "host.sock").start()
+    sshd = start_sshd(tmp_path, monkeypatch)
+    sshd.trust()
+    yield server, sshd
+    sshd.stop()
+    server.kill()
+    stop_agents(root)
+
+
+def client_for(sshd, server, **kw) -> SshClient:
+    return SshClient(parse_host(sshd.url(server.sock), load_config(None)), **kw)
+
+
+def run_async(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+def test_the_verbs_over_ssh(hive):
+    server, sshd = hive
+    from hive_tui import gitrepo
+
+    gitrepo.commit_files(gitrepo.open_repo(server.root / "proposed" / "beta"), {"n.txt": b"1\n"}, "change")
+
+    async def scenario():
+        c = client_for(sshd, server)
+        seen = {"agents": await c.agents(), "whoami": await c.whoami()}
+        proposal = await c.propose("beta", "main", "notes")
+        seen["diff"] = await c.diff(proposal.id)
+        seen["approved"] = await c.approve(proposal.id)
+        await c.stop("alpha")
+        seen["running"] = {r.name: r.running for r in await c.status()}
+        await c.start("alpha")
+        seen["history"] = [t.tag for t in await c.history("beta")]
+        async for line in c.follow_logs("beta", 5):
+            seen["followed"] = line
+            break
+        await c.close()
+        return seen
+
+    seen = run_async(scenario())
+    assert seen["agents"] == ["alpha", "beta"]
+    # The server's peer is sshd's forwarding process, not this one.
+    assert seen["whoami"]["pid"] != os.getpid() and seen["whoami"]["uid"] == os.getuid()
+    assert [f["path"] for f in seen["diff"]["files"]] == ["n.txt"]
+    assert seen["approved"].terminal_tag == "deployed/1"
+    assert seen["running"] == {"alpha": False, "beta": True}
+    assert seen["history"][-1] == "deployed/1"
+    assert "beta" in seen["followed"]
+    assert f"Accepted publickey for {sshd.user} from 127.0.0.1" in sshd.log.read_text()
+
+
+def test_an_unknown_host_key_is_refused_with_its_fingerprint(hive):
+    server, sshd = hive
+    sshd.known_hosts.write_text("")
+    with pytest.raises(HostKeyRefused) as refused:
+        run_async(client_for(sshd, server).agents())
+    message = str(refused.value)
+    assert f"[127.0.0.1]:{sshd.port} is not known" in message
+    assert sshd.fingerprint() in message and "Refusing to connect" in message
+    assert sshd.known_hosts.read_text() == ""
+
+
+def test_a_changed_host_key_is_refused(hive):
+    server, sshd = hive
+    sshd.trust(asyncssh.generate_private_key("ssh-ed25519"))
+    before = sshd.known_hosts.read_text()
+    with pytest.raises(HostKeyRefused) as refused:
+        run_async(client_for(sshd, server).agents())
+    assert "has CHANGED" in str(refused.value) and sshd.fingerprint() in str(refused.value)
+    assert sshd.known_hosts.read_text() == before
+
+
+def test_an_unknown_key_is_added_only_after_a_yes(hive):
+    server, sshd = hive
+    sshd.known_hosts.write_text("")
+    shown = []
+    with pytest.raises(HiveError, match="not trusted"):
+        run_async(trust_host_key("127.0.0.1", sshd.port, lambda text: shown.append(text) or False))
+    assert sshd.fingerprint() in shown[0] and sshd.known_hosts.read_text() == ""
+
+    done = run_async(trust_host_key("127.0.0.1", sshd.port, lambda text: True))
+    assert sshd.fingerprint() in done
+    assert run_async(client_for(sshd, server).agents()) == ["alpha", "beta"]
+    # A changed key is never added beside the old one.
+    sshd.trust(asyncssh.generate_private_key("ssh-ed25519"))
+    with pytest.raises(HostKeyRefused, match="already has a different key"):
+        run_async(trust_host_key("127.0.0.1", sshd.port, lambda text: True))
+
+
+def test_trust_host_refuses_without_a_terminal(hive):
+    server, sshd = hive
+    sshd.known_hosts.write_text("")
+    proc = subprocess.run([str(EXE), "trust-host", sshd.url(server.sock)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert sshd.fingerprint() in proc.stderr and "stdin is not a terminal" in proc.stderr
+    assert sshd.known_hosts.read_text() == ""
+
+
+def test_ssh_config_is_honoured_but_never_turns_agent_forwarding_on(hive, monkeypatch):
+    server, sshd = hive
+    (sshd.home / ".ssh" / "config").write_text(
+        f"Host rack\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n  ForwardAgent yes\n"
+    )
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(sshd.home / "agent.sock"))
+    host = parse_host(f"ssh://rack{server.sock}", load_config(None))
+    client = SshClient(host)
+    options = run_async(client.options())
+    assert options.agent_forward_path is None
+    assert (options.keepalive_interval, options.keepalive_count_max) == (15, 3)
+    assert run_async(client.agents()) == ["alpha", "beta"]
+
+    asked = SshClient(dataclasses.replace(host, forward_agent=True))
+    assert run_async(asked.options()).agent_forward_path == str(sshd.home / "agent.sock")
+
+
+def test_an_ssh_client_rides_through_a_server_restart(hive):
+    server, sshd = hive
+
+    async def scenario():
+        c = client_for(sshd, server)
+        before = await c.agents()
+        async with c.feed() as feed:
+            await asyncio.to_thread(server.terminate)
+            lost = await feed.__anext__()
+            await asyncio.to_thread(server.start)
+            back = await feed.__anext__()
+            after = await c.agents()
+        await c.close()
+        return before, lost, back, after
+
+    before, lost, back, after = run_async(scenario())
+    assert before == after == ["alpha", "beta"]
+    assert isinstance(lost, LinkState) and not lost.connected
+    assert isinstance(back, LinkState) and back.connected

@@ -18,15 +18,15 @@ EXE = Path(sys.executable).with_name("hive-tui")
 class ServerProcess:
     """`hive-tui serve` on a state root; its log is kept in a file beside the socket."""
 
-    def __init__(self, root: Path, sock: Path):
-        self.root, self.sock = root, sock
+    def __init__(self, root: Path, sock: Path, *extra: str):
+        self.root, self.sock, self.extra = root, sock, extra
         self.log = sock.with_suffix(".log")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "ServerProcess":
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(EXE), "--state", str(self.root), "--locker", "builtin", "serve", "--socket", str(self.sock)],
+                [str(EXE), "--state", str(self.root), "--locker", "builtin", "serve", "--socket", str(self.sock), *self.extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             )
         wait_for(lambda: self.answers() or self.proc.poll() is not None, what="the server to listen")

@@ -5,6 +5,7 @@ outlives its client, shutdown, restart, and what bad input cannot do."""
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import os
 import socket
@@ -372,3 +373,36 @@ def test_generated_junk_is_answered_and_changes_nothing(served):
     assert json.loads(reader.readline())["agents"] == ["alpha", "beta"]
     s.close()
     assert observable(served.root) == before
+
+
+def test_the_socket_belongs_to_the_group_asked_for(tmp_path):
+    root = tmp_path / "hive"
+    seeded_hive(root, {})
+    group = grp.getgrnam("nogroup")
+    server = ServerProcess(root, tmp_path / "host.sock", "--group", "nogroup").start()
+    try:
+        st_ = os.stat(server.sock)
+        assert (st_.st_gid, stat.S_IMODE(st_.st_mode)) == (group.gr_gid, 0o660)
+    finally:
+        server.kill()
+    refused = subprocess.run(
+        [str(EXE), "serve", "--state", str(root), "--socket", str(tmp_path / "other.sock"), "--group", "no-such-group"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode == 1 and "no group named 'no-such-group'" in refused.stderr
+    assert not (tmp_path / "other.sock").exists()
+
+
+def test_the_hosts_file_names_the_default_host(served, tmp_path):
+    config = tmp_path / "hosts.yaml"
+    config.write_text(f"default: here\nhosts:\n  here:\n    transport: unix\n    socket: {served.sock}\n")
+    run = subprocess.run([str(EXE), "--config", str(config), "--json", "status"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert [r["name"] for r in json.loads(run.stdout)] == ["alpha", "beta"]
+    named = subprocess.run([str(EXE), "--config", str(config), "--host", "here", "pending"],
+                           capture_output=True, text=True, timeout=60)
+    assert named.returncode == 0 and named.stdout == "no approvals\n"
+    config.write_text("hosts:\n  here:\n    transport: unix\n    sockett: /x\n")
+    broken = subprocess.run([str(EXE), "--config", str(config), "status"], capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 1 and f"{config}:4:" in broken.stderr and "sockett" in broken.stderr

@@ -16,7 +16,7 @@ from hive_tui.client.ssh import HostKeyRefused, SshClient, trust_host_key
 from hive_tui.config import load_config, parse_host
 from hive_tui.errors import HiveError
 
-from .helpers import agent_files
+from .helpers import GATED_BUILD, agent_files
 from .serving import EXE, ServerProcess, seeded_hive, stop_agents
 from .sshd import start_sshd
 
@@ -161,3 +161,34 @@ def test_an_ssh_client_rides_through_a_server_restart(hive):
     assert before == after == ["alpha", "beta"]
     assert isinstance(lost, LinkState) and not lost.connected
     assert isinstance(back, LinkState) and back.connected
+
+
+def test_a_deploy_outlives_its_ssh_client(hive):
+    server, sshd = hive
+    from hive_tui import gitrepo
+
+    from .helpers import Gate, wait_for
+
+    gitrepo.commit_files(gitrepo.open_repo(server.root / "proposed" / "alpha"), {"n.txt": b"1\n"}, "change")
+    # alpha's build waits at the gate: the deploy is still running when the client leaves.
+    gitrepo.commit_files(gitrepo.open_repo(server.root / "proposed" / "alpha"),
+                         {"agent.yaml": agent_files(build=GATED_BUILD)["agent.yaml"]}, "gated build")
+    gate = Gate(server.root / "agents" / "alpha")
+
+    async def ask_and_leave():
+        c = client_for(sshd, server)
+        proposal = await c.propose("alpha", "main")
+        await c.request({"cmd": "approve", "id": proposal.id})
+        building = await c.transients()
+        await c.close()
+        return proposal.id, building
+
+    id, building = run_async(ask_and_leave())
+    assert [(t.agent, t.kind) for t in building] == [("alpha", "Rebuilding")]
+    gate.open("ok")
+
+    def resolved():
+        a = run_async(client_for(sshd, server).approval(id))
+        return a if a.terminal_tag else None
+
+    assert wait_for(resolved, timeout=60, what="the deploy to finish").terminal_tag == f"deployed/{id}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -78,3 +79,18 @@ def exchange(s: socket.socket, line: bytes, reader) -> bytes:
     s.sendall(line + b"\n")
     return reader.readline()
 
+
+
+async def ride_through_restart(client, server: ServerProcess) -> dict:
+    """Restart the server under a client with a feed open: what the client saw."""
+    seen = {"before": await client.agents()}
+    async with client.feed() as feed:
+        await asyncio.to_thread(server.terminate)
+        seen["lost"] = await feed.__anext__()
+        await asyncio.to_thread(server.start)
+        seen["back"] = await feed.__anext__()
+        seen["after"] = await client.agents()
+        await client.set_paused("beta", True)
+        seen["pushed"] = await feed.__anext__()
+    await client.close()
+    return seen

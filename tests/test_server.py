@@ -24,7 +24,7 @@ from hive_tui.engine import Engine
 from hive_tui.models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 
 from .helpers import GATED_BUILD, Gate, agent_files, tree_snapshot, wait_for
-from .serving import EXE, ServerProcess, raw_connection, seeded_hive, stop_agents
+from .serving import EXE, ServerProcess, raw_connection, ride_through_restart, seeded_hive, stop_agents
 
 
 @pytest.fixture
@@ -196,25 +196,11 @@ def test_sigterm_lets_the_deploy_in_flight_finish(served):
 
 
 def test_a_client_rides_through_a_server_restart(served):
-    async def scenario():
-        c = UnixClient(str(served.sock))
-        before = await c.agents()
-        async with c.feed() as feed:
-            await asyncio.to_thread(served.terminate)
-            lost = await feed.__anext__()
-            await asyncio.to_thread(served.start)
-            back = await feed.__anext__()
-            after = await c.agents()
-            await c.set_paused("beta", True)
-            pushed = await feed.__anext__()
-        await c.close()
-        return before, lost, back, after, pushed
-
-    before, lost, back, after, pushed = run_async(scenario())
-    assert before == after == ["alpha", "beta"]
-    assert lost == LinkState(False, f"lost unix:{served.sock}; reconnecting")
-    assert back.connected
-    assert isinstance(pushed, AgentStatus) and pushed.paused
+    seen = run_async(ride_through_restart(UnixClient(str(served.sock)), served))
+    assert seen["before"] == seen["after"] == ["alpha", "beta"]
+    assert seen["lost"] == LinkState(False, f"lost unix:{served.sock}; reconnecting")
+    assert seen["back"].connected
+    assert isinstance(seen["pushed"], AgentStatus) and seen["pushed"].paused
 
 
 def test_a_stale_socket_is_replaced_and_a_live_one_never_taken(served, tmp_path):

@@ -15,9 +15,10 @@ from hive_tui.client.base import LinkState
 from hive_tui.client.ssh import HostKeyRefused, SshClient, trust_host_key
 from hive_tui.config import load_config, parse_host
 from hive_tui.errors import HiveError
+from hive_tui.models import AgentStatus
 
 from .helpers import GATED_BUILD, agent_files
-from .serving import EXE, ServerProcess, seeded_hive, stop_agents
+from .serving import EXE, ServerProcess, ride_through_restart, seeded_hive, stop_agents
 from .sshd import start_sshd
 
 
@@ -144,23 +145,11 @@ def test_ssh_config_is_honoured_but_never_turns_agent_forwarding_on(hive, monkey
 
 def test_an_ssh_client_rides_through_a_server_restart(hive):
     server, sshd = hive
-
-    async def scenario():
-        c = client_for(sshd, server)
-        before = await c.agents()
-        async with c.feed() as feed:
-            await asyncio.to_thread(server.terminate)
-            lost = await feed.__anext__()
-            await asyncio.to_thread(server.start)
-            back = await feed.__anext__()
-            after = await c.agents()
-        await c.close()
-        return before, lost, back, after
-
-    before, lost, back, after = run_async(scenario())
-    assert before == after == ["alpha", "beta"]
-    assert isinstance(lost, LinkState) and not lost.connected
-    assert isinstance(back, LinkState) and back.connected
+    seen = run_async(ride_through_restart(client_for(sshd, server), server))
+    assert seen["before"] == seen["after"] == ["alpha", "beta"]
+    assert isinstance(seen["lost"], LinkState) and not seen["lost"].connected
+    assert isinstance(seen["back"], LinkState) and seen["back"].connected
+    assert isinstance(seen["pushed"], AgentStatus) and seen["pushed"].paused
 
 
 def test_a_deploy_outlives_its_ssh_client(hive):

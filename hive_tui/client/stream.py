@@ -123,7 +123,11 @@ class StreamClient(HiveClient):
             while True:
                 line = await reader.readline()
                 if line.endswith(b"\n"):
-                    item = wire.decode_push(wire.check_response(wire.decode(line)))
+                    try:
+                        item = wire.decode_push(wire.check_response(wire.decode(line)))
+                    except HiveError as e:
+                        log.warning("%s pushed a line this client cannot read: %s", self.label, e)
+                        continue
                     if item is not None:
                         feed.put(item)
                     continue
@@ -134,7 +138,10 @@ class StreamClient(HiveClient):
                         reader, writer = await self._subscribe(redial_for=float("inf"))
                         break
                     except HiveError as e:
+                        # Not a dropped link (a refused host key, a newer server): say so, and
+                        # try again only now and then, in case the operator fixes it.
                         feed.put(LinkState(False, str(e)))
+                        await asyncio.sleep(BACKOFF_MAX)
                 feed.put(LinkState(True, f"reconnected to {self.label}"))
         finally:
             await _close(writer)

@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hive-tui", parents=[common],
         description="Operate a hive of AI agents: approvals, deploys and containers.",
-        epilog="With no verb, a tour of a throwaway demo hive.",
+        epilog="With no verb, the console: on the hosts file's default host, else on the demo hive.",
     )
     parser.add_argument("--version", action="version", version=f"hive-tui {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
+    verb("console", None, "the console (what hive-tui runs with no verb)")
+    verb("tour", None, "a walk through a throwaway demo hive with the CLI")
     verb("demo", None, "seed a demo hive: three agents and four requests")
     p = verb("serve", None, "run the engine on --state and serve its socket until SIGTERM")
     p.add_argument("--socket", type=Path, required=True, metavar="PATH", help="the Unix socket to create (mode 0660)")
@@ -266,13 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_engine(args: argparse.Namespace, root: Path | None):
+def _open_engine(args: argparse.Namespace, root: Path | None, create: bool = False):
     from .engine import Engine
     from .layout import StateRoot
 
     root = root or default_state()
     # Only `demo` and `serve` make a hive; a mistyped --state must not quietly become one.
-    if args.verb not in ("demo", "serve") and not StateRoot.at(root).db.exists():
+    if not create and args.verb not in ("demo", "serve") and not StateRoot.at(root).db.exists():
         hint = "hive-tui demo" if args.state is None else f"hive-tui --state {root} demo"
         raise HiveError(f"no hive at {root}; `{hint}` seeds one")
     return Engine(root, runtime=args.runtime, locker=args.locker)
@@ -292,11 +294,24 @@ def _target(args: argparse.Namespace) -> Host | None:
     return default_host(config)
 
 
-async def _client(args: argparse.Namespace, host: Host | None) -> HiveClient:
+async def _client(args: argparse.Namespace, host: Host | None, seed_demo: bool = False) -> HiveClient:
+    """A client for `host` (None: the engine in this process on --state or the demo hive).
+
+    With `seed_demo`, a demo hive that is not there yet is seeded first.
+    """
     if host is None or host.transport == "embedded":
         from .client.embedded import EmbeddedClient
+        from .layout import StateRoot
 
-        return EmbeddedClient(_open_engine(args, host.state if host else args.state))
+        root = (host.state if host else None) or args.state or default_state()
+        if seed_demo and root == default_state() and not StateRoot.at(root).db.exists():
+            from .demo import seed_demo as seed
+
+            engine = await asyncio.to_thread(_open_engine, args, root, True)
+            await asyncio.to_thread(seed, engine)
+        else:
+            engine = await asyncio.to_thread(_open_engine, args, root)
+        return EmbeddedClient(engine)
     if host.transport == "unix":
         from .client.stream import UnixClient
 
@@ -361,15 +376,32 @@ async def _run(args: argparse.Namespace) -> int:
         return await args.func(client, args)
 
 
+def console(args: argparse.Namespace) -> int:
+    from .app import HiveApp
+
+    from .layout import StateRoot
+
+    config = load_config(args.config)
+    host = _target(args)
+    if host is None and args.state is not None and not StateRoot.at(args.state).db.exists():
+        raise HiveError(f"no hive at {args.state}; `hive-tui --state {args.state} demo` seeds one")
+
+    async def connect(h: Host | None) -> HiveClient:
+        return await _client(args, h, seed_demo=True)
+
+    HiveApp(connect, hosts=list(config.hosts.values()), host=host).run()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     for option, default in OPTION_DEFAULTS.items():
         setattr(args, option, getattr(args, option, default))
-    if args.verb is None and args.state is not None:
-        parser.error("with --state, give a VERB; with neither, hive-tui tours a throwaway demo hive")
     try:
-        if args.verb is None:
+        if args.verb in (None, "console"):
+            return console(args)
+        if args.verb == "tour":
             from .tour import tour
 
             return tour(args)

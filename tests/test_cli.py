@@ -171,9 +171,9 @@ def test_a_second_engine_is_refused_naming_the_holder(hive_root):
     assert run(hive_root, "status").stdout.strip() == "no agents"
 
 
-def test_no_verb_with_a_state_root_asks_for_a_verb(tmp_path):
-    proc = run(tmp_path / "hive", check=2)
-    assert "with --state, give a VERB" in proc.stderr
+def test_the_console_refuses_a_state_root_that_holds_no_hive(tmp_path):
+    proc = run(tmp_path / "hive", check=1)
+    assert f"no hive at {tmp_path / 'hive'}" in proc.stderr
     assert not (tmp_path / "hive").exists()
 
 
@@ -185,7 +185,7 @@ def test_verbs_refuse_a_state_root_that_holds_no_hive(tmp_path):
 
 
 def test_the_tour_walks_a_throwaway_hive_and_cleans_up(tmp_path):
-    proc = subprocess.run([str(EXE), "--locker", "builtin"], capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([str(EXE), "--locker", "builtin", "tour"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "TMPDIR": str(tmp_path)})
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     for outcome in ("approval 1 for atlas: deployed (deployed/1)", "approval 2 for bramble: failed (failed/2)",

@@ -1,0 +1,54 @@
+"""What an operator can do in the console, and the key for each.
+
+One table feeds the key bindings, the footer, the help screen and the
+command palette, so an action is a key, a palette entry and a help line at
+once. Every binding has an id, so a keymap can move it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    key: str
+    label: str
+    help: str
+    scope: str  # "agent", "approval" or "global"
+
+
+ACTIONS = (
+    Action("approve", "a", "Approve", "approve the selected request and carry it out", "approval"),
+    Action("deny", "n", "Deny…", "deny the selected request, with an optional reason for the manager", "approval"),
+    Action("resolved", "v", "Resolved", "show resolved requests too, or pending ones only", "approval"),
+    Action("start", "s", "Start", "start the selected agent", "agent"),
+    Action("stop", "x", "Stop", "stop the selected agent: a signal, a grace period, then by force", "agent"),
+    Action("restart", "r", "Restart", "stop the selected agent and start it again", "agent"),
+    Action("rebuild", "b", "Rebuild", "build the agent's applied config again and switch to it", "agent"),
+    Action("pause", "p", "Pause/resume", "park the agent's turn loop, or let it run again", "agent"),
+    Action("destroy", "d", "Destroy…", "remove the agent's container, keeping its repos and state", "agent"),
+    Action("purge", "D", "Purge…", "destroy the agent and delete its repos and state, with no undo", "agent"),
+    Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
+    Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
+    Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
+    Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
+    Action("help", "question_mark", "Help", "every key, and what it does", "global"),
+    Action("quit", "q", "Quit", "leave the console", "global"),
+)
+
+
+def bindings(scope: str, via_app: bool = True) -> list[Binding]:
+    """The bindings of one scope; widgets route them to the app's actions."""
+    prefix = "app." if via_app else ""
+    return [
+        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key != "enter")
+        for a in ACTIONS if a.scope == scope
+    ]
+
+
+def by_id(id: str) -> Action:
+    return next(a for a in ACTIONS if a.id == id)

@@ -1,0 +1,340 @@
+"""The console: containers, approvals and deploys of one hive, driven by keys.
+
+It knows the hive only through a HiveClient, so the embedded demo, a local
+socket and a host over SSH look the same. It draws first and connects in a
+worker; after that the push feed keeps every list current in place, and a
+dropped link shows as reconnecting, with the lists dimmed, until it is back
+and read afresh. Actions run in workers too, and report back as toasts.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Label
+
+from . import actions
+from .client.base import HiveClient, LinkState
+from .commands import HiveCommands
+from .config import Host
+from .errors import HiveError
+from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
+from .plain import one_line, plain
+from .widgets.approvals import ApprovalTable
+from .widgets.confirm import ConfirmModal
+from .widgets.containers import ContainerTable
+from .widgets.deploylog import DeployLog
+from .widgets.diffview import DiffView
+from .widgets.help import HelpScreen
+from .widgets.history import HistoryScreen
+from .widgets.hosts import HostsScreen
+from .widgets.prompt import PromptModal
+from .widgets.purge import PurgeModal
+
+Connect = Callable[[Host | None], Awaitable[HiveClient]]
+
+
+def stylesheet() -> Path:
+    """app.tcss: shipped in the wheel as hive_tui.styles, or beside the package in a checkout."""
+    try:
+        path = importlib.resources.files("hive_tui.styles") / "app.tcss"
+        if path.is_file():
+            return Path(str(path))
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / "styles" / "app.tcss"
+
+
+class HiveApp(App[None]):
+    CSS_PATH = stylesheet()
+    TITLE = "hive-tui"
+    BINDINGS = [*actions.bindings("global", via_app=False),
+                Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl")]
+    COMMANDS = App.COMMANDS | {HiveCommands}
+
+    def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
+                 now: Callable[[], datetime] | None = None, pulse: bool = True):
+        super().__init__()
+        self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
+        self.pulse = pulse
+        self.client: HiveClient | None = None
+        self.link = "connecting…"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="filter agents and requests (Escape clears)", id="filter", classes="hidden")
+        with Horizontal(id="panes"):
+            with Vertical(id="left"):
+                yield Label("Containers", classes="pane-title")
+                yield ContainerTable(now=self.now, pulse=self.pulse, id="containers")
+            with Vertical(id="right"):
+                yield Label("Requests", classes="pane-title")
+                yield ApprovalTable(now=self.now, id="approvals")
+                yield DiffView(id="diff")
+        yield DeployLog(id="deploys")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.containers.focus()
+        self.connect_to(self.host)
+
+    @property
+    def containers(self) -> ContainerTable:
+        return self.query_one(ContainerTable)
+
+    @property
+    def approvals(self) -> ApprovalTable:
+        return self.query_one(ApprovalTable)
+
+    def _label(self) -> str:
+        return self.host.describe() if self.host else "demo hive (in this process)"
+
+    def _set_link(self, state: str, stale: bool) -> None:
+        self.link = state
+        self.sub_title = f"{self._label()} · {state}"
+        self.query_one("#panes").set_class(stale, "stale")
+
+    # -- the link -------------------------------------------------------------------
+
+    @work(exclusive=True, group="link")
+    async def connect_to(self, host: Host | None) -> None:
+        self.host = host
+        self._set_link("connecting…", stale=True)
+        old, self.client = self.client, None
+        if old is not None:
+            await old.close()
+        try:
+            self.client = await self.connect(host)
+            await self.reload()
+        except HiveError as e:
+            self._set_link("not connected", stale=True)
+            self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
+            return
+        self._set_link("live", stale=False)
+        async with self.client.feed() as feed:
+            async for item in feed:
+                await self.apply(item)
+
+    async def reload(self) -> None:
+        """Read everything afresh: on connect, after a gap in the feed."""
+        assert self.client is not None
+        rows = await self.client.status()
+        moving = {t.agent: t.kind for t in await self.client.transients()}
+        pending = await self.client.approvals() if self.approvals.show_resolved else await self.client.pending()
+        self.containers.set_rows(rows, moving)
+        self.approvals.set_items(pending)
+
+    async def apply(self, item: object) -> None:
+        if isinstance(item, AgentStatus):
+            self.containers.update_row(item)
+        elif isinstance(item, Transient):
+            self.containers.set_transient(item.agent, None if item.ended else item.kind)
+            if item.ended and item.kind in ("Spawning", "Destroying"):
+                await self.reload()
+        elif isinstance(item, Approval):
+            self.approvals.upsert(item)
+        elif isinstance(item, DeployStep):
+            self.query_one(DeployLog).step(item)
+        elif isinstance(item, Event):
+            self.query_one(DeployLog).event(item)
+            if item.kind == "ApprovalResolved":
+                outcome = " ".join(filter(None, [item.status, item.tag]))
+                self.notify(f"#{item.id} {one_line(item.agent)}: {one_line(outcome)}", markup=False,
+                            severity="error" if item.status == "failed" else "information")
+        elif isinstance(item, Lagged):
+            await self.reload()
+        elif isinstance(item, LinkState):
+            self._set_link("live" if item.connected else f"reconnecting… ({one_line(item.detail, 80)})",
+                           stale=not item.connected)
+            if item.connected:
+                await self.reload()
+
+    # -- what is selected ---------------------------------------------------------------
+
+    def selected_agent(self) -> str | None:
+        return self.containers.selected()
+
+    def selected_approval(self) -> Approval | None:
+        return self.approvals.selected()
+
+    def agent_names(self) -> list[str]:
+        return sorted(self.containers.rows_by_name)
+
+    def jump_to(self, name: str) -> None:
+        table = self.containers
+        if name in table.rows:
+            table.move_cursor(row=table.get_row_index(name))
+            table.focus()
+
+    def switch_host(self, host: Host) -> None:
+        self.connect_to(host)
+
+    # -- actions ----------------------------------------------------------------------
+
+    def do_action(self, id: str) -> None:
+        getattr(self, f"action_{id}")()
+
+    @work(group="actions")
+    async def _do(self, what: str, call: Callable[[HiveClient], Awaitable[object]]) -> None:
+        if self.client is None:
+            self.notify("not connected", severity="warning")
+            return
+        try:
+            await call(self.client)
+        except HiveError as e:
+            self.notify(plain(str(e)), title=plain(what), severity="error", markup=False, timeout=15)
+            return
+        self.notify(plain(what), markup=False)
+
+    def _agent_action(self, verb: str, call: Callable[[HiveClient, str], Awaitable[object]]) -> None:
+        name = self.selected_agent()
+        if name is None:
+            self.notify("no agent selected", severity="warning")
+            return
+        self._do(f"{verb} {name}", lambda c: call(c, name))
+
+    def action_start(self) -> None:
+        self._agent_action("started", lambda c, n: c.start(n))
+
+    def action_stop(self) -> None:
+        self._agent_action("stopped", lambda c, n: c.stop(n))
+
+    def action_restart(self) -> None:
+        self._agent_action("restarted", lambda c, n: c.restart(n))
+
+    def action_rebuild(self) -> None:
+        self._agent_action("rebuilt", lambda c, n: c.rebuild(n))
+
+    def action_pause(self) -> None:
+        name = self.selected_agent()
+        row = self.containers.rows_by_name.get(name) if name else None
+        paused = bool(row and row.paused)
+        self._agent_action("resumed" if paused else "paused", lambda c, n: c.set_paused(n, not paused))
+
+    def action_destroy(self) -> None:
+        name = self.selected_agent()
+        if name is None:
+            return
+        question = f"Destroy {name}'s container? Its repos and state are kept, so it can be spawned again."
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._do(f"destroyed {name}", lambda c: c.destroy(name))
+
+        self.push_screen(ConfirmModal(question, yes="Destroy"), answered)
+
+    def action_purge(self) -> None:
+        name = self.selected_agent()
+        if name is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._do(f"purged {name}", lambda c: c.destroy(name, purge=True))
+
+        self.push_screen(PurgeModal(name), answered)
+
+    def action_history(self) -> None:
+        name = self.selected_agent()
+        if name is not None and self.client is not None and self.containers.rows_by_name.get(name):
+            self.push_screen(HistoryScreen(self.client, name))
+
+    def action_approve(self) -> None:
+        a = self.selected_approval()
+        if a is None or a.status != "pending":
+            self.notify("no pending request selected", severity="warning")
+            return
+        self._do(f"approved #{a.id} ({a.agent}); carrying it out", lambda c: c.request({"cmd": "approve", "id": a.id}))
+
+    def action_deny(self) -> None:
+        a = self.selected_approval()
+        if a is None or a.status != "pending":
+            self.notify("no pending request selected", severity="warning")
+            return
+
+        def answered(note: str | None) -> None:
+            if note is not None:
+                self._do(f"denied #{a.id} ({a.agent})", lambda c: c.deny(a.id, note or None))
+
+        self.push_screen(PromptModal(f"Deny #{a.id} ({a.agent} {a.kind})? Reason (optional, sent to the manager):",
+                                     placeholder="why not", confirm="Deny"), answered)
+
+    def action_resolved(self) -> None:
+        self.approvals.show_resolved = not self.approvals.show_resolved
+        if self.client is not None:
+            self._reload_worker()
+
+    @work(exclusive=True, group="reload")
+    async def _reload_worker(self) -> None:
+        await self.reload()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.containers.refilter(event.value)
+        self.approvals.refilter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.containers.focus()
+
+    def key_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus or box.value:
+            box.value = ""
+            box.add_class("hidden")
+            self.containers.focus()
+
+    def action_jump(self) -> None:
+        self.action_command_palette()
+
+    def action_hosts(self) -> None:
+        hosts = self.hosts or ([self.host] if self.host else [])
+        if not hosts:
+            self.notify("no hosts configured: add them to hosts.yaml", severity="warning")
+            return
+
+        def chosen(host: Host | None) -> None:
+            if host is not None:
+                self.connect_to(host)
+
+        self.push_screen(HostsScreen(hosts, self.host.name if self.host else "", self.link), chosen)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    @on(DataTable.RowHighlighted, "#approvals")
+    def _approval_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_diff(int(event.row_key.value))
+
+    @work(exclusive=True, group="diff")
+    async def show_diff(self, id: int) -> None:
+        view = self.query_one(DiffView)
+        a = self.approvals.items.get(id)
+        if a is None or self.client is None:
+            return
+        if a.kind != "apply_commit":
+            view.show_message(f"#{a.id}: {a.kind} of {a.agent}\n\n{a.description or ''}")
+            return
+        try:
+            diff = await self.client.diff(id)
+        except HiveError as e:
+            view.show_message(f"#{a.id}: no diff: {e}")
+            return
+        view.show(f"#{a.id} {a.agent}: {one_line(a.description) or a.fetched_sha}", diff)
+
+    async def on_unmount(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+

@@ -1,0 +1,46 @@
+"""The command palette: actions on the selected agent or request, agents to
+jump to, views and hosts, each findable by name."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from .actions import ACTIONS
+
+
+class HiveCommands(Provider):
+    def _entries(self) -> list[tuple[str, str, object]]:
+        app = self.app
+        entries: list[tuple[str, str, object]] = []
+        agent = app.selected_agent()
+        if agent:
+            for a in ACTIONS:
+                if a.scope == "agent":
+                    entries.append((f"{a.label.rstrip('…')} {agent}", a.help, partial(app.do_action, a.id)))
+        approval = app.selected_approval()
+        if approval is not None:
+            for a in ACTIONS:
+                if a.scope == "approval":
+                    entries.append((f"{a.label.rstrip('…')} request #{approval.id} ({approval.agent})", a.help,
+                                    partial(app.do_action, a.id)))
+        for name in app.agent_names():
+            entries.append((f"Go to {name}", f"select {name} in the container list", partial(app.jump_to, name)))
+        for host in app.hosts:
+            entries.append((f"Switch to host {host.name}", host.describe(), partial(app.switch_host, host)))
+        for a in ACTIONS:
+            if a.scope == "global" and a.id not in ("jump", "quit"):
+                entries.append((a.label, a.help, partial(app.do_action, a.id)))
+        return entries
+
+    async def discover(self) -> Hits:
+        for text, help, callback in self._entries():
+            yield DiscoveryHit(text, callback, help=help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, help, callback in self._entries():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), callback, help=help)

@@ -1,0 +1,33 @@
+"""A proposal's diff against the applied main: files changed, then the patch in colour."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from ..plain import one_line, plain
+
+
+class DiffView(VerticalScroll):
+    def compose(self):
+        yield Static(Text("Select a request to read its change."), id="diff-body")
+
+    def show_message(self, message: str) -> None:
+        self.query_one("#diff-body", Static).update(Text(plain(message)))
+
+    def show(self, title: str, diff: dict) -> None:
+        lines = [Text(plain(title), style="bold"), Text("")]
+        for f in diff.get("files", []):
+            moved = f" (from {one_line(f['old_path'])})" if f.get("old_path") != f.get("path") else ""
+            counts = "binary" if f.get("binary") else f"+{f.get('additions', 0)} -{f.get('deletions', 0)}"
+            lines.append(Text(f"  {one_line(f.get('status'), 2)} {one_line(f.get('path'))}{moved}  {counts}"))
+        if diff.get("truncated"):
+            lines.append(Text("  (the patch is cut at 1 MiB)"))
+        lines.append(Text(""))
+        # The lexer colours the patch; what it shows is the plain text, never markup.
+        patch = Syntax(plain(diff.get("patch", "")), "diff", theme="ansi_dark", word_wrap=False)
+        self.query_one("#diff-body", Static).update(Group(*lines, patch))
+        self.scroll_home(animate=False)

@@ -68,30 +68,31 @@ class HiveApp(App[None]):
         self.link = "connecting…"
 
     def compose(self) -> ComposeResult:
+        # Kept by reference: feed items keep arriving while another screen
+        # (history, help) is on top, where a query would not find them.
+        self.containers = ContainerTable(now=self.now, pulse=self.pulse, id="containers")
+        self.approvals = ApprovalTable(now=self.now, id="approvals")
+        self.diff = DiffView(id="diff")
+        self.deploys = DeployLog(id="deploys")
+        self.filter_box = Input(placeholder="filter agents and requests (Escape clears)", id="filter",
+                                classes="hidden")
+        self.panes = Horizontal(id="panes")
         yield Header()
-        yield Input(placeholder="filter agents and requests (Escape clears)", id="filter", classes="hidden")
-        with Horizontal(id="panes"):
+        yield self.filter_box
+        with self.panes:
             with Vertical(id="left"):
                 yield Label("Containers", classes="pane-title")
-                yield ContainerTable(now=self.now, pulse=self.pulse, id="containers")
+                yield self.containers
             with Vertical(id="right"):
                 yield Label("Requests", classes="pane-title")
-                yield ApprovalTable(now=self.now, id="approvals")
-                yield DiffView(id="diff")
-        yield DeployLog(id="deploys")
+                yield self.approvals
+                yield self.diff
+        yield self.deploys
         yield Footer()
 
     def on_mount(self) -> None:
         self.containers.focus()
         self.connect_to(self.host)
-
-    @property
-    def containers(self) -> ContainerTable:
-        return self.query_one(ContainerTable)
-
-    @property
-    def approvals(self) -> ApprovalTable:
-        return self.query_one(ApprovalTable)
 
     def _label(self) -> str:
         return self.host.describe() if self.host else "demo hive (in this process)"
@@ -99,7 +100,7 @@ class HiveApp(App[None]):
     def _set_link(self, state: str, stale: bool) -> None:
         self.link = state
         self.sub_title = f"{self._label()} · {state}"
-        self.query_one("#panes").set_class(stale, "stale")
+        self.panes.set_class(stale, "stale")
 
     # -- the link -------------------------------------------------------------------
 
@@ -141,9 +142,9 @@ class HiveApp(App[None]):
         elif isinstance(item, Approval):
             self.approvals.upsert(item)
         elif isinstance(item, DeployStep):
-            self.query_one(DeployLog).step(item)
+            self.deploys.step(item)
         elif isinstance(item, Event):
-            self.query_one(DeployLog).event(item)
+            self.deploys.event(item)
             if item.kind == "ApprovalResolved":
                 outcome = " ".join(filter(None, [item.status, item.tag]))
                 self.notify(f"#{item.id} {one_line(item.agent)}: {one_line(outcome)}", markup=False,
@@ -276,9 +277,8 @@ class HiveApp(App[None]):
         await self.reload()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.remove_class("hidden")
-        box.focus()
+        self.filter_box.remove_class("hidden")
+        self.filter_box.focus()
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
@@ -290,7 +290,7 @@ class HiveApp(App[None]):
         self.containers.focus()
 
     def key_escape(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if box.has_focus or box.value:
             box.value = ""
             box.add_class("hidden")
@@ -320,7 +320,7 @@ class HiveApp(App[None]):
 
     @work(exclusive=True, group="diff")
     async def show_diff(self, id: int) -> None:
-        view = self.query_one(DiffView)
+        view = self.diff
         a = self.approvals.items.get(id)
         if a is None or self.client is None:
             return

@@ -1,11 +1,13 @@
 """A client over a byte stream to a hive-tui server: a Unix socket, or an SSH
 channel forwarded to one.
 
-Requests go one at a time over one connection, since responses carry no
-request id. A connection found dead is dialled again with backoff; a request
-that may have changed state is never sent twice, so one cut off after it was
-sent fails with an error saying it may have been carried out. Subscriptions
-and followed logs each have a connection of their own.
+A connection carries one request at a time, since responses carry no
+request id; a request that finds every connection busy (a rebuild takes
+minutes) opens another, and a few idle ones are kept for reuse. A server
+that cannot be reached is dialled again with backoff; a request that may
+have changed state is never sent twice, so one cut off after it was sent
+fails with an error saying it may have been carried out. Subscriptions and
+followed logs each have a connection of their own.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ READ_ONLY = frozenset({
 # Big enough for a status of thousands of agents.
 MAX_RESPONSE = 64 << 20
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+MAX_IDLE = 4
 
 
 class Unreachable(HiveError):
@@ -40,8 +43,7 @@ class StreamClient(HiveClient):
     def __init__(self, label: str, redial_for: float = 30.0):
         self.label = label
         self.redial_for = redial_for
-        self._conn: tuple[Any, Any] | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[tuple[Any, Any]] = []
         self._closed = False
 
     @abc.abstractmethod
@@ -67,34 +69,40 @@ class StreamClient(HiveClient):
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         cmd = message.get("cmd")
-        async with self._lock:
-            for attempt in (1, 2):
-                if self._conn is None or self._conn[0].at_eof():
-                    await self._drop()
-                    self._conn = await self._dial()
-                reader, writer = self._conn
-                try:
-                    writer.write(wire.encode(message))
-                    await writer.drain()
-                    line = await reader.readline()
-                    if not line.endswith(b"\n"):
-                        raise ConnectionResetError("the server closed the connection")
-                except (OSError, ValueError, EOFError) as e:
-                    await self._drop()
-                    if cmd in READ_ONLY and attempt == 1:
-                        continue
-                    raise HiveError(
-                        f"lost {self.label} while waiting for the answer to {cmd}; "
-                        f"it may or may not have been carried out: {e}"
-                    ) from None
-                return wire.check_response(wire.decode(line))
+        for attempt in (1, 2):
+            reader, writer = await self._take()
+            try:
+                writer.write(wire.encode(message))
+                await writer.drain()
+                line = await reader.readline()
+                if not line.endswith(b"\n"):
+                    raise ConnectionResetError("the server closed the connection")
+            except (OSError, ValueError, EOFError) as e:
+                await _close(writer)
+                if cmd in READ_ONLY and attempt == 1:
+                    continue
+                raise HiveError(
+                    f"lost {self.label} while waiting for the answer to {cmd}; "
+                    f"it may or may not have been carried out: {e}"
+                ) from None
+            await self._give((reader, writer))
+            return wire.check_response(wire.decode(line))
         raise AssertionError("unreachable")
 
-    async def _drop(self) -> None:
-        if self._conn is not None:
-            _, writer = self._conn
-            self._conn = None
+    async def _take(self) -> tuple[Any, Any]:
+        """An idle connection that is still open, or a new one."""
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof():
+                return reader, writer
             await _close(writer)
+        return await self._dial()
+
+    async def _give(self, conn: tuple[Any, Any]) -> None:
+        if self._closed or len(self._idle) >= MAX_IDLE:
+            await _close(conn[1])
+        else:
+            self._idle.append(conn)
 
     def feed(self) -> Feed:
         """A subscription of its own that redials when dropped, pushing LinkState around the gap."""
@@ -161,8 +169,8 @@ class StreamClient(HiveClient):
 
     async def close(self) -> None:
         self._closed = True
-        async with self._lock:
-            await self._drop()
+        while self._idle:
+            await _close(self._idle.pop()[1])
 
 
 async def _close(writer: Any) -> None:

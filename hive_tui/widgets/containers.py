@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -142,8 +143,9 @@ class ContainerTable(DataTable):
 
     # -- drawing ------------------------------------------------------------------
 
-    def _style(self, name: str):
-        return self.get_component_rich_style(name, partial=True)
+    def _style(self, name: str) -> Style:
+        # No styles while the table is being taken down (the app quitting mid-update).
+        return self.get_component_rich_style(name, partial=True, default=Style.null())
 
     def _render(self, name: str) -> Text:
         row = self.rows_by_name.get(name)

@@ -12,11 +12,15 @@ from ..plain import one_line, plain
 
 
 class DiffView(VerticalScroll):
+    # What is on show, as plain text: the title, or the message.
+    shown = ""
+
     def compose(self):
         yield Static(Text("Select a request to read its change."), id="diff-body")
 
     def show_message(self, message: str) -> None:
-        self.query_one("#diff-body", Static).update(Text(plain(message)))
+        self.shown = plain(message)
+        self.query_one("#diff-body", Static).update(Text(self.shown))
 
     def show(self, title: str, diff: dict) -> None:
         lines = [Text(plain(title), style="bold"), Text("")]
@@ -29,5 +33,6 @@ class DiffView(VerticalScroll):
         lines.append(Text(""))
         # The lexer colours the patch; what it shows is the plain text, never markup.
         patch = Syntax(plain(diff.get("patch", "")), "diff", theme="ansi_dark", word_wrap=False)
+        self.shown = "\n".join([*(line.plain for line in lines), patch.code])
         self.query_one("#diff-body", Static).update(Group(*lines, patch))
         self.scroll_home(animate=False)

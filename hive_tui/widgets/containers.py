@@ -82,7 +82,7 @@ class ContainerTable(DataTable):
         """Everything afresh (on connect and after a gap), keeping the selection."""
         keep = self.selected()
         self.rows_by_name = {r.name: r for r in rows}
-        self.transients = dict(transients)
+        self.transients = {**{r.name: r.transient for r in rows if r.transient}, **transients}
         for name in transients:
             self.rows_by_name.setdefault(name, None)
         self.clear()

@@ -1,0 +1,59 @@
+"""How the console looks, pinned: the main screen with a row in each transient
+state and each badge, the modals, help and hosts, and a light theme.
+
+A changed snapshot is reviewed as an SVG (pytest --snapshot-report) before it
+is accepted with --snapshot-update; never regenerated blindly."""
+
+from __future__ import annotations
+
+from hive_tui.app import HiveApp
+
+from .scripted import HOSTS, NOW, ScriptedClient
+
+SIZE = (150, 40)
+
+
+def app() -> HiveApp:
+    async def connect(host):
+        return ScriptedClient()
+
+    return HiveApp(connect, hosts=HOSTS, now=lambda: NOW, pulse=False)
+
+
+async def settled(pilot) -> None:
+    await pilot.pause()
+    while pilot.app.link != "live" or pilot.app.diff.shown == "":
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def test_main_screen(snap_compare):
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled)
+
+
+def test_main_screen_light(snap_compare):
+    async def light(pilot):
+        pilot.app.theme = "textual-light"
+        await settled(pilot)
+
+    assert snap_compare(app(), terminal_size=SIZE, run_before=light)
+
+
+def test_deny_prompt(snap_compare):
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["tab", "n", *"not now"])
+
+
+def test_destroy_confirmation(snap_compare):
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["d"])
+
+
+def test_purge_confirmation(snap_compare):
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["D", *"atl"])
+
+
+def test_help(snap_compare):
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["question_mark"])
+
+
+def test_hosts(snap_compare):
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["H"])

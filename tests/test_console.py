@@ -244,3 +244,30 @@ async def test_a_dropped_server_shows_as_reconnecting(hive):
         await asyncio.to_thread(server.start)
         await until(pilot, lambda: app.link == "live", what="the link to come back")
         assert not app.panes.has_class("stale")
+
+
+async def test_switching_host_is_one_key_away(tmp_path):
+    from hive_tui.config import Host
+
+    servers = []
+    for name in ("one", "two"):
+        root = tmp_path / name
+        seeded_hive(root, {f"agent-{name}": agent_files()})
+        servers.append(ServerProcess(root, tmp_path / f"{name}.sock").start())
+    hosts = [Host(s.root.name, "unix", socket=str(s.sock)) for s in servers]
+
+    async def connect(host):
+        return UnixClient(host.socket)
+
+    try:
+        async with HiveApp(connect, hosts=hosts, host=hosts[0]).run_test(size=SIZE) as pilot:
+            app = pilot.app
+            await until(pilot, lambda: app.agent_names() == ["agent-one"] and app.link == "live", what="host one")
+            await pilot.press("H")
+            await pilot.press("down", "enter")
+            await until(pilot, lambda: app.agent_names() == ["agent-two"] and app.link == "live", what="host two")
+            assert app.host.name == "two" and "two" in app.sub_title
+    finally:
+        for s in servers:
+            s.kill()
+            stop_agents(s.root)

@@ -23,6 +23,7 @@ from ..plain import one_line
 from ..report import age
 
 PULSE = "◐◓◑◒"
+PULSE_EVERY = 0.5
 ACTION_KEYS = "s start · x stop · r restart · b rebuild · p pause · d destroy · D purge · ⏎ history"
 COLUMN = "agent"
 
@@ -66,7 +67,7 @@ class ContainerTable(DataTable):
     def on_mount(self) -> None:
         self.add_column("agent", key=COLUMN)
         if self.pulse:
-            self.set_interval(0.25, self._pulse)
+            self.set_interval(PULSE_EVERY, self._pulse)
 
     # -- the model --------------------------------------------------------------
 
@@ -137,8 +138,10 @@ class ContainerTable(DataTable):
         if not self.transients:
             return
         self.frame += 1
+        # Rows off screen catch up when they scroll in; only what shows is redrawn.
+        top, height = self.scroll_offset.y, self.size.height
         for name in self.transients:
-            if name in self.rows:
+            if name in self.rows and top - 2 <= self.get_row_index(name) * 2 <= top + height:
                 self.update_cell(name, COLUMN, self._render(name))
 
     # -- drawing ------------------------------------------------------------------

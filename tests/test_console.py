@@ -108,6 +108,9 @@ async def test_approve_and_deny_with_a_reason(hive):
         assert "notes.txt" in app.query_one(DiffView).shown
         await pilot.press("a")
         await until(pilot, lambda: tag(root, "beta", "deployed/1") is not None, what="deployed/1")
+        log = lambda: "\n".join(strip.text for strip in app.deploys.lines)  # noqa: E731
+        await until(pilot, lambda: "ApprovalResolved beta #1: approved deployed/1" in log(), what="the outcome")
+        assert "[1 beta] fast-forward" in log() and "[1 beta] finalize: deployed/1" in log()
         await select_request(pilot, 2)
         await pilot.press("n")
         assert isinstance(app.screen, PromptModal)

@@ -24,6 +24,7 @@ import pygit2
 from . import gitrepo
 from .db import Database
 from .errors import BuildFailed, Conflict, HiveError, describe
+from .faults import crash_point
 from .layout import StateRoot
 from .meta import MetaFlake
 from .models import Approval, DeployStep
@@ -47,6 +48,7 @@ class Deployer:
         repo = gitrepo.open_repo(path)
 
         def step(step_name: str, detail: str = "") -> None:
+            crash_point(f"deploy:before-{step_name}")
             with self.db.write() as t:
                 t.journal_step(id, step_name)
             self.emit(DeployStep(id=id, agent=name, step=step_name, detail=detail))
@@ -54,6 +56,7 @@ class Deployer:
         main = repo.references[gitrepo.MAIN]
         prev = main.target
         target = proposal_commit(repo, approval)
+        crash_point("deploy:claimed")
         with self.db.write() as t:
             t.journal_start(id, name, str(prev), str(target))
         self.emit(DeployStep(id=id, agent=name, step="captured", detail=f"main at {str(prev)[:12]}"))
@@ -88,8 +91,10 @@ class Deployer:
 
         step("finalize", f"deployed/{id}")
         gitrepo.create_tag(repo, f"deployed/{id}", target, "")
-        self.meta.finalize_deploy(name, node, f"deploy {name} deployed/{id} {str(target)[:12]}")
-        return self._resolve(approval, "approved", f"deployed/{id}", str(target), error=None)
+        crash_point("deploy:deployed-tagged")
+        self.meta.finalize_deploy(name, node, deploy_message(name, id, str(target)))
+        crash_point("deploy:meta-committed")
+        return self.resolve(approval, "approved", f"deployed/{id}", str(target), error=None)
 
     def _roll_back(self, repo: pygit2.Repository, main: pygit2.Reference, approval: Approval,
                    prev: pygit2.Oid, target: pygit2.Oid, error: str) -> Approval:
@@ -100,15 +105,18 @@ class Deployer:
             t.journal_step(id, "rollback")
         self.emit(DeployStep(id=id, agent=name, step="rollback", detail=error))
         gitrepo.create_tag(repo, f"failed/{id}", target, error)
+        crash_point("deploy:failed-tagged")
         # `main` is the ref loaded in step 1: moving it back is a compare-and-swap
         # against the value this deploy set, so a move by anyone else is refused.
         if main.target != prev:
             gitrepo.move_ref(main, prev, f"hive-tui: roll back deploy {id}")
         gitrepo.sync_worktree(repo, prev)
+        crash_point("deploy:rolled-back")
         self.meta.abort_deploy(name)
-        return self._resolve(approval, "failed", f"failed/{id}", str(target), error=error)
+        return self.resolve(approval, "failed", f"failed/{id}", str(target), error=error)
 
-    def _resolve(self, approval: Approval, status: str, tag: str, sha: str, error: str | None) -> Approval:
+    def resolve(self, approval: Approval, status: str, tag: str, sha: str, error: str | None) -> Approval:
+        """Record the outcome: journal, approval and events in one transaction, then tell watchers."""
         id, name = approval.id, approval.agent
         with self.db.write() as t:
             t.journal_finish(id, status)
@@ -122,6 +130,10 @@ class Deployer:
             self.emit(event)
         self.emit(done)
         return done
+
+
+def deploy_message(name: str, id: int, sha: str) -> str:
+    return f"deploy {name} deployed/{id} {sha[:12]}"
 
 
 def proposal_commit(repo: pygit2.Repository, approval: Approval) -> pygit2.Oid:

@@ -20,6 +20,7 @@ from . import gitrepo
 from .db import Database
 from .deploy import Deployer
 from .errors import Conflict, HiveError, NotFound, describe
+from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import read_json
 from .layout import OwnerLock, StateRoot
@@ -27,6 +28,7 @@ from .lifecycle import agents_for_meta_listing, destroy_agent, install_agent, re
 from .meta import MetaCommit, MetaFlake, input_name
 from .models import AgentStatus, Approval, Event, TagRecord, Transient
 from .names import check_name
+from .recovery import Recovery
 from .runtime import OutputSink, make_runtime
 from .template import new_agent_files
 from .transients import Transients
@@ -67,6 +69,8 @@ class Engine:
         self.transients = Transients(self.db, self._transient_changed)
         self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit)
         self.interrupted = self._clear_leftover_transients()
+        # What the last engine left half done, brought back in line before any new work.
+        self.recovered = Recovery(self.state, self.db, self.meta, self.runtime, self._deployer).run(self.interrupted)
 
     def _clear_leftover_transients(self) -> list[Transient]:
         """Report the actions a previous engine was in the middle of when it stopped."""
@@ -301,6 +305,7 @@ class Engine:
                 tag = f"denied/{id}"
                 repo = gitrepo.open_repo(self.state.applied(approval.agent))
                 gitrepo.create_tag(repo, tag, pygit2.Oid(hex=sha), note or "")
+                crash_point("deny:tagged")
             done = t.finish(id, "denied", tag)
             event = t.add_event("ApprovalResolved", approval.agent, id=id, status="denied", sha=sha, tag=tag, note=note)
         self._emit(event)

@@ -14,6 +14,7 @@ import pygit2
 
 from . import gitrepo
 from .errors import Conflict, HiveError, describe
+from .faults import crash_point
 from .layout import StateRoot
 from .meta import MetaFlake
 from .names import check_name
@@ -69,11 +70,15 @@ def install_agent(
             made.append(agent_state)
             agent_state.mkdir(mode=0o700)
         sha = applied_main(state, name)
+        crash_point("spawn:seeded")
         node = meta.prepare_spawn(name)
         staged = True
+        crash_point("spawn:prepared")
         runtime.create(name, applied, sha, on_output)
         created = True
+        crash_point("spawn:created")
         meta.finalize_spawn(name, node, f"spawn {name} {sha[:12]}")
+        crash_point("spawn:committed")
         return sha
     except BaseException:
         _undo(f"spawn of {name}", [
@@ -102,11 +107,13 @@ def rebuild_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str
     """
     sha = applied_main(state, name)
     node = meta.prepare_deploy(name)
+    crash_point("rebuild:prepared")
     try:
         runtime.rebuild(name, state.applied(name), sha, on_output)
     except BaseException:
         meta.abort_deploy(name)
         raise
+    crash_point("rebuild:built")
     return meta.finalize_deploy(name, node, f"rebuild {name} {sha[:12]}", skip_unchanged=True)
 
 
@@ -120,10 +127,12 @@ def destroy_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str
     check_name(name)
     if name in runtime.containers():
         runtime.destroy(name)
+    crash_point("destroy:container-gone")
     if purge:
         for path in (state.applied(name), state.proposed(name), state.agent_state(name)):
             if path.exists():
                 shutil.rmtree(path)
+    crash_point("destroy:purged")
     try:
         meta.rerender(agents_for_meta_listing(state, runtime), f"destroy {name}")
     except Exception as e:

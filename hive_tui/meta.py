@@ -166,6 +166,18 @@ class MetaFlake:
         kept = {k: v for k, v in working["nodes"].items() if k in names}
         write_atomic(self.dir / "flake.lock", dump_lock(_with_agent_nodes(working, kept)))
 
+    def reset_working(self) -> None:
+        """Working files exactly as the last commit has them: after a restart
+        nothing is staged, so anything else there is a crash's leftover."""
+        with self._lock:
+            self._staging.clear()
+            repo = self._repo()
+            for name in ("flake.nix", "flake.lock"):
+                data = gitrepo.blob_at(repo, name) or b""
+                if not (self.dir / name).exists() or (self.dir / name).read_bytes() != data:
+                    write_atomic(self.dir / name, data.decode())
+            gitrepo.stage(repo, ["flake.nix", "flake.lock"])
+
     def prepare_spawn(self, agent: str) -> dict:
         """Render and lock a new agent's input in the working files, uncommitted."""
         with self._lock:

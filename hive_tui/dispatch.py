@@ -9,8 +9,10 @@ verb's fields before the engine sees it; whatever goes wrong comes back as
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from .models import Approval
 
 log = logging.getLogger(__name__)
 
+ENGINE_THREADS = 64
 _TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
 
 
@@ -76,6 +79,10 @@ class Dispatcher:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._background: set[asyncio.Task] = set()
+        # Engine calls block (builds take minutes): a pool of their own, big
+        # enough that deploys of many agents build side by side, not queued
+        # behind the event loop's small default one.
+        self._pool = ThreadPoolExecutor(max_workers=ENGINE_THREADS, thread_name_prefix="hive-engine")
         e = engine
         self._verbs: dict[str, tuple[dict[str, Field], Callable[..., Awaitable[dict]]]] = {
             "list": ({}, self._sync(lambda: {"agents": e.agents()})),
@@ -137,10 +144,9 @@ class Dispatcher:
             ),
         }
 
-    @staticmethod
-    def _sync(fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
+    def _sync(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
         async def run(**args: Any) -> dict:
-            return await asyncio.to_thread(fn, **args)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, **args))
 
         return run
 
@@ -164,7 +170,7 @@ class Dispatcher:
     async def _approve(self, id: int) -> dict:
         """Claim at once, carry out in the background: a client that goes away
         does not stop the deploy, and the outcome reaches subscribers."""
-        approval = await asyncio.to_thread(self.engine.claim, id)
+        approval = await asyncio.get_running_loop().run_in_executor(self._pool, self.engine.claim, id)
         task = asyncio.create_task(self._carry_out(approval))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -172,7 +178,7 @@ class Dispatcher:
 
     async def _carry_out(self, approval: Approval) -> None:
         try:
-            await asyncio.to_thread(self.engine.carry_out, approval)
+            await asyncio.get_running_loop().run_in_executor(self._pool, self.engine.carry_out, approval)
         except Exception:
             log.exception("approval %s could not be carried out", approval.id)
 

@@ -1,8 +1,6 @@
-"""Console benchmark: time to the first interactive frame and push-update latency
-at 10, 100 and 1,000 agents (with 100 pending requests), and idle CPU with 20
-pulsing pills. Prints medians of several runs; asserts nothing.
-
-    .venv/bin/python benchmarks/console.py [--runs 5]
+"""Console benchmarks (run by benchmarks/run.py): time to the first
+interactive frame and push-update latency at 10, 100 and 1,000 agents (with
+100 pending requests), and idle CPU with 20 pulsing pills.
 
 The console runs headless (Textual's test driver) against an in-memory
 client, so the figures are the console's own: no engine, no socket.
@@ -10,10 +8,7 @@ client, so the figures are the console's own: no engine, no socket.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import platform
-import resource
 import statistics
 import time
 
@@ -113,23 +108,3 @@ async def idle_cpu(pills: int = 20, seconds: float = 5.0) -> float:
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)
         return 100 * (time.process_time() - cpu) / (time.perf_counter() - wall)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    print(f"# console, {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}, medians of {args.runs} runs")
-    print(f"{'agents':>7}  {'first frame (ms)':>17}  {'update latency (ms)':>20}")
-    for agents in (10, 100, 1000):
-        frame = statistics.median(asyncio.run(first_frame(agents)) for _ in range(args.runs))
-        latency = statistics.median(asyncio.run(update_latency(agents)) for _ in range(args.runs))
-        print(f"{agents:>7}  {frame * 1000:>17.0f}  {latency * 1000:>20.1f}")
-    cpu = statistics.median(asyncio.run(idle_cpu()) for _ in range(max(1, args.runs // 2)))
-    print(f"idle CPU with 20 pulsing pills: {cpu:.1f}% of one core")
-    print(f"peak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
-
-
-if __name__ == "__main__":
-    main()

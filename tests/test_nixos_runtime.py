@@ -437,3 +437,29 @@ def test_the_engine_drives_a_whole_life_through_the_runtime(host, state, profile
         ["nixos-container", "destroy", "h-alpha"],
     ]
     assert host.containers() == []
+
+
+def test_a_deploy_whose_update_moved_the_profile_is_not_a_clean_failure(host, state, profiles):
+    """The container switched before the update failed: the failed deploy says it
+    was rolled back, and the profile is back where it was."""
+    from hive_tui import gitrepo
+    from hive_tui.engine import Engine
+
+    options = {"profiles_dir": profiles, "command_timeout": 5.0, "build_timeout": 5.0}
+    with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
+        engine.install_agent("alpha")
+        profile = make_profile(profiles, "h-alpha", 4)
+        host.write("active/container@h-alpha.service", "active\n")
+        host.write("move-profile", str(profile))
+        gitrepo.commit_files(gitrepo.open_repo(engine.state.proposed("alpha")), {"notes.txt": b"x\n"}, "notes")
+        done = engine.approve(engine.request_apply_commit("alpha", "main").id)
+
+        assert (done.status, done.terminal_tag) == ("failed", "failed/1")
+        assert "reloading container failed" in done.error
+        assert "had moved h-alpha's system profile to generation 5; it was rolled back to generation 4" in done.error
+        assert os.readlink(profile) == "system-4-link"
+        repo = gitrepo.open_repo(engine.state.applied("alpha"))
+        assert "rolled back to generation 4" in repo[repo.references["refs/tags/failed/1"].target].message
+        assert engine.meta_log()[0].message.startswith("spawn alpha")
+    assert ["nix-env", "-p", str(profile), "--switch-generation", "4"] in host.calls()
+    assert ["systemctl", "reload", "container@h-alpha.service"] in host.calls()

@@ -1,0 +1,96 @@
+"""Server benchmark: how long a status change takes to reach 50 subscribed
+clients, over a local Unix socket and over SSH on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hive_tui.client.base import HiveClient
+from hive_tui.client.ssh import SshClient
+from hive_tui.client.stream import UnixClient
+from hive_tui.config import load_config, parse_host
+from hive_tui.engine import Engine
+from hive_tui.models import AgentStatus
+from hive_tui.template import new_agent_files
+
+EXE = Path(sys.executable).with_name("hive-tui")
+
+
+class _Env:
+    """What tests/sshd.py asks of pytest's monkeypatch, for a process of our own."""
+
+    def setenv(self, name: str, value: str) -> None:
+        os.environ[name] = value
+
+    def delenv(self, name: str, raising: bool = True) -> None:
+        os.environ.pop(name, None)
+
+
+async def _feed_latency(make_client, subscribers: int, changes: int) -> float:
+    clients = [make_client() for _ in range(subscribers)]
+    feeds = [c.feed() for c in clients]
+    for f in feeds:
+        await f.__aenter__()
+    actor: HiveClient = make_client()
+    latencies = []
+    try:
+        for i in range(changes):
+            paused = i % 2 == 0
+            start = time.perf_counter()
+            await actor.set_paused("alpha", paused)
+            for feed in feeds:
+                while True:
+                    item = await feed.__anext__()
+                    if isinstance(item, AgentStatus) and item.paused == paused:
+                        break
+            latencies.append(time.perf_counter() - start)
+    finally:
+        for f in feeds:
+            await f.__aexit__(None, None, None)
+        for c in [*clients, actor]:
+            await c.close()
+    return statistics.median(latencies)
+
+
+def feed_latency(subscribers: int = 50, changes: int = 20, ssh: bool = False) -> float:
+    root = Path(tempfile.mkdtemp(prefix="hive-bench-"))
+    server = sshd = None
+    saved = dict(os.environ)
+    try:
+        with Engine(root / "hive", locker="builtin") as engine:
+            engine.install_agent("alpha", new_agent_files("alpha"))
+        sock = root / "host.sock"
+        server = subprocess.Popen([str(EXE), "--state", str(root / "hive"), "--locker", "builtin", "serve",
+                                   "--socket", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not sock.exists():
+            time.sleep(0.05)
+        if ssh:
+            from tests.sshd import start_sshd
+
+            sshd = start_sshd(root, _Env())
+            sshd.trust()
+            host = parse_host(sshd.url(sock), load_config(None))
+            make = lambda: SshClient(host)  # noqa: E731
+        else:
+            make = lambda: UnixClient(str(sock))  # noqa: E731
+        return asyncio.run(_feed_latency(make, subscribers, changes))
+    finally:
+        if sshd is not None:
+            sshd.stop()
+        if server is not None:
+            server.terminate()
+            server.wait(30)
+        with Engine(root / "hive", locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+            for name in engine.runtime.containers():
+                engine.runtime.stop(name)
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(root, ignore_errors=True)

@@ -77,6 +77,10 @@ class StreamClient(HiveClient):
                 line = await reader.readline()
                 if not line.endswith(b"\n"):
                     raise ConnectionResetError("the server closed the connection")
+            except asyncio.CancelledError:
+                # Its answer would come to whoever used the connection next.
+                writer.close()
+                raise
             except (OSError, ValueError, EOFError) as e:
                 await _close(writer)
                 if cmd in READ_ONLY and attempt == 1:

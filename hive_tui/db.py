@@ -184,6 +184,25 @@ class _Txn:
         )
         return self.approval(id)
 
+    # The three ways an approval ends outside a deploy, each with the events it
+    # owes the manager; a deploy's own end is Deployer.resolve.
+
+    def resolve_spawned(self, a: Approval, sha: str) -> tuple[Approval, list[Event]]:
+        done = self.finish(a.id, "approved", None)
+        return done, [self.add_event("Spawned", a.agent, id=a.id, sha=sha),
+                      self.add_event("ApprovalResolved", a.agent, id=a.id, status="approved", sha=sha)]
+
+    def resolve_failed(self, a: Approval, tag: str | None, error: str) -> tuple[Approval, list[Event]]:
+        done = self.finish(a.id, "failed", tag, error)
+        return done, [self.add_event("ApprovalResolved", a.agent, id=a.id, status="failed",
+                                     sha=a.fetched_sha, tag=tag, error=error)]
+
+    def resolve_denied(self, a: Approval, tag: str | None, note: str | None) -> tuple[Approval, list[Event]]:
+        """Record a denial of `a`, already claimed as denied."""
+        done = self.finish(a.id, "denied", tag)
+        return done, [self.add_event("ApprovalResolved", a.agent, id=a.id, status="denied",
+                                     sha=a.fetched_sha, tag=tag, note=note)]
+
     def add_event(self, kind: str, agent: str, **body) -> Event:
         at = rfc3339()
         text = json.dumps({k: v for k, v in body.items() if v is not None}, sort_keys=True)

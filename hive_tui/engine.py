@@ -267,11 +267,7 @@ class Engine:
         sha = install_agent(self.state, self.meta, self.runtime, approval.agent,
                             new_agent_files(approval.agent), on_output)
         with self.db.write() as t:
-            done = t.finish(approval.id, "approved", None)
-            events = [
-                t.add_event("Spawned", approval.agent, id=approval.id, sha=sha),
-                t.add_event("ApprovalResolved", approval.agent, id=approval.id, status="approved", sha=sha),
-            ]
+            done, events = t.resolve_spawned(approval, sha)
         for item in (*events, done):
             self._emit(item)
         return done
@@ -287,10 +283,9 @@ class Engine:
             except HiveError:
                 pass  # the repo is gone; the failure is recorded without a tag
         with self.db.write() as t:
-            done = t.finish(approval.id, "failed", tag, error)
-            event = t.add_event("ApprovalResolved", approval.agent, id=approval.id, status="failed",
-                                sha=approval.fetched_sha, tag=tag, error=error)
-        self._emit(event)
+            done, events = t.resolve_failed(approval, tag, error)
+        for event in events:
+            self._emit(event)
         self._emit(done)
         return done
 
@@ -300,15 +295,15 @@ class Engine:
         note = check_text(note, "note")
         with self.db.write() as t:
             approval = t.claim(id, "denied", note)
-            tag, sha = None, approval.fetched_sha
+            tag = None
             if approval.kind == "apply_commit":
                 tag = f"denied/{id}"
                 repo = gitrepo.open_repo(self.state.applied(approval.agent))
-                gitrepo.create_tag(repo, tag, pygit2.Oid(hex=sha), note or "")
+                gitrepo.create_tag(repo, tag, pygit2.Oid(hex=approval.fetched_sha), note or "")
                 crash_point("deny:tagged")
-            done = t.finish(id, "denied", tag)
-            event = t.add_event("ApprovalResolved", approval.agent, id=id, status="denied", sha=sha, tag=tag, note=note)
-        self._emit(event)
+            done, events = t.resolve_denied(approval, tag, note)
+        for event in events:
+            self._emit(event)
         self._emit(done)
         return done
 

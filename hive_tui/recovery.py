@@ -102,10 +102,7 @@ class Recovery:
             return []
         note = repo[ref.target].message or None
         with self.db.write() as t:
-            t.claim(approval.id, "denied", note)
-            t.finish(approval.id, "denied", f"denied/{approval.id}")
-            t.add_event("ApprovalResolved", approval.agent, id=approval.id, status="denied",
-                        sha=approval.fetched_sha, tag=f"denied/{approval.id}", note=note)
+            t.resolve_denied(t.claim(approval.id, "denied", note), f"denied/{approval.id}", note)
         return [f"finished denying {approval.id} ({approval.agent}): denied/{approval.id} was already planted"]
 
     def _approval(self, a: Approval) -> str:
@@ -161,9 +158,7 @@ class Recovery:
         if name in agents_for_meta_listing(self.state, self.runtime) and name in self.meta.agents():
             sha = str(gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target)
             with self.db.write() as t:
-                t.finish(a.id, "approved", None)
-                t.add_event("Spawned", name, id=a.id, sha=sha)
-                t.add_event("ApprovalResolved", name, id=a.id, status="approved", sha=sha)
+                t.resolve_spawned(a, sha)
             return f"finished spawn {a.id} of {name} forward: its container and meta commit were there"
         if name in self.runtime.containers():
             self.runtime.destroy(name)
@@ -173,5 +168,4 @@ class Recovery:
 
     def _fail(self, a: Approval, error: str) -> None:
         with self.db.write() as t:
-            t.finish(a.id, "failed", None, error)
-            t.add_event("ApprovalResolved", a.agent, id=a.id, status="failed", sha=a.fetched_sha, error=error)
+            t.resolve_failed(a, None, error)

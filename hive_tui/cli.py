@@ -270,14 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _open_engine(args: argparse.Namespace, root: Path | None, create: bool = False):
     from .engine import Engine
-    from .layout import StateRoot
 
     root = root or default_state()
     # Only `demo` and `serve` make a hive; a mistyped --state must not quietly become one.
-    if not create and args.verb not in ("demo", "serve") and not StateRoot.at(root).db.exists():
+    if not create and args.verb not in ("demo", "serve"):
+        _require_hive(args, root)
+    return Engine(root, runtime=args.runtime, locker=args.locker)
+
+
+def _require_hive(args: argparse.Namespace, root: Path) -> None:
+    from .layout import StateRoot
+
+    if not StateRoot.at(root).db.exists():
         hint = "hive-tui demo" if args.state is None else f"hive-tui --state {root} demo"
         raise HiveError(f"no hive at {root}; `{hint}` seeds one")
-    return Engine(root, runtime=args.runtime, locker=args.locker)
 
 
 def _target(args: argparse.Namespace) -> Host | None:
@@ -379,12 +385,11 @@ async def _run(args: argparse.Namespace) -> int:
 def console(args: argparse.Namespace) -> int:
     from .app import HiveApp
 
-    from .layout import StateRoot
-
     config = load_config(args.config)
     host = _target(args)
-    if host is None and args.state is not None and not StateRoot.at(args.state).db.exists():
-        raise HiveError(f"no hive at {args.state}; `hive-tui --state {args.state} demo` seeds one")
+    if host is None and args.state is not None:
+        # Before the console draws: a mistyped --state is an error, not an empty screen.
+        _require_hive(args, args.state)
 
     async def connect(h: Host | None) -> HiveClient:
         return await _client(args, h, seed_demo=True)

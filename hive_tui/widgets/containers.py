@@ -120,6 +120,9 @@ class ContainerTable(DataTable):
 
     def refilter(self, text: str) -> None:
         self.filter_text = text.lower()
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         self.set_rows([r for r in self.rows_by_name.values() if r is not None], self.transients)
 
     def _show(self, name: str) -> None:
@@ -132,7 +135,7 @@ class ContainerTable(DataTable):
             self.remove_row(name)
         elif wanted:
             # New rows go where sorting puts them: rebuild once, rare next to updates.
-            self.set_rows([r for r in self.rows_by_name.values() if r is not None], self.transients)
+            self._rebuild()
 
     def _pulse(self) -> None:
         if not self.transients:

@@ -440,7 +440,7 @@ def test_threads_reaping_the_same_child_at_once_all_see_a_row(hive_root):
     state = StateRoot.at(hive_root)
     state.create()
     runtime = LocalRuntime(state)
-    for _ in range(20):
+    for _ in range(5):
         (state.container("alpha")).mkdir(exist_ok=True)
         child = MeetingPopen(threading.Barrier(2), ["true"])
         child.wait()

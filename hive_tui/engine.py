@@ -118,7 +118,7 @@ class Engine:
     # -- reading ----------------------------------------------------------
 
     def agents(self) -> list[str]:
-        return agents_for_meta_listing(self.state, self.runtime)
+        return agents_for_meta_listing(self.state, self.runtime, self.meta)
 
     def _require_agent(self, name: str) -> str:
         check_name(name)

@@ -127,18 +127,34 @@ class Engine:
         return name
 
     def status(self) -> list[AgentStatus]:
+        """A row for each agent; one destroyed while the rows are read is left out."""
         lock = self.meta.committed_lock()
-        return [self._row(name, lock) for name in self.agents()]
+        rows = []
+        for name in self.agents():
+            try:
+                rows.append(self._row(name, lock))
+            except NotFound:
+                continue
+        return rows
 
     def agent_status(self, name: str) -> AgentStatus:
         self._require_agent(name)
         return self._row(name, self.meta.committed_lock())
 
     def _row(self, name: str, lock: dict) -> AgentStatus:
-        """An agent's row, derived from the runtime, the repos and its state folder."""
+        """An agent's row, derived from the runtime, the repos and its state folder.
+
+        NotFound if the agent is destroyed meanwhile: its container goes first,
+        so an agent no longer listed when its repo cannot be read is gone.
+        """
         run = self.runtime.run_state(name)
         locked = locked_rev(lock, input_name(name))
-        applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
+        try:
+            applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
+        except (HiveError, pygit2.GitError, KeyError, OSError):
+            if name not in self.agents():
+                raise NotFound(f"no agent named {name}") from None
+            raise
         agent_dir = self.state.agent_state(name)
         reported = read_json(agent_dir / "status.json") or {}
         text = reported.get("text") if run.running else None

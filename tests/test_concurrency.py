@@ -281,7 +281,7 @@ def test_agent_status_answers_for_the_rest_of_the_hive_while_agents_are_purged(s
         pollers = [await Client.open(server.sock) for _ in range(3)]
         sub = await Subscriber.open(server.sock)
         polls = 0
-        for _ in range(6):
+        for _ in range(4):
             await spawn_all(clients, sub, names)
             done, seen = asyncio.Event(), []
             polling = [asyncio.create_task(poll(p, done, seen)) for p in pollers]

@@ -11,6 +11,7 @@ import os
 import sqlite3
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -233,3 +234,38 @@ def test_the_manager_policy_names_only_real_verbs(tmp_path):
     verbs = every_verb(tmp_path)
     assert MANAGER.verbs <= set(verbs)
     assert not MANAGER.verbs & {"approve", "deny", "start", "stop", "restart", "rebuild", "destroy", "set_paused"}
+
+
+CONNECT = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('refused')\nelse:\n    print('connected')\n"
+
+
+def connects_as(path, gid: int) -> str:
+    """Whether a process of the unprivileged user `nobody` in group `gid` alone may connect to `path`."""
+    run = subprocess.run(["/usr/bin/python3", "-c", CONNECT, str(path)], user="nobody", group=gid,
+                         extra_groups=[], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user to connect needs root")
+def test_each_socket_admits_its_own_group_only(tmp_path):
+    import shutil
+    import tempfile
+
+    root = tmp_path / "hive"
+    seeded_hive(root, {})
+    # A folder anyone may traverse, so only the sockets' own modes decide.
+    folder = Path(tempfile.mkdtemp(prefix="hive-sockets-", dir="/tmp"))
+    folder.chmod(0o755)
+    admin, manager = folder / "host.sock", folder / "manager.sock"
+    server = ServerProcess(root, admin, "--group", ADMIN_GROUP,
+                           "--manager-socket", str(manager), "--manager-group", MANAGER_GROUP).start()
+    try:
+        wait_for(lambda: answers(manager), what="the manager's socket to listen")
+        admins, managers, others = (grp.getgrnam(g).gr_gid for g in (ADMIN_GROUP, MANAGER_GROUP, "users"))
+        assert (connects_as(admin, admins), connects_as(manager, admins)) == ("connected", "refused")
+        assert (connects_as(admin, managers), connects_as(manager, managers)) == ("refused", "connected")
+        assert (connects_as(admin, others), connects_as(manager, others)) == ("refused", "refused")
+    finally:
+        server.kill()
+        shutil.rmtree(folder)

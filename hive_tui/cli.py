@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb("console", None, "the console (what hive-tui runs with no verb)")
     verb("tour", None, "a walk through a throwaway demo hive with the CLI")
     verb("demo", None, "seed a demo hive: three agents and four requests")
-    p = verb("serve", None, "run the engine on --state and serve its socket until SIGTERM")
+    p = verb("serve", None, "run the engine on --state and serve its sockets until SIGTERM")
     p.add_argument("--socket", type=Path, required=True, metavar="PATH", help="the Unix socket to create (mode 0660)")
     p.add_argument("--group", metavar="GROUP", help="the group that owns the socket: its members may use it")
     p.add_argument("--manager-socket", type=Path, metavar="PATH",

@@ -8,6 +8,7 @@ import asyncio
 import grp
 import json
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -28,8 +29,6 @@ ADMIN_GROUP, MANAGER_GROUP = "nogroup", "daemon"
 
 
 def answers(path) -> bool:
-    import socket
-
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(str(path))

@@ -78,6 +78,15 @@ def test_a_failed_write_is_repaired_without_a_restart(hive, op, point, code):
 
     check_invariants(engine)
     assert all(row.error is None for row in engine.status())
+    if op.startswith("deploy"):
+        # Past finalize a deploy is finished forward; before it, rolled back with the fault as its error.
+        forward = point in ("deploy:deployed-tagged", "deploy:meta-committed")
+        done = engine.approval(1)
+        assert done.status == ("approved" if forward else "failed")
+        assert version(engine, "alpha") == (b"2\n" if forward else b"1\n")
+        assert forward or f"(injected at {point})" in done.error
+    elif op == "spawn":
+        assert ("gamma" in engine.agents()) == (point == "spawn:committed")
     # Every other agent is served as before.
     assert engine.agent_status("alpha" if op == "destroy" else "beta").running
 

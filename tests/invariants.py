@@ -51,3 +51,5 @@ def check_invariants(engine: Engine) -> None:
     assert (engine.state.meta / "flake.lock").read_bytes() == committed
     assert sorted(engine.meta.agents()) == sorted(engine.agents())
     assert engine.transients_in_flight() == []
+    assert engine.db.transients() == [], "a transient is left in the database"
+    assert engine.db.broken() == {}, f"agents left broken: {engine.db.broken()}"

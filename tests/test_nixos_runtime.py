@@ -21,10 +21,15 @@ STANDIN = Path(__file__).with_name("standin.py")
 
 
 class Host:
-    """The stand-ins' folder: what the test tells them, and what they recorded."""
+    """The stand-ins' folders: what the test tells them, what they recorded,
+    and the files nixos-container leaves on the host."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, etc: Path, var: Path, profiles: Path, cwd: Path):
         self.root = root
+        self.etc = etc
+        self.var = var
+        self.profiles = profiles
+        self.cwd = cwd
 
     def write(self, rel: str, text: str = "") -> None:
         path = self.root / rel
@@ -38,12 +43,25 @@ class Host:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     def containers(self) -> list[str]:
-        path = self.root / "containers"
-        return path.read_text().splitlines() if path.exists() else []
+        """What `nixos-container list` would print: the .conf files on the host."""
+        if not self.etc.exists():
+            return []
+        return sorted(p.name[: -len(".conf")] for p in self.etc.glob("*.conf"))
+
+    def conf(self, container: str) -> Path:
+        return self.etc / f"{container}.conf"
+
+    def add_container(self, container: str, running: bool = False) -> None:
+        """A container as `nixos-container create` leaves it, started or not."""
+        self.etc.mkdir(parents=True, exist_ok=True)
+        self.conf(container).write_text("PRIVATE_NETWORK=1\n")
+        (self.profiles / container).mkdir(parents=True, exist_ok=True)
+        if running:
+            self.write(f"active/container@{container}.service", "active\n")
 
 
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profiles: Path) -> Host:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "standin"
@@ -54,8 +72,16 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     root = tmp_path / "standin"
     root.mkdir()
+    etc, var = tmp_path / "etc" / "nixos-containers", tmp_path / "var" / "nixos-containers"
     monkeypatch.setenv("STANDIN_DIR", str(root))
-    return Host(root)
+    monkeypatch.setenv("STANDIN_ETC", str(etc))
+    monkeypatch.setenv("STANDIN_VAR", str(var))
+    monkeypatch.setenv("STANDIN_PROFILES", str(profiles))
+    # The engine's own working directory, as `/` is for a system service.
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return Host(root, etc, var, profiles, cwd)
 
 
 @pytest.fixture
@@ -100,7 +126,7 @@ def ignore(line: str) -> None:
 def make_profile(profiles: Path, container: str, generation: int) -> Path:
     """A container's system profile at `generation`, as nix lays it out."""
     folder = profiles / container
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     store_path = f"/nix/store/standin-system-{generation}"
     (folder / f"system-{generation}-link").symlink_to(store_path)
     (folder / "system").symlink_to(f"system-{generation}-link")
@@ -115,7 +141,8 @@ def test_name_and_meta_inputs(state):
 
 
 def test_containers_lists_only_hive_containers(host, rt):
-    host.write("containers", "h-beta\nwebserver\nh-alpha\nh-Bad\nh-../x\nh-\nalpha\n")
+    for container in ("h-beta", "webserver", "h-alpha", "h-Bad", "h-", "h-x_y", "alpha"):
+        host.add_container(container)
     assert rt.containers() == ["alpha", "beta"]
     assert host.calls() == [["nixos-container", "list"]]
 
@@ -128,6 +155,7 @@ def test_create_builds_then_starts(host, rt, state):
         ["nixos-container", "start", "h-alpha"],
     ]
     assert output == [
+        "host IP is 10.233.1.1, container IP is 10.233.1.2",
         "building the system configuration for h-alpha...",
         f"these 2 derivations will be built: {flake(state, 'alpha')}",
     ]
@@ -178,6 +206,7 @@ def test_create_accepts_the_longest_name(host, rt, state):
 
 
 def test_start(host, rt):
+    host.add_container("h-alpha")
     rt.start("alpha")
     assert host.calls() == [["nixos-container", "start", "h-alpha"]]
 
@@ -192,16 +221,19 @@ def test_start_failure_names_the_command_and_its_output(host, rt):
 
 
 def test_stop_graceful(host, rt):
+    host.add_container("h-alpha", running=True)
     rt.stop("alpha")
     assert host.calls() == [["nixos-container", "stop", "h-alpha"]]
 
 
 def test_stop_not_graceful_terminates(host, rt):
+    host.add_container("h-alpha", running=True)
     rt.stop("alpha", graceful=False)
     assert host.calls() == [["nixos-container", "terminate", "h-alpha"]]
 
 
 def test_stop_whose_graceful_stop_fails_terminates(host, rt):
+    host.add_container("h-alpha", running=True)
     host.write("fail/nixos-container stop", "Job for container@h-alpha canceled.")
     rt.stop("alpha")
     assert host.calls() == [
@@ -212,6 +244,7 @@ def test_stop_whose_graceful_stop_fails_terminates(host, rt):
 
 def test_stop_whose_graceful_stop_hangs_terminates(host, state, profiles):
     rt = NixosRuntime(state, profiles_dir=profiles, command_timeout=0.5)
+    host.add_container("h-alpha", running=True)
     host.write("hang/nixos-container stop")
     rt.stop("alpha")
     assert host.calls() == [
@@ -221,6 +254,7 @@ def test_stop_whose_graceful_stop_hangs_terminates(host, state, profiles):
 
 
 def test_stop_whose_terminate_fails_too_raises(host, rt):
+    host.add_container("h-alpha", running=True)
     host.write("fail/nixos-container stop", "stuck")
     host.write("fail/nixos-container terminate", "no such machine")
     with pytest.raises(HiveError, match="no such machine"):
@@ -228,7 +262,8 @@ def test_stop_whose_terminate_fails_too_raises(host, rt):
 
 
 def test_destroy(host, rt):
-    host.write("containers", "h-alpha\nh-beta\n")
+    host.add_container("h-alpha")
+    host.add_container("h-beta")
     rt.destroy("alpha")
     assert host.calls() == [["nixos-container", "destroy", "h-alpha"]]
     assert host.containers() == ["h-beta"]
@@ -266,63 +301,65 @@ def test_log_argv(host, rt):
 
 
 def test_rebuild(host, rt, state, profiles):
-    make_profile(profiles, "h-alpha", 7)
+    host.add_container("h-alpha")
+    profile = make_profile(profiles, "h-alpha", 7)
     output: list[str] = []
     rt.rebuild("alpha", state.applied("alpha"), "1" * 40, output.append)
     assert host.calls() == [update_argv(state, "alpha")]
     assert output[0] == "building the system configuration for h-alpha..."
+    assert os.readlink(profile) == "system-8-link"
 
 
 def test_rebuild_failure_without_a_profile_move(host, rt, state, profiles):
+    host.add_container("h-alpha")
     profile = make_profile(profiles, "h-alpha", 7)
     host.write("fail/nixos-container update", "error: builder for 'x.drv' failed")
     with pytest.raises(BuildFailed) as failed:
         rt.rebuild("alpha", state.applied("alpha"), "1" * 40, ignore)
     assert "error: builder for 'x.drv' failed" in str(failed.value)
+    assert "failed to build container from flake" in str(failed.value)
     assert "rolled back" not in str(failed.value)
     assert host.calls() == [update_argv(state, "alpha")]
     assert os.readlink(profile) == "system-7-link"
 
 
 def test_rebuild_failure_without_any_profile(host, rt, state):
+    host.add_container("h-alpha")
     host.write("fail/nixos-container update", "error: build failed")
     with pytest.raises(BuildFailed, match="error: build failed"):
         rt.rebuild("alpha", state.applied("alpha"), "1" * 40, ignore)
     assert host.calls() == [update_argv(state, "alpha")]
 
 
-@pytest.mark.parametrize("running", [True, False])
-def test_rebuild_failure_with_a_profile_move_rolls_back(
-        host, rt, state, profiles, running):
+def test_rebuild_failure_with_a_profile_move_rolls_back(host, rt, state, profiles):
+    host.add_container("h-alpha", running=True)
     profile = make_profile(profiles, "h-alpha", 7)
-    host.write("move-profile", str(profile))
-    if running:
-        host.write("active/container@h-alpha.service", "active")
+    host.write("fail/reload")
     with pytest.raises(BuildFailed) as failed:
         rt.rebuild("alpha", state.applied("alpha"), "1" * 40, ignore)
     message = str(failed.value)
-    assert "error: reloading container failed" in message
+    assert "failed to reload container" in message
     assert ("moved h-alpha's system profile to generation 8; "
             "it was rolled back to generation 7") in message
     assert "DIVERGED" not in message
-    reload = [["systemctl", "reload", "container@h-alpha.service"]] if running else []
     assert host.calls() == [
         update_argv(state, "alpha"),
         ["nix-env", "-p", str(profile), "--switch-generation", "7"],
         show_argv("alpha"),
-        *reload,
+        ["systemctl", "reload", "container@h-alpha.service"],
     ]
     assert os.readlink(profile) == "system-7-link"
 
 
 def test_rebuild_whose_rollback_fails_says_diverged(host, rt, state, profiles):
+    host.add_container("h-alpha", running=True)
     profile = make_profile(profiles, "h-alpha", 7)
-    host.write("move-profile", str(profile))
+    host.write("fail/reload")
     host.write("fail/nix-env", "error: opening lock file: Permission denied")
     with pytest.raises(BuildFailed) as failed:
         rt.rebuild("alpha", state.applied("alpha"), "1" * 40, ignore)
     message = str(failed.value)
-    assert "error: reloading container failed" in message
+    assert "failed to reload container" in message
     assert "DIVERGED" in message
     assert "is at generation 8 while the hive expected generation 7" in message
     assert "Permission denied" in message
@@ -336,9 +373,9 @@ def test_rebuild_whose_rollback_fails_says_diverged(host, rt, state, profiles):
 
 def test_rebuild_whose_reload_after_rollback_fails_says_diverged(
         host, rt, state, profiles):
+    host.add_container("h-alpha", running=True)
     profile = make_profile(profiles, "h-alpha", 7)
-    host.write("move-profile", str(profile))
-    host.write("active/container@h-alpha.service", "active")
+    host.write("fail/reload")
     host.write("fail/systemctl reload", "Job for container@h-alpha.service failed.")
     with pytest.raises(BuildFailed) as failed:
         rt.rebuild("alpha", state.applied("alpha"), "1" * 40, ignore)
@@ -351,9 +388,9 @@ def test_rebuild_whose_reload_after_rollback_fails_says_diverged(
 
 def test_rebuild_that_moves_a_missing_profile_says_diverged(host, rt, state, profiles):
     # No generation before the update: there is nothing to roll back to.
+    host.add_container("h-alpha", running=True)
     profile = profiles / "h-alpha" / "system"
-    profile.parent.mkdir(parents=True)
-    host.write("move-profile", str(profile))
+    host.write("fail/reload")
     with pytest.raises(BuildFailed) as failed:
         rt.rebuild("alpha", state.applied("alpha"), "1" * 40, ignore)
     message = str(failed.value)
@@ -414,7 +451,6 @@ def test_the_engine_drives_a_whole_life_through_the_runtime(host, state, profile
         flake_nix = (state.meta / "flake.nix").read_text()
         assert 'nixpkgs = { url = "nixpkgs"; };' in flake_nix
         engine.install_agent("alpha")
-        host.write("active/container@h-alpha.service", "active\n")
         assert engine.agent_status("alpha").running
         engine.stop("alpha")
         engine.start("alpha")
@@ -448,18 +484,19 @@ def test_a_deploy_whose_update_moved_the_profile_is_not_a_clean_failure(host, st
     options = {"profiles_dir": profiles, "command_timeout": 5.0, "build_timeout": 5.0}
     with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
         engine.install_agent("alpha")
-        profile = make_profile(profiles, "h-alpha", 4)
-        host.write("active/container@h-alpha.service", "active\n")
-        host.write("move-profile", str(profile))
+        # The spawn built generation 1 and started the container.
+        profile = profiles / "h-alpha" / "system"
+        assert os.readlink(profile) == "system-1-link"
+        host.write("fail/reload")
         gitrepo.commit_files(gitrepo.open_repo(engine.state.proposed("alpha")), {"notes.txt": b"x\n"}, "notes")
         done = engine.approve(engine.request_apply_commit("alpha", "main").id)
 
         assert (done.status, done.terminal_tag) == ("failed", "failed/1")
-        assert "reloading container failed" in done.error
-        assert "had moved h-alpha's system profile to generation 5; it was rolled back to generation 4" in done.error
-        assert os.readlink(profile) == "system-4-link"
+        assert "failed to reload container" in done.error
+        assert "had moved h-alpha's system profile to generation 2; it was rolled back to generation 1" in done.error
+        assert os.readlink(profile) == "system-1-link"
         repo = gitrepo.open_repo(engine.state.applied("alpha"))
-        assert "rolled back to generation 4" in repo[repo.references["refs/tags/failed/1"].target].message
+        assert "rolled back to generation 1" in repo[repo.references["refs/tags/failed/1"].target].message
         assert engine.meta_log()[0].message.startswith("spawn alpha")
-    assert ["nix-env", "-p", str(profile), "--switch-generation", "4"] in host.calls()
+    assert ["nix-env", "-p", str(profile), "--switch-generation", "1"] in host.calls()
     assert ["systemctl", "reload", "container@h-alpha.service"] in host.calls()

@@ -62,7 +62,8 @@ def render_flake(state: StateRoot, agents: list[str], system: str, extra_inputs:
         specialArgs = {{ agentName = name; }};
         modules = [
           "${{src}}/configuration.nix"
-          {{ boot.isContainer = true; networking.hostName = "h-${{name}}"; }}
+          # The agent's own config may name its host otherwise.
+          {{ boot.isContainer = true; networking.hostName = nixpkgs.lib.mkDefault "h-${{name}}"; }}
         ];
       }};
     in {{

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from hive_tui.errors import BuildFailed, HiveError, InvalidName
 from hive_tui.layout import StateRoot
+from hive_tui.names import check_name, is_valid_name
 from hive_tui.runtime import RunState
 from hive_tui.runtime.nixos import NixosRuntime
 
@@ -162,21 +165,76 @@ def test_create_builds_then_starts(host, rt, state):
     assert host.containers() == ["h-alpha"]
 
 
-def test_create_whose_build_fails_starts_nothing(host, rt, state):
+def test_create_whose_build_fails_leaves_no_container(host, rt, state):
+    # nixos-container wrote the .conf and the profile folder before the build
+    # failed, and died without removing them: left there, they would list the
+    # agent and refuse every later create of the name.
     host.write("fail/nixos-container create", "error: attribute 'alpha' missing")
     with pytest.raises(BuildFailed) as failed:
         rt.create("alpha", state.applied("alpha"), "0" * 40, ignore)
     assert "error: attribute 'alpha' missing" in str(failed.value)
     assert "nixos-container create h-alpha" in str(failed.value)
-    assert host.calls() == [create_argv(state, "alpha")]
+    assert host.calls() == [create_argv(state, "alpha"),
+                            ["nixos-container", "destroy", "h-alpha"]]
+    assert host.containers() == [] and rt.containers() == []
+    assert not (host.profiles / "h-alpha").exists()
+
+    (host.root / "fail" / "nixos-container create").unlink()
+    rt.create("alpha", state.applied("alpha"), "0" * 40, ignore)
+    assert host.containers() == ["h-alpha"]
+
+
+def test_create_whose_cleanup_fails_too_says_so(host, rt, state):
+    host.write("fail/nixos-container create", "error: attribute 'alpha' missing")
+    host.write("fail/nixos-container destroy", "rm: cannot remove: Device or resource busy")
+    with pytest.raises(BuildFailed) as failed:
+        rt.create("alpha", state.applied("alpha"), "0" * 40, ignore)
+    message = str(failed.value)
+    assert "error: attribute 'alpha' missing" in message
+    assert "left behind" in message and "Device or resource busy" in message
 
 
 def test_create_whose_build_hangs_times_out(host, state, profiles):
-    rt = NixosRuntime(state, profiles_dir=profiles, build_timeout=0.5)
+    rt = NixosRuntime(state, profiles_dir=profiles, build_timeout=0.5, command_timeout=5.0)
     host.write("hang/nixos-container create")
     with pytest.raises(BuildFailed, match="timed out after 0.5s"):
         rt.create("alpha", state.applied("alpha"), "0" * 40, ignore)
-    assert host.calls() == [create_argv(state, "alpha")]
+    assert host.calls() == [create_argv(state, "alpha"),
+                            ["nixos-container", "destroy", "h-alpha"]]
+    assert host.containers() == []
+
+
+@pytest.mark.parametrize("action", ["create", "rebuild"])
+def test_builds_at_once_each_set_their_own_system(host, rt, state, profiles, action):
+    # Each build links its result as ./.tmp and reads it back; two of them in
+    # one folder read each other's link. The barrier makes both write theirs
+    # before either reads, the way two builds that end together interleave.
+    names = ("alpha", "beta")
+    if action == "rebuild":
+        for name in names:
+            host.add_container(f"h-{name}")
+            make_profile(profiles, f"h-{name}", 1)
+    host.write("build-barrier", "2")
+    errors: dict[str, Exception] = {}
+
+    def build(name: str) -> None:
+        try:
+            getattr(rt, action)(name, state.applied(name), "1" * 40, ignore)
+        except Exception as e:
+            errors[name] = e
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == {}
+    generation = 2 if action == "rebuild" else 1
+    for name in names:
+        link = profiles / f"h-{name}" / f"system-{generation}-link"
+        assert os.readlink(link) == f"/nix/store/standin-{name}-system"
+    assert not os.path.lexists(host.cwd / ".tmp")
 
 
 def test_create_whose_start_fails_destroys_the_container(host, rt, state):
@@ -261,6 +319,19 @@ def test_stop_whose_terminate_fails_too_raises(host, rt):
         rt.stop("alpha")
 
 
+def test_terminate_of_a_stopped_container_is_not_an_error(host, rt):
+    # nixos-container dies with "unable to get container's main PID" there.
+    host.add_container("h-alpha")
+    rt.stop("alpha", graceful=False)
+    assert host.calls()[0] == ["nixos-container", "terminate", "h-alpha"]
+    assert rt.run_state("alpha") == RunState()
+
+
+def test_destroy_of_a_container_that_is_not_there(host, rt):
+    rt.destroy("alpha")
+    assert host.calls() == [["nixos-container", "destroy", "h-alpha"]]
+
+
 def test_destroy(host, rt):
     host.add_container("h-alpha")
     host.add_container("h-beta")
@@ -291,13 +362,43 @@ def test_run_state_raises_when_systemctl_fails(host, rt):
         rt.run_state("alpha")
 
 
-def test_log_argv(host, rt):
+def test_log_argv_of_a_running_agent_reads_its_journal(host, rt):
+    host.add_container("h-alpha", running=True)
     journalctl = ["journalctl", "--machine=h-alpha", "--no-pager", "--output=short-iso"]
     assert rt.log_argv("alpha", 50, follow=False) == [*journalctl, "--lines", "50"]
     assert rt.log_argv("alpha", 200, follow=True) == [
         *journalctl, "--lines", "200", "--follow",
     ]
-    assert host.calls() == []
+
+
+@pytest.mark.parametrize("state_", ["inactive", "failed"])
+def test_logs_of_a_stopped_agent_are_read_from_its_unit(host, rt, state_):
+    # journalctl --machine= opens a running container's journal only, and the
+    # logs of a crashed agent are the ones an operator needs most.
+    host.add_container("h-alpha")
+    host.write("active/container@h-alpha.service", state_)
+    host.write("journal/h-alpha", "starting agent\nagent crashed\n")
+    argv = rt.log_argv("alpha", 50, follow=False)
+    assert argv == ["journalctl", "-u", "container@h-alpha.service", "--no-pager",
+                    "--output=short-iso", "--lines", "50"]
+    shown = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert (shown.returncode, shown.stdout) == (0, "starting agent\nagent crashed\n")
+    assert rt.log_argv("alpha", 10, follow=True)[-1] == "--follow"
+
+
+@pytest.mark.parametrize("name", ["alpha-", "a-", "x" * 31 + "-"])
+def test_a_name_that_makes_no_host_name_is_refused(name):
+    # h-<name> becomes networking.hostName, which must end in a letter or digit.
+    assert not is_valid_name(name)
+    with pytest.raises(InvalidName, match="letter or digit"):
+        check_name(name)
+
+
+def test_the_agent_config_may_set_its_own_host_name(state):
+    from hive_tui.meta import render_flake
+
+    text = render_flake(state, ["alpha"], "x86_64-linux", {"nixpkgs": "nixpkgs"})
+    assert 'networking.hostName = nixpkgs.lib.mkDefault "h-${name}";' in text
 
 
 def test_rebuild(host, rt, state, profiles):

@@ -76,16 +76,25 @@ class NixosRuntime:
                 f"{MAX_CONTAINER_NAME - len(PREFIX)}"
             )
         build = ["nixos-container", "create", container, "--flake", self._flake(name)]
-        self._build(build, on_output)
+        try:
+            self._build(name, build, on_output)
+        except BuildFailed as e:
+            # nixos-container writes the container's .conf and profile folder
+            # before it builds, and leaves them when the build fails; they
+            # would keep the name taken. destroy exits 0 when nothing is there.
+            raise BuildFailed(self._remove_after_failure(container, str(e))) from None
         try:
             self._run(["nixos-container", "start", container])
         except HiveError as e:
             message = f"container {container} was built but did not start: {e}"
-            try:
-                self._run(["nixos-container", "destroy", container])
-            except HiveError as e2:
-                message += f"\nremoving it failed too, so it is left behind: {e2}"
-            raise BuildFailed(message) from None
+            raise BuildFailed(self._remove_after_failure(container, message)) from None
+
+    def _remove_after_failure(self, container: str, message: str) -> str:
+        try:
+            self._run(["nixos-container", "destroy", container])
+        except HiveError as e:
+            message += f"\nremoving it failed too, so it is left behind: {e}"
+        return message
 
     def rebuild(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
         container = _container(name)
@@ -93,7 +102,7 @@ class NixosRuntime:
         before = _link(profile)
         build = ["nixos-container", "update", container, "--flake", self._flake(name)]
         try:
-            self._build(build, on_output)
+            self._build(name, build, on_output)
             return
         except BuildFailed as e:
             error = str(e)
@@ -143,7 +152,17 @@ class NixosRuntime:
                 return
             except HiveError:
                 pass
-        self._run(["nixos-container", "terminate", container])
+        try:
+            self._run(["nixos-container", "terminate", container])
+        except HiveError as e:
+            # terminate dies ("unable to get container's main PID") when there
+            # is no container process: a container that is not running is stopped.
+            try:
+                running = self.run_state(name).running
+            except HiveError:
+                raise e from None
+            if running:
+                raise
 
     def destroy(self, name: str) -> None:
         self._run(["nixos-container", "destroy", _container(name)])
@@ -159,8 +178,15 @@ class NixosRuntime:
         return RunState()
 
     def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
-        argv = ["journalctl", f"--machine={_container(name)}", "--no-pager",
-                "--output=short-iso", "--lines", str(int(lines))]
+        container = _container(name)
+        # --machine= opens the journal of a running container only; a stopped
+        # or crashed one's output is in its unit's journal on the host.
+        if self.run_state(name).running:
+            source = [f"--machine={container}"]
+        else:
+            source = ["-u", _unit(container)]
+        argv = ["journalctl", *source, "--no-pager", "--output=short-iso",
+                "--lines", str(int(lines))]
         return argv + ["--follow"] if follow else argv
 
     # -- running commands
@@ -168,12 +194,19 @@ class NixosRuntime:
     def _flake(self, name: str) -> str:
         return f"{self.state.meta}#{check_name(name)}"
 
-    def _build(self, argv: list[str], on_output: OutputSink) -> None:
-        """Run a build, streaming its output; BuildFailed with its tail if it fails."""
+    def _build(self, name: str, argv: list[str], on_output: OutputSink) -> None:
+        """Run a build, streaming its output; BuildFailed with its tail if it fails.
+
+        nixos-container links the build result as `./.tmp` in its working
+        directory and reads it back: builds of two agents in one folder can
+        read each other's result. Each agent's builds run in its own folder.
+        """
         resolved = _resolve(argv)
+        workdir = self.state.container(name)
+        workdir.mkdir(mode=0o700, exist_ok=True)
         try:
             out = run_streaming(resolved, on_output, self.build_timeout,
-                                tail_lines=TAIL_LINES)
+                                cwd=workdir, tail_lines=TAIL_LINES)
         except OSError as e:
             raise HiveError(f"cannot run {argv[0]}: {e.strerror}") from None
         if out.timed_out:

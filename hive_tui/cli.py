@@ -182,7 +182,8 @@ def _log_lines(text: str) -> int:
     return int(text)
 
 
-OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto"}
+OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto",
+                   "nixpkgs": None, "container_config_dir": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="container runtime: local processes (default), or nixos-container on a NixOS host")
     common.add_argument("--locker", choices=["auto", "nix", "builtin"], default=argparse.SUPPRESS,
                         help="how the meta flake is locked (default auto: nix when installed)")
+    common.add_argument("--nixpkgs", metavar="FLAKEREF", default=argparse.SUPPRESS,
+                        help="nixos runtime: the nixpkgs flake containers are built from "
+                             "(default: the flake registry's nixpkgs)")
+    common.add_argument("--container-config-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS,
+                        help="nixos runtime: where nixos-container keeps each container's .conf "
+                             "(default /etc/nixos-containers)")
 
     parser = argparse.ArgumentParser(
         prog="hive-tui", parents=[common],
@@ -275,7 +282,16 @@ def _open_engine(args: argparse.Namespace, root: Path | None, create: bool = Fal
     # Only `demo` and `serve` make a hive; a mistyped --state must not quietly become one.
     if not create and args.verb not in ("demo", "serve"):
         _require_hive(args, root)
-    return Engine(root, runtime=args.runtime, locker=args.locker)
+    return Engine(root, runtime=args.runtime, locker=args.locker, runtime_options=_runtime_options(args))
+
+
+def _runtime_options(args: argparse.Namespace) -> dict:
+    given = {"nixpkgs": args.nixpkgs, "container_config_dir": args.container_config_dir}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and args.runtime != "nixos":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise HiveError(f"{flags}: only for --runtime nixos")
+    return given
 
 
 def _require_hive(args: argparse.Namespace, root: Path) -> None:

@@ -19,6 +19,8 @@ from hive_tui.names import check_name, is_valid_name
 from hive_tui.runtime import RunState
 from hive_tui.runtime.nixos import NixosRuntime
 
+from .helpers import require_program
+
 PROGRAMS = ("nixos-container", "systemctl", "nix-env", "journalctl")
 STANDIN = Path(__file__).with_name("standin.py")
 
@@ -64,7 +66,7 @@ class Host:
 
 
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profiles: Path) -> Host:
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profiles: Path, etc: Path) -> Host:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "standin"
@@ -75,7 +77,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, profiles: Path) -> Hos
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     root = tmp_path / "standin"
     root.mkdir()
-    etc, var = tmp_path / "etc" / "nixos-containers", tmp_path / "var" / "nixos-containers"
+    var = tmp_path / "var" / "nixos-containers"
     monkeypatch.setenv("STANDIN_DIR", str(root))
     monkeypatch.setenv("STANDIN_ETC", str(etc))
     monkeypatch.setenv("STANDIN_VAR", str(var))
@@ -100,9 +102,15 @@ def profiles(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def rt(state: StateRoot, profiles: Path) -> NixosRuntime:
-    return NixosRuntime(state, profiles_dir=profiles, command_timeout=5.0,
-                        build_timeout=5.0)
+def etc(tmp_path: Path) -> Path:
+    """What /etc/nixos-containers is on a host."""
+    return tmp_path / "etc" / "nixos-containers"
+
+
+@pytest.fixture
+def rt(state: StateRoot, profiles: Path, etc: Path) -> NixosRuntime:
+    return NixosRuntime(state, profiles_dir=profiles, container_config_dir=etc,
+                        command_timeout=5.0, build_timeout=5.0)
 
 
 def flake(state: StateRoot, name: str) -> str:
@@ -249,6 +257,45 @@ def test_create_whose_start_fails_destroys_the_container(host, rt, state):
         ["nixos-container", "destroy", "h-alpha"],
     ]
     assert host.containers() == []
+
+
+def bind_line(state: StateRoot, name: str) -> str:
+    return f'EXTRA_NSPAWN_FLAGS="--bind={state.agent_state(name)}:/var/lib/hive-agent"'
+
+
+def test_create_binds_the_agent_state_folder_into_the_container(host, rt, state):
+    rt.create("alpha", state.applied("alpha"), "0" * 40, ignore)
+    conf = host.conf("h-alpha").read_text().splitlines()
+    assert conf.count(bind_line(state, "alpha")) == 1
+    assert "PRIVATE_NETWORK=1" in conf and conf[-1] == bind_line(state, "alpha")
+    assert state.agent_state("alpha").is_dir()
+    assert host.conf("h-alpha").stat().st_mode & 0o777 == 0o644
+
+
+def test_start_binds_the_state_of_a_container_made_without_it(host, rt, state):
+    host.add_container("h-alpha")
+    host.conf("h-alpha").write_text('PRIVATE_NETWORK=1\nEXTRA_NSPAWN_FLAGS="--bind=/elsewhere:/x"\n')
+    rt.start("alpha")
+    rt.stop("alpha")
+    rt.start("alpha")
+    assert host.conf("h-alpha").read_text().splitlines() == [
+        "PRIVATE_NETWORK=1", bind_line(state, "alpha")]
+
+
+@pytest.mark.parametrize("folder", ["with space", "with:colon", 'with"quote', "with$dollar"])
+def test_a_state_root_nspawn_cannot_bind_is_refused(host, tmp_path, profiles, etc, folder):
+    state = StateRoot.at(tmp_path / folder)
+    state.create()
+    rt = NixosRuntime(state, profiles_dir=profiles, container_config_dir=etc)
+    with pytest.raises(HiveError, match="cannot be bound into a container"):
+        rt.create("alpha", state.applied("alpha"), "0" * 40, ignore)
+    assert host.calls() == []
+
+
+@pytest.mark.parametrize("ref", ['x"; evil = "', "path:/a b", "a\\b", "${x}", ""])
+def test_a_nixpkgs_reference_that_is_no_flake_reference_is_refused(state, ref):
+    with pytest.raises(HiveError, match="nixpkgs"):
+        NixosRuntime(state, nixpkgs=ref)
 
 
 def test_create_refuses_a_name_too_long_for_a_container(host, rt, state):
@@ -547,7 +594,8 @@ def test_the_engine_drives_a_whole_life_through_the_runtime(host, state, profile
     runtime: the commands that change a container, in order."""
     from hive_tui.engine import Engine
 
-    options = {"profiles_dir": profiles, "command_timeout": 5.0, "build_timeout": 5.0}
+    options = {"profiles_dir": profiles, "container_config_dir": host.etc,
+               "command_timeout": 5.0, "build_timeout": 5.0}
     with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
         flake_nix = (state.meta / "flake.nix").read_text()
         assert 'nixpkgs = { url = "nixpkgs"; };' in flake_nix
@@ -582,7 +630,8 @@ def test_a_deploy_whose_update_moved_the_profile_is_not_a_clean_failure(host, st
     from hive_tui import gitrepo
     from hive_tui.engine import Engine
 
-    options = {"profiles_dir": profiles, "command_timeout": 5.0, "build_timeout": 5.0}
+    options = {"profiles_dir": profiles, "container_config_dir": host.etc,
+               "command_timeout": 5.0, "build_timeout": 5.0}
     with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
         engine.install_agent("alpha")
         # The spawn built generation 1 and started the container.
@@ -601,3 +650,114 @@ def test_a_deploy_whose_update_moved_the_profile_is_not_a_clean_failure(host, st
         assert engine.meta_log()[0].message.startswith("spawn alpha")
     assert ["nix-env", "-p", str(profile), "--switch-generation", "1"] in host.calls()
     assert ["systemctl", "reload", "container@h-alpha.service"] in host.calls()
+
+
+# -- the NixOS module's rendered unit
+
+RENDER_MODULE = Path(__file__).with_name("render_module.nix")
+FLAKE = Path(__file__).parent.parent / "flake.nix"
+
+
+def render_module(settings: str = "{ }", state_version: str = "25.05") -> dict:
+    """The hive-tui unit and NAT settings the module renders (see render_module.nix)."""
+    require_program("nix-instantiate")
+    argv = ["nix-instantiate", "--eval", "--strict", "--json", str(RENDER_MODULE),
+            "--arg", "flake", str(FLAKE), "--arg", "settings", settings,
+            "--argstr", "stateVersion", state_version]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def rendered(nix_env) -> dict:
+    return render_module()
+
+
+def test_stopping_the_service_signals_the_engine_alone(rendered):
+    # The default KillMode signals the whole cgroup: every nixos-container,
+    # nix build and nix-env of the deploys the engine promises to finish.
+    config = rendered["service"]["serviceConfig"]
+    assert config["KillMode"] == "mixed"
+    assert config["KillSignal"] == "SIGTERM"
+
+
+def test_the_unit_path_has_what_nixos_container_calls(rendered):
+    path = rendered["service"]["path"]
+    # destroy's chattr, mountpoint and umount
+    assert "/nix/store/stub-e2fsprogs" in path and "/nix/store/stub-util-linux" in path
+    assert "/nix/store/stub-nix" in path and "/nix/store/stub-systemd" in path
+    # the tool the host's containers module builds, not the bare package
+    assert "/nix/store/stub-nixos-container-nixos-containers" in path
+    assert "/nix/store/stub-nixos-container" not in path
+
+
+def test_the_unit_enables_flakes_for_nixos_container(rendered):
+    config = rendered["service"]["environment"]["NIX_CONFIG"]
+    features = config.split("=", 1)[1].split()
+    assert config.startswith("extra-experimental-features")
+    assert {"nix-command", "flakes"} <= set(features)
+
+
+def test_an_old_host_gets_its_own_container_folders(nix_env):
+    rendered = render_module(state_version="21.11")
+    assert "/nix/store/stub-nixos-container-containers" in rendered["service"]["path"]
+    assert "'--container-config-dir' '/etc/containers'" in rendered["service"]["serviceConfig"]["ExecStart"]
+
+
+def test_the_engine_gets_the_host_nixpkgs_and_container_folder(rendered):
+    start = rendered["service"]["serviceConfig"]["ExecStart"]
+    assert "'--nixpkgs' 'path:/nix/store/stub-nixpkgs'" in start
+    assert "'--container-config-dir' '/etc/nixos-containers'" in start
+    assert start.index("'--nixpkgs'") < start.index("'serve'")
+
+
+def test_the_local_runtime_gets_no_container_options(nix_env):
+    start = render_module('{ runtime = "local"; }')["service"]["serviceConfig"]["ExecStart"]
+    assert "--nixpkgs" not in start and "--container-config-dir" not in start
+
+
+def test_nat_is_off_unless_asked_for(rendered):
+    assert rendered["nat"] is None
+
+
+def test_nat_lets_the_containers_out(nix_env):
+    nat = render_module('{ nat = { enable = true; externalInterface = "eth0"; }; }')["nat"]
+    assert nat == {"enable": True, "internalInterfaces": ["ve-+"], "externalInterface": "eth0"}
+
+
+# -- the command line
+
+def parse(*argv: str):
+    from hive_tui import cli
+
+    args = cli.build_parser().parse_args(list(argv))
+    for option, default in cli.OPTION_DEFAULTS.items():
+        setattr(args, option, getattr(args, option, default))
+    return args
+
+
+def test_the_command_line_configures_the_nixos_runtime(host, tmp_path, etc):
+    from hive_tui import cli
+
+    args = parse("--state", str(tmp_path / "hive"), "--runtime", "nixos", "--locker", "builtin",
+                 "serve", "--socket", str(tmp_path / "s"),
+                 "--nixpkgs", "path:/nix/store/abc-source", "--container-config-dir", str(etc))
+    with cli._open_engine(args, args.state) as engine:
+        assert engine.runtime.meta_inputs == {"nixpkgs": "path:/nix/store/abc-source"}
+        assert engine.runtime.container_config_dir == etc
+        assert 'nixpkgs = { url = "path:/nix/store/abc-source"; };' in (engine.state.meta / "flake.nix").read_text()
+
+
+@pytest.mark.parametrize("argv, error", [
+    (["--nixpkgs", "nixpkgs"], "--nixpkgs: only for --runtime nixos"),
+    (["--runtime", "nixos", "--nixpkgs", 'x"; y = "'], "is not a flake reference"),
+])
+def test_the_command_line_refuses_bad_nixos_options(tmp_path, capsys, argv, error):
+    from hive_tui import cli
+
+    root = tmp_path / "hive"
+    code = cli.main(["--state", str(root), "--locker", "builtin", *argv, "serve", "--socket", str(tmp_path / "s")])
+    assert code == 1
+    assert error in capsys.readouterr().err
+    assert not root.exists()

@@ -37,6 +37,14 @@ MAX_CONTAINER_NAME = 11
 TAIL_LINES = 20
 _RUNNING_STATES = {"active", "reloading", "activating", "deactivating"}
 _GENERATION_RE = re.compile(r"system-(\d+)-link")
+# Where an agent finds its state folder inside its container.
+STATE_MOUNT = "/var/lib/hive-agent"
+# A path that passes unchanged through the .conf (a systemd EnvironmentFile),
+# the unquoted shell expansion of EXTRA_NSPAWN_FLAGS and nspawn's --bind=SRC:DST.
+_BINDABLE_RE = re.compile(r"/[A-Za-z0-9._/+@-]*")
+# A flake reference goes into the meta flake as a Nix string: nothing that
+# could end the string or start an interpolation.
+_FLAKE_REF_RE = re.compile(r"[A-Za-z0-9._/:?&=+@%~,-]+")
 
 
 class NixosRuntime:
@@ -49,9 +57,14 @@ class NixosRuntime:
         build_timeout: float = 1800.0,
         command_timeout: float = 120.0,
         nixpkgs: str = "nixpkgs",
+        container_config_dir: str | Path = "/etc/nixos-containers",
     ):
+        if not _FLAKE_REF_RE.fullmatch(nixpkgs):
+            raise HiveError(f"nixpkgs {nixpkgs!r} is not a flake reference the meta flake can hold: "
+                            f"use letters, digits and . _ / : ? & = + @ % ~ , -")
         self.state = state
         self.profiles_dir = Path(profiles_dir)
+        self.container_config_dir = Path(container_config_dir)
         self.build_timeout = build_timeout
         self.command_timeout = command_timeout
         self.meta_inputs = {"nixpkgs": nixpkgs}
@@ -75,6 +88,7 @@ class NixosRuntime:
                 f"and nixos-container allows {MAX_CONTAINER_NAME}; use at most "
                 f"{MAX_CONTAINER_NAME - len(PREFIX)}"
             )
+        bind = self._state_bind(name)
         build = ["nixos-container", "create", container, "--flake", self._flake(name)]
         try:
             self._build(name, build, on_output)
@@ -84,6 +98,7 @@ class NixosRuntime:
             # would keep the name taken. destroy exits 0 when nothing is there.
             raise BuildFailed(self._remove_after_failure(container, str(e))) from None
         try:
+            self._bind_state(container, bind)
             self._run(["nixos-container", "start", container])
         except HiveError as e:
             message = f"container {container} was built but did not start: {e}"
@@ -141,7 +156,49 @@ class NixosRuntime:
         return done
 
     def start(self, name: str) -> None:
-        self._run(["nixos-container", "start", _container(name)])
+        container = _container(name)
+        # A container made before its state was bound gets it now.
+        self._bind_state(container, self._state_bind(name))
+        self._run(["nixos-container", "start", container])
+
+    def _state_bind(self, name: str) -> str:
+        """The .conf line that binds the agent's state folder into its container."""
+        folder = self.state.agent_state(name)
+        if not _BINDABLE_RE.fullmatch(str(folder)):
+            raise HiveError(
+                f"the state folder {folder} cannot be bound into a container: its path "
+                f"may hold only letters, digits and . _ / + @ -; move the hive's state root"
+            )
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return f'EXTRA_NSPAWN_FLAGS="--bind={folder}:{STATE_MOUNT}"'
+
+    def _bind_state(self, container: str, line: str) -> None:
+        """Put `line` in the container's .conf, which container@.service reads
+        as its environment, in place of any other EXTRA_NSPAWN_FLAGS.
+
+        A missing .conf is left missing: nixos-container reports that itself.
+        """
+        conf = self.container_config_dir / f"{container}.conf"
+        try:
+            old = conf.read_text()
+            mode = conf.stat().st_mode & 0o777
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise HiveError(f"cannot read {conf}: {e.strerror}") from None
+        kept = [x for x in old.splitlines() if not x.startswith("EXTRA_NSPAWN_FLAGS=")]
+        new = "".join(f"{x}\n" for x in [*kept, line])
+        if new == old:
+            return
+        tmp = conf.with_name(f".{conf.name}.hive-tui")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+            with os.fdopen(fd, "w") as f:
+                f.write(new)
+            os.chmod(tmp, mode)
+            os.replace(tmp, conf)
+        except OSError as e:
+            raise HiveError(f"cannot write {conf}: {e.strerror}") from None
 
     def stop(self, name: str, graceful: bool = True) -> None:
         container = _container(name)

@@ -61,7 +61,12 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
 async def _status(client: HiveClient, args: argparse.Namespace) -> int:
     rows = await client.status()
     spawning = [t for t in await client.transients() if t.kind == "Spawning"]
-    _emit(args, [r.to_wire() for r in rows], report.status_table(rows, spawning))
+    human = report.status_table(rows, spawning)
+    commits = await client.meta_log()
+    if commits and commits[0].get("nixpkgs"):
+        # What the containers are built from, as the last deploy locked it.
+        human += f"\nnixpkgs: {one_line(commits[0]['nixpkgs'])}"
+    _emit(args, [r.to_wire() for r in rows], human)
     return 0
 
 
@@ -114,7 +119,11 @@ async def _events(client: HiveClient, args: argparse.Namespace) -> int:
 
 async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
     commits = await client.meta_log()
-    human = "\n".join(f"{c['sha'][:12]}  {one_line(c['message'])}" for c in commits)
+    human = "\n".join(
+        f"{c['sha'][:12]}  {one_line(c['message'])}"
+        + (f"  [nixpkgs {one_line(c['nixpkgs'])}]" if c.get("nixpkgs") else "")
+        for c in commits
+    )
     _emit(args, commits, human)
     return 0
 

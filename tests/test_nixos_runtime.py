@@ -761,3 +761,82 @@ def test_the_command_line_refuses_bad_nixos_options(tmp_path, capsys, argv, erro
     assert code == 1
     assert error in capsys.readouterr().err
     assert not root.exists()
+
+
+# -- which nixpkgs the containers are built from
+
+def point_registry(home: Path, nixpkgs: Path) -> None:
+    """The flake registry's `nixpkgs`, as a host's pin or the global registry sets it."""
+    registry = home / ".config" / "nix" / "registry.json"
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    to = {"type": "path", "path": str(nixpkgs)}
+    registry.write_text(json.dumps({"version": 2, "flakes": [
+        {"from": {"type": "indirect", "id": "nixpkgs"}, "to": to}]}))
+
+
+def test_nixpkgs_is_locked_once_and_kept(host, state, profiles, nix_env, tmp_path, monkeypatch):
+    """The meta flake's indirect `nixpkgs` is resolved on the first lock and
+    committed: a registry that moves later moves no agent, across restarts,
+    spawns, deploys, rebuilds and destroys; meta-log shows which one it is."""
+    from hive_tui import gitrepo
+    from hive_tui.engine import Engine
+
+    empty = tmp_path / "no-global-registry.json"
+    empty.write_text('{"version": 2, "flakes": []}')
+    monkeypatch.setenv("NIX_CONFIG", f"{os.environ['NIX_CONFIG']}\nflake-registry = {empty}")
+    pins = {}
+    for pin in ("first", "second"):
+        pins[pin] = tmp_path / f"nixpkgs-{pin}"
+        pins[pin].mkdir()
+        (pins[pin] / "flake.nix").write_text(f'{{ outputs = _: {{ pin = "{pin}"; }}; }}\n')
+    point_registry(Path(os.environ["HOME"]), pins["first"])
+
+    def nixpkgs_path(engine) -> str:
+        lock = engine.meta.committed_lock()
+        return lock["nodes"][lock["nodes"]["root"]["inputs"]["nixpkgs"]]["locked"]["path"]
+
+    options = {"profiles_dir": profiles, "container_config_dir": host.etc,
+               "command_timeout": 30.0, "build_timeout": 30.0}
+    with Engine(state.root, runtime="nixos", locker="nix", runtime_options=options) as engine:
+        engine.install_agent("alpha")
+        assert nixpkgs_path(engine) == str(pins["first"])
+        assert engine.meta_log()[0].nixpkgs == f"path:{pins['first']}"
+
+    point_registry(Path(os.environ["HOME"]), pins["second"])
+    with Engine(state.root, runtime="nixos", locker="nix", runtime_options=options) as engine:
+        gitrepo.commit_files(gitrepo.open_repo(engine.state.proposed("alpha")), {"notes.txt": b"x\n"}, "notes")
+        done = engine.approve(engine.request_apply_commit("alpha", "main").id)
+        assert done.status == "approved", done.error
+        assert nixpkgs_path(engine) == str(pins["first"])
+        engine.install_agent("beta")
+        assert nixpkgs_path(engine) == str(pins["first"])
+        engine.destroy("alpha")
+        assert nixpkgs_path(engine) == str(pins["first"])
+        log = engine.meta_log()
+        assert len(log) == 5
+        assert {c.nixpkgs for c in log[:4]} == {f"path:{pins['first']}"}
+        assert log[-1].nixpkgs is None  # the empty meta flake locks nothing
+
+    # The CLI shows it too, in the meta log and under the status table.
+    common = ["--state", str(state.root), "--runtime", "nixos", "--locker", "nix",
+              "--container-config-dir", str(host.etc)]
+    for verb, shown in (("meta-log", f"destroy alpha  [nixpkgs path:{pins['first']}]"),
+                        ("status", f"nixpkgs: path:{pins['first']}")):
+        done = subprocess.run([sys.executable, "-m", "hive_tui", *common, verb],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert shown in done.stdout
+
+
+@pytest.mark.parametrize("locked, ref", [
+    ({"type": "github", "owner": "NixOS", "repo": "nixpkgs", "rev": "abc"}, "github:NixOS/nixpkgs/abc"),
+    ({"type": "path", "path": "/nix/store/x-source", "narHash": "sha256-x"}, "path:/nix/store/x-source"),
+    ({"type": "git", "url": "https://example.org/n.git", "rev": "abc"}, "git+https://example.org/n.git?rev=abc"),
+])
+def test_meta_log_names_the_locked_nixpkgs(locked, ref):
+    from hive_tui.flakelock import locked_ref
+
+    lock = {"nodes": {"root": {"inputs": {"nixpkgs": "nixpkgs_2"}},
+                      "nixpkgs_2": {"locked": locked, "original": {"id": "nixpkgs", "type": "indirect"}}}}
+    assert locked_ref(lock, "nixpkgs") == ref
+    assert locked_ref({"nodes": {"root": {}}}, "nixpkgs") is None

@@ -185,6 +185,13 @@
         hive-tui = nixosModule;
       };
 
+      # The module on a NixOS machine, for real (nix/vm-test.nix). It needs
+      # KVM: `nix flake check` on a NixOS host runs it.
+      checks.x86_64-linux.vm = import ./nix/vm-test.nix {
+        inherit self;
+        pkgs = nixpkgs.legacyPackages.x86_64-linux;
+      };
+
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
           packages = [

@@ -15,6 +15,7 @@ let
     mkIf = condition: content: { _type = "if"; inherit condition content; };
     mkMerge = contents: { _type = "merge"; inherit contents; };
     mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
+    mkForce = content: { _type = "override"; priority = 50; inherit content; };
     optionalAttrs = c: a: if c then a else { };
     optionalString = c: s: if c then s else "";
     optional = c: x: if c then [ x ] else [ ];
@@ -33,11 +34,20 @@ let
       override = dirs: pkg "nixos-container-${baseNameOf dirs.configurationDirectory}";
     };
     git = pkg "git";
+    jq = pkg "jq";
+    inherit lib;
+    writeText = name: text: "/nix/store/stub-${name}";
+    # The VM check's arguments, as they are, instead of a VM.
+    testers.runNixOSTest = test: test;
     e2fsprogs = pkg "e2fsprogs";
     util-linux = pkg "util-linux";
   };
-  self = { packages.x86_64-linux.hive-tui = pkg "hive-tui"; };
-  outputs = (import flake).outputs { inherit self; nixpkgs = { inherit lib; }; };
+  self = {
+    packages.x86_64-linux.hive-tui = pkg "hive-tui";
+    # What the VM check imports, as a marker to find in its host's imports.
+    nixosModules.default = { _file = "the hive-tui module"; };
+  };
+  outputs = (import flake).outputs { inherit self; nixpkgs = { inherit lib; legacyPackages.x86_64-linux = pkgs; }; };
   module = outputs.nixosModules.default;
   defaults = o: if o._isOption or false then o.default or null else mapAttrs (_: defaults) o;
   resolve = x:
@@ -62,4 +72,15 @@ in
     path = map toString rendered.systemd.services.hive-tui.path;
   };
   nat = rendered.networking.nat or null;
+  # The VM check: its script, and the host's settings besides its store paths.
+  vm =
+    let
+      test = outputs.checks.x86_64-linux.vm;
+      node = test.nodes.host { inherit lib pkgs; config = { }; };
+    in
+    {
+      inherit (test) name testScript;
+      inherit (node) imports;
+      inherit (node) services boot;
+    };
 }

@@ -840,3 +840,31 @@ def test_meta_log_names_the_locked_nixpkgs(locked, ref):
                       "nixpkgs_2": {"locked": locked, "original": {"id": "nixpkgs", "type": "indirect"}}}}
     assert locked_ref(lock, "nixpkgs") == ref
     assert locked_ref({"nodes": {"root": {}}}, "nixpkgs") is None
+
+
+# -- the VM check (it needs KVM; here it is evaluated, not run)
+
+def test_the_flake_and_its_vm_test_parse():
+    require_program("nix-instantiate")
+    for path in (FLAKE, FLAKE.parent / "nix" / "vm-test.nix"):
+        done = subprocess.run(["nix-instantiate", "--parse", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+
+def test_the_vm_check_runs_the_module_through_a_whole_story(nix_env, tmp_path):
+    vm = render_module()["vm"]
+    assert vm["name"] == "hive-tui-vm"
+    assert vm["imports"] == [{"_file": "the hive-tui module"}]
+    assert vm["services"]["hive-tui"]["enable"] is True
+    assert vm["boot"]["enableContainers"] is True
+    script = tmp_path / "test_script.py"
+    script.write_text(vm["testScript"])
+    compiled = subprocess.run([sys.executable, "-m", "py_compile", str(script)],
+                              capture_output=True, text=True, timeout=60)
+    assert compiled.returncode == 0, compiled.stderr
+    for step in ("spawn an agent", "deploy a change", "a failed build leaves the agent where it was",
+                 "stopping the service lets the deploy in flight finish",
+                 "after a restart the hive is whole"):
+        assert f'subtest("{step}")' in vm["testScript"]
+    assert "systemctl stop hive-tui.service" in vm["testScript"]

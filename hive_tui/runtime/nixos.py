@@ -13,6 +13,13 @@ in the reload leaves the profile on the new generation. Putting flake.lock
 back does not undo that; the profile is switched back here, and when that
 is impossible the error says the container diverged instead of looking
 like an ordinary failed build.
+
+The rest follows how nixpkgs' nixos-container script behaves: `create`
+writes the container's .conf before it builds and dies without cleaning up,
+so a failed create is destroyed here; each build links its result as
+`./.tmp` in the caller's working directory, so each agent builds in its own
+folder; `terminate` dies for a container that is not running; and
+`journalctl --machine=` reads only a running container's journal.
 """
 
 from __future__ import annotations

@@ -59,12 +59,6 @@
               default = "nixos";
               description = "How agents run: nixos-container, or supervised local processes.";
             };
-            extraArgs = mkOption {
-              type = types.listOf types.str;
-              default = [ ];
-              example = [ "--locker" "nix" ];
-              description = "More options for `hive-tui`, placed before the `serve` verb with the other global ones.";
-            };
 
             # The nixos runtime.
             nixpkgs = mkOption {
@@ -88,6 +82,13 @@
                 example = "eth0";
                 description = "The host interface the containers' traffic leaves through (networking.nat.externalInterface).";
               };
+            };
+
+            extraArgs = mkOption {
+              type = types.listOf types.str;
+              default = [ ];
+              example = [ "--locker" "nix" ];
+              description = "More options for `hive-tui`, placed before the `serve` verb with the other global ones.";
             };
           };
 

@@ -1,6 +1,8 @@
 """The nixos runtime, against stand-ins for nixos-container, systemctl,
-nix-env and journalctl: what each action runs, and what it makes of the
-answers, above all of a rebuild that fails after moving the profile."""
+nix-env and journalctl that fail the way nixpkgs' own script does: what each
+action runs, what it makes of the answers (above all of a rebuild that fails
+after moving the profile), and what it leaves on the host. Then the NixOS
+module's rendered unit, the command line, the nixpkgs lock, and the VM check."""
 
 from __future__ import annotations
 

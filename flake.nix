@@ -10,14 +10,16 @@
       runtimeDeps = ps: with ps; [ textual pygit2 asyncssh platformdirs pyyaml ];
 
       # The host engine as a system service: one hive per machine, its admin
-      # socket open to the members of one group.
+      # socket open to the members of one group, and the manager's socket,
+      # which files requests but never approves them, to another.
       nixosModule = { config, lib, pkgs, ... }:
         let
           cfg = config.services.hive-tui;
           inherit (lib) mkOption types;
           under = dir: path: lib.hasPrefix "${dir}/" path;
           below = dir: path: lib.removePrefix "${dir}/" path;
-          socketDir = builtins.dirOf cfg.socket;
+          sockets = [ cfg.socket ] ++ lib.optional (cfg.managerSocket != null) cfg.managerSocket;
+          runDirs = map (below "/run") (lib.filter (under "/run") (lib.unique (map builtins.dirOf sockets)));
 
           # The nixos runtime: nixos-container as the host's containers module
           # builds it. Hosts whose stateVersion predates 22.05 keep containers
@@ -53,6 +55,21 @@
               type = types.str;
               default = "hive-tui";
               description = "The group whose members may use the admin socket; the module creates it.";
+            };
+            managerSocket = mkOption {
+              type = types.nullOr types.str;
+              default = "/run/hive-tui/manager/manager.sock";
+              description = ''
+                The manager's socket: it files requests and reads approvals, diffs, tags and
+                helper events there, and cannot approve, deny, pause or act on a container.
+                Give the manager this socket's folder (a bind mount into its container), never
+                the admin socket's. null serves the admin socket alone.
+              '';
+            };
+            managerGroup = mkOption {
+              type = types.str;
+              default = "hive-tui-manager";
+              description = "The group that owns the manager's socket: the manager's, and no operator's. The module creates it.";
             };
             runtime = mkOption {
               type = types.enum [ "local" "nixos" ];
@@ -99,12 +116,22 @@
                 message = "services.hive-tui.runtime = \"nixos\" runs agents in nixos-container; set boot.enableContainers = true.";
               }
               {
-                assertion = lib.hasPrefix "/" cfg.stateDir && lib.hasPrefix "/" cfg.socket;
-                message = "services.hive-tui.stateDir and services.hive-tui.socket must be absolute paths.";
+                assertion = lib.hasPrefix "/" cfg.stateDir && lib.all (lib.hasPrefix "/") sockets;
+                message = "services.hive-tui.stateDir, socket and managerSocket must be absolute paths.";
+              }
+              {
+                assertion = cfg.managerSocket == null
+                  || (cfg.managerSocket != cfg.socket && builtins.dirOf cfg.managerSocket != builtins.dirOf cfg.socket);
+                message = "services.hive-tui.managerSocket needs a folder of its own, apart from the admin socket's, so that the manager can be given it alone.";
+              }
+              {
+                assertion = cfg.managerSocket == null || cfg.managerGroup != cfg.group;
+                message = "services.hive-tui.managerGroup must differ from services.hive-tui.group: the manager's group must not reach the admin socket.";
               }
             ];
 
-            users.groups.${cfg.group} = { };
+            users.groups = { ${cfg.group} = { }; }
+              // lib.optionalAttrs (cfg.managerSocket != null) { ${cfg.managerGroup} = { }; };
 
             systemd.services.hive-tui = {
               description = "hive-tui host engine";
@@ -126,6 +153,8 @@
                   ]
                   ++ cfg.extraArgs
                   ++ [ "serve" "--socket" cfg.socket "--group" cfg.group ]
+                  ++ lib.optionals (cfg.managerSocket != null)
+                    [ "--manager-socket" cfg.managerSocket "--manager-group" cfg.managerGroup ]
                 );
                 # Root, because it drives nixos-container and builds systems.
                 User = "root";
@@ -145,9 +174,10 @@
                 # group, set by the engine, are what open it to operators.
                 UMask = "0077";
               }
-              // lib.optionalAttrs (under "/run" socketDir) {
-                RuntimeDirectory = below "/run" socketDir;
-                # Traversable, so group members reach the socket inside.
+              // lib.optionalAttrs (runDirs != [ ]) {
+                RuntimeDirectory = runDirs;
+                # Traversable, so group members reach the sockets inside;
+                # each socket's own mode and group decide who may connect.
                 RuntimeDirectoryMode = "0755";
               }
               // lib.optionalAttrs (under "/var/lib" cfg.stateDir) {

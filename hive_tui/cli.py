@@ -235,9 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     verb("console", None, "the console (what hive-tui runs with no verb)")
     verb("tour", None, "a walk through a throwaway demo hive with the CLI")
     verb("demo", None, "seed a demo hive: three agents and four requests")
-    p = verb("serve", None, "run the engine on --state and serve its socket until SIGTERM")
+    p = verb("serve", None, "run the engine on --state and serve its sockets until SIGTERM")
     p.add_argument("--socket", type=Path, required=True, metavar="PATH", help="the Unix socket to create (mode 0660)")
     p.add_argument("--group", metavar="GROUP", help="the group that owns the socket: its members may use it")
+    p.add_argument("--manager-socket", type=Path, metavar="PATH",
+                   help="also serve the manager's socket here (mode 0660): filing requests and reading "
+                        "their outcome, never approving them")
+    p.add_argument("--manager-group", metavar="GROUP",
+                   help="the group that owns the manager's socket: the manager's, and no operator's")
     p = verb("trust-host", None, "show an SSH host's key fingerprint and, if you say so, add it to known_hosts")
     p.add_argument("target", metavar="HOST", help="as for --host")
     verb("status", _status, "one row per agent")
@@ -360,10 +365,18 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.state is None:
         raise HiveError("serve needs --state DIR: the state root to run the engine on")
     socket_path = check_socket_path(args.socket)
+    manager_path = None
+    if args.manager_socket is not None:
+        manager_path = check_socket_path(args.manager_socket)
+        if manager_path == socket_path:
+            raise HiveError("the manager's socket must not be the admin socket: give it a path of its own")
+    elif args.manager_group is not None:
+        raise HiveError("--manager-group needs --manager-socket: the manager's socket to give that group")
     logging.basicConfig(level=logging.INFO, format="hive-tui serve: %(message)s")
     engine = _open_engine(args, args.state)
     try:
-        await serve(engine, socket_path, args.group)
+        await serve(engine, socket_path, args.group,
+                    manager_path=manager_path, manager_group=args.manager_group)
     finally:
         engine.close()
     return 0

@@ -144,6 +144,11 @@ class Dispatcher:
             ),
         }
 
+    @property
+    def verbs(self) -> dict[str, dict[str, Field]]:
+        """Each verb carried out here, with its fields."""
+        return {name: fields for name, (fields, _) in self._verbs.items()}
+
     def _sync(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
         async def run(**args: Any) -> dict:
             return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, **args))

@@ -24,6 +24,8 @@ let
     escapeShellArg = a: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString a) + "'";
     escapeShellArgs = xs: concatStringsSep " " (map escapeShellArg xs);
     genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    inherit (builtins) all filter;
+    unique = foldl' (acc: x: if builtins.elem x acc then acc else acc ++ [ x ]) [ ];
     types = throw "option types are not rendered";
   };
   pkg = name: { outPath = "/nix/store/stub-${name}"; };

@@ -20,6 +20,17 @@
           below = dir: path: lib.removePrefix "${dir}/" path;
           sockets = [ cfg.socket ] ++ lib.optional (cfg.managerSocket != null) cfg.managerSocket;
           runDirs = map (below "/run") (lib.filter (under "/run") (lib.unique (map builtins.dirOf sockets)));
+
+          # The nixos runtime: nixos-container as the host's containers module
+          # builds it. Hosts whose stateVersion predates 22.05 keep containers
+          # in /etc/containers and /var/lib/containers, and the host's
+          # container@ units only see a container the same tool created.
+          containerPrefix = lib.optionalString (lib.versionAtLeast config.system.stateVersion "22.05") "nixos-";
+          containerDirs = {
+            configurationDirectory = "/etc/${containerPrefix}containers";
+            stateDirectory = "/var/lib/${containerPrefix}containers";
+          };
+          nixosContainer = pkgs.nixos-container.override containerDirs;
         in
         {
           options.services.hive-tui = {
@@ -65,6 +76,31 @@
               default = "nixos";
               description = "How agents run: nixos-container, or supervised local processes.";
             };
+
+            # The nixos runtime.
+            nixpkgs = mkOption {
+              type = types.str;
+              default = "path:${pkgs.path}";
+              defaultText = lib.literalExpression ''"path:''${pkgs.path}"'';
+              example = "github:NixOS/nixpkgs/nixos-25.05";
+              description = ''
+                The nixpkgs flake the agents' containers are built from. By default the
+                host's own, so containers run what the host runs. The meta flake locks it
+                once and keeps that lock; `hive-tui meta-log` shows it for every deploy.
+              '';
+            };
+            nat = {
+              enable = lib.mkEnableOption ''
+                a way out for the agents: NAT from the containers' private networks
+                (the host side of each is a `ve-*` interface) to the host's external one'';
+              externalInterface = mkOption {
+                type = types.nullOr types.str;
+                default = null;
+                example = "eth0";
+                description = "The host interface the containers' traffic leaves through (networking.nat.externalInterface).";
+              };
+            };
+
             extraArgs = mkOption {
               type = types.listOf types.str;
               default = [ ];
@@ -101,11 +137,20 @@
               description = "hive-tui host engine";
               wantedBy = [ "multi-user.target" ];
               after = [ "network.target" "nix-daemon.socket" ];
-              path = [ pkgs.nixos-container config.nix.package pkgs.git config.systemd.package ];
+              # nixos-container's destroy calls chattr (e2fsprogs), mountpoint
+              # and umount (util-linux) by bare name.
+              path = [ nixosContainer config.nix.package pkgs.git config.systemd.package pkgs.e2fsprogs pkgs.util-linux ];
+              # nixos-container builds flakes with a bare `nix build`; a stock
+              # NixOS host enables no experimental features.
+              environment.NIX_CONFIG = "extra-experimental-features = nix-command flakes";
               serviceConfig = {
                 # The options every verb takes, then the verb and its own.
                 ExecStart = lib.escapeShellArgs (
                   [ "${cfg.package}/bin/hive-tui" "--state" cfg.stateDir "--runtime" cfg.runtime ]
+                  ++ lib.optionals (cfg.runtime == "nixos") [
+                    "--nixpkgs" cfg.nixpkgs
+                    "--container-config-dir" containerDirs.configurationDirectory
+                  ]
                   ++ cfg.extraArgs
                   ++ [ "serve" "--socket" cfg.socket "--group" cfg.group ]
                   ++ lib.optionals (cfg.managerSocket != null)
@@ -119,6 +164,11 @@
                 # flight finish, so that no agent is left half switched; a
                 # build can take a while.
                 KillSignal = "SIGTERM";
+                # SIGTERM to the engine alone: systemd's default would signal the
+                # whole cgroup, the nixos-container, nix build and nix-env of
+                # every deploy in flight included. What is left after
+                # TimeoutStopSec is killed.
+                KillMode = "mixed";
                 TimeoutStopSec = "30min";
                 # The state holds agent credentials; the socket's own mode and
                 # group, set by the engine, are what open it to operators.
@@ -134,6 +184,12 @@
                 StateDirectory = below "/var/lib" cfg.stateDir;
                 StateDirectoryMode = "0700";
               };
+            };
+
+            networking.nat = lib.mkIf cfg.nat.enable {
+              enable = true;
+              internalInterfaces = [ "ve-+" ];
+              externalInterface = cfg.nat.externalInterface;
             };
           };
         };
@@ -158,6 +214,13 @@
       nixosModules = {
         default = nixosModule;
         hive-tui = nixosModule;
+      };
+
+      # The module on a NixOS machine, for real (nix/vm-test.nix). It needs
+      # KVM: `nix flake check` on a NixOS host runs it.
+      checks.x86_64-linux.vm = import ./nix/vm-test.nix {
+        inherit self;
+        pkgs = nixpkgs.legacyPackages.x86_64-linux;
       };
 
       devShells = forAllSystems (pkgs: {

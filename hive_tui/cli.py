@@ -61,7 +61,12 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
 async def _status(client: HiveClient, args: argparse.Namespace) -> int:
     rows = await client.status()
     spawning = [t for t in await client.transients() if t.kind == "Spawning"]
-    _emit(args, [r.to_wire() for r in rows], report.status_table(rows, spawning))
+    human = report.status_table(rows, spawning)
+    commits = await client.meta_log()
+    if commits and commits[0].get("nixpkgs"):
+        # What the containers are built from, as the last deploy locked it.
+        human += f"\nnixpkgs: {one_line(commits[0]['nixpkgs'])}"
+    _emit(args, [r.to_wire() for r in rows], human)
     return 0
 
 
@@ -114,7 +119,11 @@ async def _events(client: HiveClient, args: argparse.Namespace) -> int:
 
 async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
     commits = await client.meta_log()
-    human = "\n".join(f"{c['sha'][:12]}  {one_line(c['message'])}" for c in commits)
+    human = "\n".join(
+        f"{c['sha'][:12]}  {one_line(c['message'])}"
+        + (f"  [nixpkgs {one_line(c['nixpkgs'])}]" if c.get("nixpkgs") else "")
+        for c in commits
+    )
     _emit(args, commits, human)
     return 0
 
@@ -182,7 +191,8 @@ def _log_lines(text: str) -> int:
     return int(text)
 
 
-OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto"}
+OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto",
+                   "nixpkgs": None, "container_config_dir": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="container runtime: local processes (default), or nixos-container on a NixOS host")
     common.add_argument("--locker", choices=["auto", "nix", "builtin"], default=argparse.SUPPRESS,
                         help="how the meta flake is locked (default auto: nix when installed)")
+    common.add_argument("--nixpkgs", metavar="FLAKEREF", default=argparse.SUPPRESS,
+                        help="nixos runtime: the nixpkgs flake containers are built from "
+                             "(default: the flake registry's nixpkgs)")
+    common.add_argument("--container-config-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS,
+                        help="nixos runtime: where nixos-container keeps each container's .conf "
+                             "(default /etc/nixos-containers)")
 
     parser = argparse.ArgumentParser(
         prog="hive-tui", parents=[common],
@@ -219,9 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     verb("console", None, "the console (what hive-tui runs with no verb)")
     verb("tour", None, "a walk through a throwaway demo hive with the CLI")
     verb("demo", None, "seed a demo hive: three agents and four requests")
-    p = verb("serve", None, "run the engine on --state and serve its socket until SIGTERM")
+    p = verb("serve", None, "run the engine on --state and serve its sockets until SIGTERM")
     p.add_argument("--socket", type=Path, required=True, metavar="PATH", help="the Unix socket to create (mode 0660)")
     p.add_argument("--group", metavar="GROUP", help="the group that owns the socket: its members may use it")
+    p.add_argument("--manager-socket", type=Path, metavar="PATH",
+                   help="also serve the manager's socket here (mode 0660): filing requests and reading "
+                        "their outcome, never approving them")
+    p.add_argument("--manager-group", metavar="GROUP",
+                   help="the group that owns the manager's socket: the manager's, and no operator's")
     p = verb("trust-host", None, "show an SSH host's key fingerprint and, if you say so, add it to known_hosts")
     p.add_argument("target", metavar="HOST", help="as for --host")
     verb("status", _status, "one row per agent")
@@ -275,7 +296,16 @@ def _open_engine(args: argparse.Namespace, root: Path | None, create: bool = Fal
     # Only `demo` and `serve` make a hive; a mistyped --state must not quietly become one.
     if not create and args.verb not in ("demo", "serve"):
         _require_hive(args, root)
-    return Engine(root, runtime=args.runtime, locker=args.locker)
+    return Engine(root, runtime=args.runtime, locker=args.locker, runtime_options=_runtime_options(args))
+
+
+def _runtime_options(args: argparse.Namespace) -> dict:
+    given = {"nixpkgs": args.nixpkgs, "container_config_dir": args.container_config_dir}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and args.runtime != "nixos":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise HiveError(f"{flags}: only for --runtime nixos")
+    return given
 
 
 def _require_hive(args: argparse.Namespace, root: Path) -> None:
@@ -335,10 +365,18 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.state is None:
         raise HiveError("serve needs --state DIR: the state root to run the engine on")
     socket_path = check_socket_path(args.socket)
+    manager_path = None
+    if args.manager_socket is not None:
+        manager_path = check_socket_path(args.manager_socket)
+        if manager_path == socket_path:
+            raise HiveError("the manager's socket must not be the admin socket: give it a path of its own")
+    elif args.manager_group is not None:
+        raise HiveError("--manager-group needs --manager-socket: the manager's socket to give that group")
     logging.basicConfig(level=logging.INFO, format="hive-tui serve: %(message)s")
     engine = _open_engine(args, args.state)
     try:
-        await serve(engine, socket_path, args.group)
+        await serve(engine, socket_path, args.group,
+                    manager_path=manager_path, manager_group=args.manager_group)
     finally:
         engine.close()
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import Conflict, HiveError, NotFound
 from .models import Approval, Event, Transient, rfc3339
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Statements that bring a database from version N-1 to N, applied in order.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {}
@@ -59,6 +59,14 @@ _MIGRATIONS[2] = (
     """CREATE TABLE transients (
     agent TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
+    since TEXT NOT NULL
+)""",
+)
+# An agent a failed action left in a state the engine could not repair, and why.
+_MIGRATIONS[3] = (
+    """CREATE TABLE broken (
+    agent TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
     since TEXT NOT NULL
 )""",
 )
@@ -140,6 +148,10 @@ class Database:
     def transients(self) -> list[Transient]:
         return [Transient(**dict(r)) for r in self._query("SELECT agent, kind, since FROM transients ORDER BY agent")]
 
+    def broken(self) -> dict[str, str]:
+        """Agent -> why the engine could not repair it after a failed action."""
+        return {r["agent"]: r["reason"] for r in self._query("SELECT agent, reason FROM broken")}
+
     def deploy_journal(self, id: int) -> sqlite3.Row | None:
         rows = self._query("SELECT * FROM deploys WHERE id = ?", (id,))
         return rows[0] if rows else None
@@ -192,6 +204,7 @@ class _Txn:
 
     def resolve_spawned(self, a: Approval, sha: str) -> tuple[Approval, list[Event]]:
         done = self.finish(a.id, "approved", None)
+        self.clear_broken(a.agent)
         return done, [self.add_event("Spawned", a.agent, id=a.id, sha=sha),
                       self.add_event("ApprovalResolved", a.agent, id=a.id, status="approved", sha=sha)]
 
@@ -214,8 +227,16 @@ class _Txn:
         )
         return _event({"seq": cur.lastrowid, "at": at, "kind": kind, "agent": agent, "body": text})
 
+    def mark_broken(self, agent: str, reason: str) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO broken (agent, reason, since) VALUES (?, ?, ?)",
+                           (agent, reason, rfc3339()))
+
+    def clear_broken(self, agent: str) -> None:
+        self._conn.execute("DELETE FROM broken WHERE agent = ?", (agent,))
+
     def set_transient(self, t: Transient) -> None:
-        self._conn.execute("INSERT INTO transients (agent, kind, since) VALUES (?, ?, ?)", (t.agent, t.kind, t.since))
+        # REPLACE: a row whose clearing failed (a full disk) must not block the agent's next action.
+        self._conn.execute("INSERT OR REPLACE INTO transients (agent, kind, since) VALUES (?, ?, ?)", (t.agent, t.kind, t.since))
 
     def clear_transient(self, agent: str) -> None:
         self._conn.execute("DELETE FROM transients WHERE agent = ?", (agent,))

@@ -150,6 +150,11 @@ class Dispatcher:
             ),
         }
 
+    @property
+    def verbs(self) -> dict[str, dict[str, Field]]:
+        """Each verb carried out here, with its fields."""
+        return {name: fields for name, (fields, _) in self._verbs.items()}
+
     def _sync(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
         return self._on(self._pool, fn)
 

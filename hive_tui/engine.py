@@ -20,7 +20,7 @@ from . import gitrepo
 from .db import Database
 from .deploy import Deployer
 from .emitter import Emitter, Listener
-from .errors import Conflict, HiveError, NotFound, describe
+from .errors import BuildFailed, Conflict, HiveError, NotFound, describe
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import read_json
@@ -29,7 +29,7 @@ from .lifecycle import agents_for_meta_listing, destroy_agent, install_agent, re
 from .meta import MetaCommit, MetaFlake, input_name
 from .models import AgentStatus, Approval, Event, TagRecord, Transient
 from .names import check_name
-from .recovery import Recovery
+from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
 from .runtime import OutputSink, make_runtime
 from .template import new_agent_files
 from .transients import Transients
@@ -161,10 +161,11 @@ class Engine:
         agent_dir = self.state.agent_state(name)
         reported = read_json(agent_dir / "status.json") or {}
         text = reported.get("text") if run.running else None
+        error = self.db.broken().get(name)
         return AgentStatus(
             name=name,
             running=run.running,
-            failed=run.failed,
+            failed=run.failed or error is not None,
             needs_update=locked != str(applied),
             needs_login=reported.get("needs_login") is True,
             paused=(agent_dir / "paused").exists(),
@@ -173,6 +174,7 @@ class Engine:
             status_text=_str_or_none(text),
             status_set_at=_str_or_none(reported.get("set_at")) if text is not None else None,
             transient=self.transients.kind(name),
+            error=error,
         )
 
     def transients_in_flight(self) -> list[Transient]:
@@ -283,8 +285,18 @@ class Engine:
                 return self._fail(approval, describe(e))
 
     def _spawn(self, approval: Approval, on_output: OutputSink) -> Approval:
-        sha = install_agent(self.state, self.meta, self.runtime, approval.agent,
-                            new_agent_files(approval.agent), on_output)
+        name = approval.agent
+        if name in self.agents():
+            # Refused before anything is made, so that there is nothing to settle.
+            raise Conflict(f"agent {name} already exists")
+        try:
+            sha = install_agent(self.state, self.meta, self.runtime, name, new_agent_files(name), on_output)
+        except Exception as e:
+            # Ended as recovery ends an interrupted spawn: finished forward if it
+            # got past its meta commit, else nothing of it left but reusable repos.
+            sha = self._settle(name, e, lambda: settle_spawn(self.state, self.meta, self.runtime, name))
+            if sha is None:
+                raise
         with self.db.write() as t:
             done, events = t.resolve_spawned(approval, sha)
         for item in (*events, done):
@@ -355,12 +367,21 @@ class Engine:
         """Build the agent's applied main again; returns the meta commit, if the lock moved."""
         with self._action(name, "Rebuilding"):
             try:
-                commit = rebuild_agent(self.state, self.meta, self.runtime, name, on_output or (lambda line: None))
+                try:
+                    commit = rebuild_agent(self.state, self.meta, self.runtime, name,
+                                           on_output or (lambda line: None))
+                except BuildFailed:
+                    raise  # the container runs what it ran before: nothing to put right
+                except Exception as e:
+                    log.exception("rebuild of %s failed", name)
+                    # The container may run the new build: build it again, as
+                    # recovery finishes an interrupted rebuild.
+                    commit = self._settle(name, e, lambda: settle_rebuild(self.state, self.meta, self.runtime, name))
             except Exception as e:
-                if not isinstance(e, HiveError):
-                    log.exception("rebuild of %s failed unexpectedly", name)
                 self._record("Rebuilt", name, status="failed", error=describe(e))
                 raise
+            with self.db.write() as t:
+                t.clear_broken(name)
             self._record("Rebuilt", name, status="rebuilt", sha=self.meta.locked_rev(name))
             return commit
 
@@ -376,7 +397,12 @@ class Engine:
         if name not in self.agents() and not kept:
             raise NotFound(f"no agent named {name}")
         with self.transients.hold(name, "Destroying"):
-            warning = destroy_agent(self.state, self.meta, self.runtime, name, purge)
+            try:
+                warning = destroy_agent(self.state, self.meta, self.runtime, name, purge)
+            except Exception as e:
+                log.exception("destroy of %s failed", name)
+                warning = self._settle(name, e, lambda: settle_destroy(self.state, self.meta, self.runtime,
+                                                                       name, purge))
         self._record("Destroyed", name, status="purged" if purge else "kept", error=warning)
         return warning
 
@@ -407,6 +433,17 @@ class Engine:
         if proc.returncode != 0:
             raise HiveError(f"cannot read the logs of {name}: {proc.stderr.decode('utf-8', 'replace').strip()}")
         return proc.stdout.decode("utf-8", "replace").splitlines()
+
+    def _settle(self, name: str, error: Exception, settle: Callable[[], object]):
+        """Put right what a failed step left, with recovery's code; if that fails
+        too, mark the agent broken with both reasons and raise."""
+        try:
+            return settle()
+        except Exception as again:
+            log.exception("settling %s after: %s", name, describe(error))
+            reason = f"{describe(error)}\nputting it right failed too: {describe(again)}"
+            mark_broken(self.db, name, reason)
+            raise HiveError(reason) from again
 
     def _action(self, name: str, kind: str):
         self._require_agent(name)

@@ -57,6 +57,25 @@ def locked_rev(lock: dict, input_name: str) -> str | None:
     return node.get("locked", {}).get("rev") if node else None
 
 
+def locked_ref(lock: dict, input_name: str) -> str | None:
+    """Where the root input `input_name` is locked, as a flake reference
+    (`github:NixOS/nixpkgs/<rev>`, `path:/nix/store/...`); None if it is not."""
+    nodes = lock.get("nodes", {})
+    node = nodes.get(nodes.get("root", {}).get("inputs", {}).get(input_name, ""))
+    locked = node.get("locked") if isinstance(node, dict) else None
+    if not isinstance(locked, dict):
+        return None
+    kind = locked.get("type")
+    if kind in ("github", "gitlab", "sourcehut"):
+        return f"{kind}:{locked.get('owner')}/{locked.get('repo')}/{locked.get('rev')}"
+    if kind == "path":
+        return f"path:{locked.get('path')}"
+    if kind in ("git", "tarball", "file"):
+        rev = f"?rev={locked['rev']}" if "rev" in locked else ""
+        return f"{kind}+{locked.get('url')}{rev}"
+    return f"{kind} {locked.get('narHash')}"
+
+
 class Locker(Protocol):
     name: str
 

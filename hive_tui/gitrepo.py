@@ -11,6 +11,7 @@ import pygit2
 from pygit2.enums import CheckoutStrategy, FileMode, ObjectType, RepositoryOpenFlag
 
 from .errors import Conflict, HiveError, NotFound, RefLocked
+from .faults import crash_point
 from .models import TagRecord, rfc3339
 from .validate import check_ref_text
 
@@ -49,9 +50,11 @@ def open_repo(path: Path) -> pygit2.Repository:
 def init_repo(path: Path, files: dict[str, bytes], message: str) -> pygit2.Oid:
     """Create a non-bare repo on `main` whose first commit holds `files`."""
     repo = pygit2.init_repository(str(path), bare=False, initial_head="main")
+    crash_point("init:created")
     tree = write_tree(repo, files)
     sig = signature()
     oid = repo.create_commit(MAIN, sig, sig, message, tree, [])
+    crash_point("init:committed")
     sync_worktree(repo, oid)
     return oid
 

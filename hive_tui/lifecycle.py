@@ -90,6 +90,10 @@ def install_agent(
         crash_point("spawn:committed")
         return sha
     except BaseException:
+        if name in meta.agents():
+            # Past the meta commit the spawn stands: what is left is to settle it
+            # forward (see recovery.settle_spawn), not to undo it.
+            raise
         _undo(f"spawn of {name}", [
             *([lambda: runtime.destroy(name)] if created else []),
             *([lambda: meta.abort_spawn(name)] if staged else []),

@@ -30,7 +30,7 @@ import pygit2
 
 from . import gitrepo
 from .errors import HiveError
-from .flakelock import Locker, dump_lock, empty_lock, input_url, locked_rev, read_lock
+from .flakelock import Locker, dump_lock, empty_lock, input_url, locked_ref, locked_rev, read_lock
 from .fsutil import write_atomic
 from .layout import StateRoot
 
@@ -64,7 +64,8 @@ def render_flake(state: StateRoot, agents: list[str], system: str, extra_inputs:
         specialArgs = {{ agentName = name; }};
         modules = [
           "${{src}}/configuration.nix"
-          {{ boot.isContainer = true; networking.hostName = "h-${{name}}"; }}
+          # The agent's own config may name its host otherwise.
+          {{ boot.isContainer = true; networking.hostName = nixpkgs.lib.mkDefault "h-${{name}}"; }}
         ];
       }};
     in {{
@@ -86,11 +87,32 @@ def _with_agent_nodes(lock: dict, agent_nodes: dict[str, dict]) -> dict:
     return {**lock, "nodes": {**nodes, **agent_nodes}}
 
 
+def _with_other_nodes(lock: dict, working: dict) -> dict:
+    """`lock` with the nodes of other inputs (nixpkgs) the working lock holds.
+
+    Nix resolves an indirect `nixpkgs` when it first locks the working file;
+    a commit that left that node out would have every lock after a restart
+    resolve it again, from wherever the registry points by then.
+    """
+    other = {k: v for k, v in working.get("nodes", {}).items()
+             if k != "root" and not k.startswith("agent-")}
+    if not other:
+        return lock
+    inputs = {k: v for k, v in working["nodes"].get("root", {}).get("inputs", {}).items()
+              if not k.startswith("agent-")}
+    nodes = {**lock["nodes"], **other}
+    root = dict(nodes.get("root", {}))
+    nodes["root"] = {**root, "inputs": {**root.get("inputs", {}), **inputs}}
+    return {**lock, "nodes": nodes}
+
+
 @dataclass(frozen=True)
 class MetaCommit:
     sha: str
     message: str
     at: int
+    # Where that commit's flake.lock has nixpkgs, what its containers build from.
+    nixpkgs: str | None = None
 
 
 class MetaFlake:
@@ -153,7 +175,7 @@ class MetaFlake:
     def _commit(self, nodes: dict[str, dict], message: str) -> str:
         """Commit flake.nix for exactly the agents in `nodes` (agent -> lock node),
         and the last commit's flake.lock with its agent nodes replaced by those."""
-        lock = _with_agent_nodes(self.committed_lock() or empty_lock(),
+        lock = _with_agent_nodes(_with_other_nodes(self.committed_lock() or empty_lock(), read_lock(self.dir)),
                                  {input_name(a): node for a, node in nodes.items()})
         files = {"flake.nix": self._render(nodes).encode(), "flake.lock": dump_lock(lock).encode()}
         return str(gitrepo.commit_files(self._repo(), files, message, checkout=False))
@@ -276,7 +298,7 @@ class MetaFlake:
         commit (a rebuild of what is already deployed) and returns None.
         """
         with self._lock:
-            committed = self.committed_lock()
+            committed = _with_other_nodes(self.committed_lock(), read_lock(self.dir))
             if skip_unchanged and committed["nodes"].get(input_name(agent)) == node:
                 return None
             committed["nodes"][input_name(agent)] = node
@@ -299,6 +321,13 @@ class MetaFlake:
         repo = self._repo()
         head = repo.references[gitrepo.MAIN].target
         return [
-            MetaCommit(str(c.id), c.message.strip(), c.commit_time)
+            MetaCommit(str(c.id), c.message.strip(), c.commit_time, _nixpkgs_at(c))
             for c in repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL)
         ]
+
+
+def _nixpkgs_at(commit: pygit2.Commit) -> str | None:
+    try:
+        return locked_ref(json.loads(commit.tree["flake.lock"].data), "nixpkgs")
+    except (KeyError, ValueError, AttributeError):
+        return None

@@ -67,6 +67,10 @@ class AgentStatus(Wire):
     pending_reminders: int = 0
     # ours: the lifecycle action in flight on this agent, if any (a Transient kind)
     transient: str | None = None
+    # ours: why a failed action left the agent in a state the engine could not
+    # repair (then `failed` is set too); cleared by its next successful deploy,
+    # rebuild or spawn
+    error: str | None = None
 
 
 TRANSIENT_KINDS = ("Spawning", "Starting", "Stopping", "Restarting", "Rebuilding", "Destroying")

@@ -16,7 +16,8 @@ from .errors import HiveError, InvalidName
 # Short enough that `h-<name>`, the container name, stays a valid hostname
 # label with room to spare; long enough for descriptive names.
 MAX_NAME_LEN = 32
-_NAME_RE = re.compile(r"[a-z][a-z0-9-]*")
+# The last character is a letter or digit, as networking.hostName requires.
+_NAME_RE = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
 
 
 def is_valid_name(name: str) -> bool:
@@ -34,7 +35,7 @@ def check_name(name: object) -> str:
     if _NAME_RE.fullmatch(name) is None:
         raise InvalidName(
             f"invalid agent name {name!r}: use a lowercase letter first, "
-            f"then lowercase letters, digits and '-'"
+            f"then lowercase letters, digits and '-', and a letter or digit last"
         )
     return name
 

@@ -2,7 +2,8 @@
 
 A deploy touches four stores (the applied repo, its working tree, the meta
 repo and the database) and a crash can fall between any two. On start, the
-engine looks at what was in flight and brings every store back in line:
+engine first ends the process group of any build the last one left running,
+then looks at what was in flight and brings every store back in line:
 
 - a deploy that had not committed its meta lock is rolled back as a failed
   build would be: `failed/<id>` annotated "interrupted" with the step it
@@ -10,29 +11,37 @@ engine looks at what was in flight and brings every store back in line:
   agent's lock node restored, the same events a failure emits;
 - a deploy that had (its journal reached `finalize`) is finished forward:
   `deployed/<id>` planted, the meta lock committed if it was not yet;
-- a spawn that did not finish is resolved failed and its container removed,
-  or, if it got as far as the meta commit, finished forward;
+- a spawn that did not finish is resolved failed, its container removed and
+  its repos left clean or gone, or, if it got as far as the meta commit,
+  finished forward;
 - a denial whose tag was planted but whose row was not written is finished;
 - a rebuild or a destroy cut short is finished; the meta flake's working
   files are reset to the last commit.
+
+The running engine ends a deploy, spawn, rebuild or destroy whose step
+failed with the same code (`Deployer.settle` and the `settle_*` functions
+below). What cannot be put right is marked on the agent, with the reason,
+for its status to show.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 
 import pygit2
 
 from . import gitrepo
 from .db import Database
-from .deploy import Deployer, deploy_message
+from .deploy import Deployer
 from .errors import HiveError, describe
 from .layout import StateRoot
 from .lifecycle import agents_for_meta_listing, destroy_agent, rebuild_agent
 from .meta import MetaFlake
 from .models import Approval, Transient
 from .runtime import Runtime
+from .runtime.procs import BUILD_RECORD, end_recorded_group
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +56,7 @@ class Recovery:
 
     def run(self, leftovers: list[Transient]) -> list[str]:
         """Reconcile; returns what was done, one line each, also logged."""
-        done: list[str] = []
+        done: list[str] = self._end_interrupted_builds()
         for approval in self.db.approvals(status="pending"):
             done += self._denied_without_a_row(approval)
         deploying = set()
@@ -59,25 +68,15 @@ class Recovery:
                 log.exception("recovering approval %s", approval.id)
                 done.append(f"approval {approval.id} of {approval.agent} could not be recovered: {describe(e)}")
         for item in leftovers:
-            if item.kind == "Rebuilding" and item.agent not in deploying \
-                    and item.agent in agents_for_meta_listing(self.state, self.runtime):
-                # The container may already run the new build: finish the rebuild, so
-                # that the meta lock says what runs.
-                self.meta.reset_working()
-                try:
-                    rebuild_agent(self.state, self.meta, self.runtime, item.agent, lambda line: None)
-                    done.append(f"finished rebuilding {item.agent}")
-                except HiveError as e:
-                    done.append(f"rebuilding {item.agent} again failed; it may run a build its meta lock "
-                                f"does not record: {e}")
-            if item.kind == "Destroying" and item.agent in self.runtime.containers():
-                warning = destroy_agent(self.state, self.meta, self.runtime, item.agent, purge=False)
-                done.append(f"finished destroying {item.agent}, keeping its repos and state (a purge asked "
-                            f"for may not have run: destroy it with purge again)" + (f"; {warning}" if warning else ""))
-            elif item.kind == "Spawning" and item.agent not in self.meta.agents() \
-                    and item.agent in self.runtime.containers():
-                self.runtime.destroy(item.agent)
-                done.append(f"removed the container of {item.agent}, whose spawn did not finish")
+            try:
+                line = self._leftover(item, deploying)
+            except Exception as e:
+                log.exception("recovering the %s of %s", item.kind, item.agent)
+                mark_broken(self.db, item.agent, f"{item.kind} was interrupted, and finishing it failed: "
+                                                 f"{describe(e)}")
+                line = f"finishing the {item.kind} of {item.agent} failed: {describe(e)}"
+            if line:
+                done.append(line)
         self.meta.reset_working()
         listed = agents_for_meta_listing(self.state, self.runtime)
         if self.meta.agents() != listed:
@@ -86,6 +85,33 @@ class Recovery:
             done.append(f"rendered the meta flake again for {', '.join(listed) or 'no agents'}")
         for line in done:
             log.warning("recovery: %s", line)
+        return done
+
+    def _leftover(self, item: Transient, deploying: set[str]) -> str | None:
+        if item.kind == "Rebuilding" and item.agent not in deploying \
+                and item.agent in agents_for_meta_listing(self.state, self.runtime):
+            # The container may already run the new build: finish the rebuild, so
+            # that the meta lock says what runs.
+            self.meta.reset_working()
+            settle_rebuild(self.state, self.meta, self.runtime, item.agent)
+            return f"finished rebuilding {item.agent}"
+        if item.kind == "Destroying" and item.agent in self.runtime.containers():
+            warning = settle_destroy(self.state, self.meta, self.runtime, item.agent, purge=False)
+            return (f"finished destroying {item.agent}, keeping its repos and state (a purge asked "
+                    f"for may not have run: destroy it with purge again)" + (f"; {warning}" if warning else ""))
+        if item.kind == "Spawning" and item.agent not in deploying \
+                and settle_spawn(self.state, self.meta, self.runtime, item.agent) is None:
+            return f"removed what the unfinished spawn of {item.agent} had made, but repos a new spawn reuses"
+        return None
+
+    def _end_interrupted_builds(self) -> list[str]:
+        """A build the last engine ran is not waited for by anyone now: end its
+        whole process group before anything is built again in its place."""
+        done = []
+        for name in self.runtime.containers():
+            ended = end_recorded_group(self.state.container(name) / BUILD_RECORD)
+            if ended:
+                done.append(f"ended the interrupted build of {name} (processes {', '.join(map(str, ended))})")
         return done
 
     def _in_flight(self) -> list[Approval]:
@@ -110,58 +136,20 @@ class Recovery:
             return self._spawn(a)
         journal = self.db.deploy_journal(a.id)
         step = journal["step"] if journal is not None else "claimed"
-        if step == "finalize":
-            return self._finish_deploy(a, journal)
-        return self._roll_back_deploy(a, journal, step)
-
-    def _finish_deploy(self, a: Approval, journal) -> str:
-        name, target = a.agent, journal["target_sha"]
-        repo = gitrepo.open_repo(self.state.applied(name))
-        if gitrepo.tag_commit(repo, f"deployed/{a.id}") is None:
-            gitrepo.create_tag(repo, f"deployed/{a.id}", pygit2.Oid(hex=target), "")
-        if self.meta.locked_rev(name) != target:
-            node = self.meta.prepare_deploy(name)
-            self.meta.finalize_deploy(name, node, deploy_message(name, a.id, target))
-        self.deployer.resolve(a, "approved", f"deployed/{a.id}", target, error=None)
-        return f"finished deploy {a.id} of {name} forward: it had built and reached finalize"
-
-    def _roll_back_deploy(self, a: Approval, journal, step: str) -> str:
-        name = a.agent
-        path = self.state.applied(name)
-        if not (path / ".git").is_dir():
-            self._fail(a, f"interrupted at step {step}; the applied repo is gone")
-            return f"resolved deploy {a.id} of {name} as failed: its repo is gone"
-        repo = gitrepo.open_repo(path)
-        target = pygit2.Oid(hex=journal["target_sha"] if journal else a.fetched_sha)
         error = f"interrupted: the engine stopped at step {step!r} of this deploy; rolled back when it restarted"
-        if gitrepo.tag_commit(repo, f"failed/{a.id}") is None:
-            gitrepo.create_tag(repo, f"failed/{a.id}", target, error)
-        if journal is not None:
-            prev = pygit2.Oid(hex=journal["prev_sha"])
-            main = repo.references[gitrepo.MAIN]
-            if main.target == target and prev != target:
-                gitrepo.move_ref(main, prev, f"hive-tui: roll back interrupted deploy {a.id}")
-            gitrepo.sync_worktree(repo, repo.references[gitrepo.MAIN].target)
-            if name in self.meta.agents():
-                self.meta.abort_deploy(name)
-            if step in ("rebuild", "rollback") and name in self.runtime.containers():
-                # The container may already run the new build: put it back on main's.
-                try:
-                    self.runtime.rebuild(name, path, str(prev), lambda line: None)
-                except HiveError as e:
-                    error += f"\nrebuilding {name} at {str(prev)[:12]} failed too: {e}"
-        self.deployer.resolve(a, "failed", f"failed/{a.id}", str(target), error=error)
-        return f"rolled back deploy {a.id} of {name}, interrupted at step {step}"
+        # The container may already run the new build when the rebuild had begun.
+        done = self.deployer.settle(a, error, restore=step in ("rebuild", "restore"))
+        if done.status == "approved":
+            return f"finished deploy {a.id} of {a.agent} forward: it had built and reached finalize"
+        return f"rolled back deploy {a.id} of {a.agent}, interrupted at step {step}"
 
     def _spawn(self, a: Approval) -> str:
         name = a.agent
-        if name in agents_for_meta_listing(self.state, self.runtime) and name in self.meta.agents():
-            sha = str(gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target)
+        sha = settle_spawn(self.state, self.meta, self.runtime, name)
+        if sha is not None:
             with self.db.write() as t:
                 t.resolve_spawned(a, sha)
             return f"finished spawn {a.id} of {name} forward: its container and meta commit were there"
-        if name in self.runtime.containers():
-            self.runtime.destroy(name)
         self._fail(a, "interrupted: the engine stopped before this spawn finished; nothing of it was kept "
                       "but the agent's repos, which a new spawn reuses")
         return f"resolved spawn {a.id} of {name} as failed"
@@ -169,3 +157,69 @@ class Recovery:
     def _fail(self, a: Approval, error: str) -> None:
         with self.db.write() as t:
             t.resolve_failed(a, None, error)
+
+
+# What a failed or interrupted spawn, rebuild or destroy leaves is put right by
+# the same functions whether the engine that notices is the one that was
+# running it or the next one, after a crash.
+
+
+def settle_spawn(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str) -> str | None:
+    """End a spawn of `name` that did not return: the applied main sha if it
+    had in fact finished (its container and meta commit are there), else None,
+    once nothing of it is left but repos a new spawn can reuse."""
+    if name in meta.agents() and name in runtime.containers() and (state.applied(name) / ".git").is_dir():
+        main = gitrepo.open_repo(state.applied(name)).references.get(gitrepo.MAIN)
+        if main is not None:
+            return str(main.target)
+    if name in runtime.containers():
+        runtime.destroy(name)
+    meta.abort_spawn(name)
+    clean_repos(state, name)
+    return None
+
+
+def clean_repos(state: StateRoot, name: str) -> None:
+    """Leave the agent's repos fit for a new spawn to reuse, or gone.
+
+    A spawn cut short while it created them can leave a repo with no
+    commit yet, or with its working tree not yet (or half) checked out.
+    """
+    applied = state.applied(name)
+    if applied.is_dir() and not applied.is_symlink():
+        main = _main_of(applied)
+        if main is None:
+            shutil.rmtree(applied)
+        else:
+            gitrepo.sync_worktree(gitrepo.open_repo(applied), main)
+    proposed = state.proposed(name)
+    if proposed.is_dir() and not proposed.is_symlink() and not (applied / ".git").is_dir() \
+            and _main_of(proposed) is None:
+        # A clone cut short: the applied repo it came from is gone too.
+        shutil.rmtree(proposed)
+
+
+def _main_of(path) -> pygit2.Oid | None:
+    try:
+        main = gitrepo.open_repo(path).references.get(gitrepo.MAIN)
+    except HiveError:
+        return None
+    return main.target if main is not None else None
+
+
+def settle_rebuild(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str) -> str | None:
+    """Build the agent again after a rebuild that may have switched its container,
+    so that its meta lock says what runs; returns the meta commit, if any."""
+    return rebuild_agent(state, meta, runtime, name, lambda line: None)
+
+
+def settle_destroy(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, purge: bool) -> str | None:
+    """Finish a destroy cut short: it is done again, from where it stopped."""
+    return destroy_agent(state, meta, runtime, name, purge)
+
+
+def mark_broken(db: Database, name: str, reason: str) -> None:
+    """Record that `name` is left in a state the engine could not repair; its status shows why."""
+    log.error("%s is left broken: %s", name, reason)
+    with db.write() as t:
+        t.mark_broken(name, reason)

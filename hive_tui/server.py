@@ -34,6 +34,7 @@ from .engine import Engine
 from .errors import HiveError
 from .logstream import follow_command
 from .models import AgentStatus, Lagged
+from .policy import MANAGER, OPERATOR, Policy
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,11 @@ async def read_lines(reader: asyncio.StreamReader, limit: int) -> AsyncIterator[
 
 
 class Server:
-    def __init__(self, engine: Engine, path: Path, group: str | None = None):
+    def __init__(self, engine: Engine, path: Path, group: str | None = None, policy: Policy = OPERATOR):
         self.engine = engine
         self.path = path
         self.group = group
+        self.policy = policy
         self.dispatcher = Dispatcher(engine)
         self.peers: list[Peer] = []
         self._server: asyncio.base_events.Server | None = None
@@ -198,6 +200,8 @@ class Server:
         except HiveError as e:
             return wire.error(str(e)), None
         cmd = request.get("cmd") if isinstance(request, dict) else None
+        if (refused := self.policy.refusal(cmd, self.dispatcher.verbs)) is not None:
+            return wire.error(refused), None
         if cmd == "whoami":
             return wire.ok(pid=peer.pid, uid=peer.uid, gid=peer.gid), None
         if cmd in ("subscribe", "subscribe_agent_status"):
@@ -283,8 +287,13 @@ async def _until_eof(reader: asyncio.StreamReader) -> None:
 
 
 async def serve(engine: Engine, path: Path, group: str | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    """Serve until `stop` is set (or SIGTERM/SIGINT arrive), then shut down cleanly."""
+                stop: asyncio.Event | None = None,
+                manager_path: Path | None = None, manager_group: str | None = None) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT arrive), then shut down cleanly.
+
+    With `manager_path`, the manager's socket too, offering the manager's
+    verbs only (policy.MANAGER).
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -292,13 +301,20 @@ async def serve(engine: Engine, path: Path, group: str | None = None,
             loop.add_signal_handler(sig, stop.set)
         except (RuntimeError, ValueError):
             pass  # not the main thread: the caller sets `stop`
-    server = Server(engine, path, group)
-    await server.start()
+    servers = [Server(engine, path, group)]
+    if manager_path is not None:
+        # Listening before the admin socket is, so a client that finds the
+        # admin socket up finds the manager's too.
+        servers.insert(0, Server(engine, manager_path, manager_group, MANAGER))
+    started: list[Server] = []
     try:
+        for server in servers:
+            await server.start()
+            started.append(server)
         await stop.wait()
         log.info("shutting down: waiting for the work in flight")
     finally:
-        await server.close()
+        await asyncio.gather(*(server.close() for server in started))
 
 
 def check_socket_path(path: Path) -> Path:

@@ -11,13 +11,17 @@ when the engine starts was left by a crash, and is cleared and reported.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .db import Database
 from .errors import Conflict
+from .faults import crash_point
 from .models import TRANSIENT_KINDS, Transient, rfc3339
+
+log = logging.getLogger(__name__)
 
 
 def describe(kind: str) -> str:
@@ -82,6 +86,12 @@ class Transients:
             with self._cond:
                 del self._held[agent]
                 self._cond.notify_all()
-                with self._db.write() as t:
-                    t.clear_transient(agent)
+                try:
+                    crash_point("transient:clear")
+                    with self._db.write() as t:
+                        t.clear_transient(agent)
+                except Exception:
+                    # The action itself is over, and its outcome is what to report: a
+                    # row left behind is replaced by the agent's next action.
+                    log.exception("clearing the %s transient of %s", kind, agent)
             self._on_change(Transient(agent=agent, kind=kind, since=item.since, ended=True))

@@ -57,6 +57,8 @@ def check_invariants(engine: Engine) -> None:
     assert (engine.state.meta / "flake.lock").read_bytes() == committed
     assert sorted(engine.meta.agents()) == sorted(engine.agents())
     assert engine.transients_in_flight() == []
+    assert engine.db.transients() == [], "a transient is left in the database"
+    assert engine.db.broken() == {}, f"agents left broken: {engine.db.broken()}"
     check_meta_names_the_hive(engine)
     check_working_meta_is_committed(engine)
     check_no_orphaned_process(engine)

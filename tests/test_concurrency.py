@@ -7,9 +7,11 @@ order and the last pushed row is true."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -99,13 +101,33 @@ class Subscriber:
         await self.client.close()
 
 
+class DatabaseReader:
+    """The served hive's database, opened read-only beside the server (WAL lets a reader in)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _rows(self, sql: str) -> list[tuple]:
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
+            return conn.execute(sql).fetchall()
+
+    def transients(self) -> list[Transient]:
+        return [Transient(agent=a, kind=k, since=s)
+                for a, k, s in self._rows("SELECT agent, kind, since FROM transients ORDER BY agent")]
+
+    def broken(self) -> dict[str, str]:
+        return dict(self._rows("SELECT agent, reason FROM broken"))
+
+
 class SocketHive:
     """What check_invariants reads, answered by a served hive: its verbs over
-    the socket, and its repos read from disk (git reads need no owner)."""
+    the socket, its repos read from disk (git reads need no owner) and its
+    database read-only."""
 
     def __init__(self, root: Path, sock: Path):
         self.state = StateRoot.at(root)
         self.meta = MetaFlake(self.state, make_locker("builtin"))
+        self.db = DatabaseReader(self.state.db)
         self.sock = sock
 
     def _call(self, cmd: str, **fields) -> dict:

@@ -1,6 +1,7 @@
 """Crash recovery: an engine process killed with SIGKILL at every step boundary
 of a deploy (built or failed), a rebuild, a spawn, a destroy and a denial,
-then a new engine on the same state, and the invariants that must hold."""
+mid-build, and as a spawn creates its repo; then a new engine on the same
+state, and the invariants that must hold."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pytest
 from hive_tui import gitrepo
 from hive_tui.engine import Engine
 from hive_tui.faults import VARIABLE
+from hive_tui.runtime.procs import BUILD_RECORD, is_alive, start_ticks
 
-from .helpers import agent_files, stop_all
+from .helpers import agent_files, propose, stop_all, wait_for
 from .invariants import check_invariants, version
 
 # The build fails while the agent's state folder holds `fail`.
@@ -100,4 +102,56 @@ def test_a_kill_at_every_step_leaves_a_hive_that_does_not_lie(prepared, op, poin
             assert engine.agents() == ["alpha"] and "beta" not in engine.meta.agents()
         # The recovered hive takes new work.
         engine.restart("alpha")
+        check_invariants(engine)
+
+
+# The build leaves two children in its process group, says who they are, and
+# waits at a FIFO nobody opens.
+LINGERING_BUILD = ["sh", "-c", 'sleep 1000 & a=$!; sleep 1000 & b=$!; s="$HIVE_AGENT_STATE";'
+                               ' echo "$$ $a $b" > "$s/pids.tmp"; mv "$s/pids.tmp" "$s/pids"; read v < "$s/gate"']
+
+
+def test_a_build_left_running_by_a_killed_engine_is_ended(prepared):
+    root = prepared("destroy")  # alpha and beta, nothing pending
+    with Engine(root, locker="builtin") as engine:
+        propose(engine, "alpha", agent_files(build=LINGERING_BUILD, **{"version.txt": b"3\n"}))
+        state = engine.state.agent_state("alpha")
+    os.mkfifo(state / "gate")
+    server = subprocess.Popen([sys.executable, "-c", OPERATION, str(root), "deploy"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        pids = [int(p) for p in wait_for(lambda: (state / "pids").exists() and (state / "pids").read_text().split(),
+                                         timeout=60, what="the build to start")]
+    finally:
+        server.kill()
+        server.wait(timeout=30)
+    assert all(is_alive(pid, start_ticks(pid)) for pid in pids)
+
+    with Engine(root, locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+        assert [pid for pid in pids if start_ticks(pid) is not None] == []
+        assert any("ended the interrupted build of alpha" in line for line in engine.recovered)
+        check_invariants(engine)
+        assert engine.approval(1).status == "failed" and version(engine, "alpha") == b"1\n"
+        (engine.state.agent_state("alpha") / "gate").unlink()
+        assert not (engine.state.container("alpha") / BUILD_RECORD).exists()
+
+
+@pytest.mark.parametrize("point", ["init:created", "init:committed"])
+def test_a_spawn_killed_as_it_creates_the_applied_repo_leaves_no_dirt(prepared, point):
+    root = prepared("spawn")
+    crashed = subprocess.run([sys.executable, "-c", OPERATION, str(root), "spawn"],
+                             env={**os.environ, VARIABLE: point}, capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, (crashed.stdout, crashed.stderr)
+
+    with Engine(root, locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+        check_invariants(engine)
+        assert "gamma" not in engine.agents() and engine.approval(1).status == "failed"
+        applied = engine.state.applied("gamma")
+        if applied.exists():
+            repo = gitrepo.open_repo(applied)
+            assert gitrepo.MAIN in repo.references and repo.status() == {}, repo.status()
+        # A new spawn of that name works.
+        assert engine.approve(engine.request_spawn("gamma").id).status == "approved"
+        repo = gitrepo.open_repo(applied)
+        assert repo.status() == {}
         check_invariants(engine)

@@ -4,6 +4,8 @@ containers/<name>/ holds:
     current/     the checkout the agent runs from (the last good build)
     next/        the checkout being built; renamed to current/ once it built
     build.log    the last build's output
+    build.json   the running build's process group, for a new engine to end
+                 if this one dies
     log          the agent's own output, appended across restarts
     run.json     the supervisor's pid and start time
     exit.json    written by the supervisor when the agent exits
@@ -26,12 +28,13 @@ import pygit2
 from .. import gitrepo
 from ..agentconf import CONFIG_FILE, AgentConfig, parse_agent_config
 from ..errors import BuildFailed, HiveError, NotFound
+from ..faults import crash_point
 from ..fsutil import read_json, write_atomic
 from ..layout import StateRoot
 from ..models import rfc3339
 from ..names import is_valid_name
 from . import OutputSink, RunState
-from .procs import is_alive, run_streaming, signal_group, start_ticks, wait_gone
+from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, start_ticks, wait_gone
 from .supervisor import describe_exit
 
 BUILD_TIMEOUT = 900.0
@@ -75,6 +78,7 @@ class LocalRuntime:
         cdir = self._dir(name)
         if cdir.is_dir():
             self.stop(name)
+            crash_point("runtime:remove")
             shutil.rmtree(cdir)
 
     def log_path(self, name: str) -> Path:
@@ -96,6 +100,7 @@ class LocalRuntime:
             raise NotFound(f"agent {name} has no container")
         nxt = cdir / "next"
         shutil.rmtree(nxt, ignore_errors=True)
+        crash_point("runtime:export")
         gitrepo.export_tree(gitrepo.open_repo(repo), pygit2.Oid(hex=sha), nxt)
         conf = _read_config(nxt)
         if conf.build:
@@ -104,15 +109,17 @@ class LocalRuntime:
         stay_stopped = (cdir / "stopped").exists()
         self.stop(name)
         current = cdir / "current"
+        crash_point("runtime:swap")
         shutil.rmtree(current, ignore_errors=True)
         os.rename(nxt, current)
         if not stay_stopped:
             self.start(name)
 
     def _build(self, name: str, argv: list[str], cwd: Path, on_output: OutputSink) -> None:
+        crash_point("runtime:build")
         try:
             out = run_streaming(argv, on_output, self.build_timeout, cwd=cwd, env=self._env(name),
-                                log=cwd.parent / "build.log")
+                                log=cwd.parent / "build.log", record=cwd.parent / BUILD_RECORD)
         except OSError as e:
             raise BuildFailed(f"build: cannot run {argv[0]!r}: {e.strerror}") from None
         if out.timed_out:
@@ -130,6 +137,7 @@ class LocalRuntime:
         conf = _read_config(current)
         for leftover in ("exit.json", "stopped"):
             (cdir / leftover).unlink(missing_ok=True)
+        crash_point("runtime:start")
         with open(cdir / "log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, SUPERVISOR, str(cdir), "--", *conf.run],
@@ -139,7 +147,14 @@ class LocalRuntime:
         with self._children_lock:
             self._children[name] = proc
         record = {"pid": proc.pid, "ticks": start_ticks(proc.pid), "argv": conf.run, "started_at": rfc3339()}
-        write_atomic(cdir / "run.json", json.dumps(record))
+        try:
+            crash_point("runtime:started")
+            write_atomic(cdir / "run.json", json.dumps(record))
+        except BaseException:
+            # Unrecorded, no stop would find it: it must not outlive this start.
+            signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
 
     def stop(self, name: str, graceful: bool = True) -> None:
         """SIGTERM to the agent's process group, then SIGKILL after the grace

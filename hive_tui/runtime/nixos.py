@@ -13,6 +13,13 @@ in the reload leaves the profile on the new generation. Putting flake.lock
 back does not undo that; the profile is switched back here, and when that
 is impossible the error says the container diverged instead of looking
 like an ordinary failed build.
+
+The rest follows how nixpkgs' nixos-container script behaves: `create`
+writes the container's .conf before it builds and dies without cleaning up,
+so a failed create is destroyed here; each build links its result as
+`./.tmp` in the caller's working directory, so each agent builds in its own
+folder; `terminate` dies for a container that is not running; and
+`journalctl --machine=` reads only a running container's journal.
 """
 
 from __future__ import annotations
@@ -37,6 +44,14 @@ MAX_CONTAINER_NAME = 11
 TAIL_LINES = 20
 _RUNNING_STATES = {"active", "reloading", "activating", "deactivating"}
 _GENERATION_RE = re.compile(r"system-(\d+)-link")
+# Where an agent finds its state folder inside its container.
+STATE_MOUNT = "/var/lib/hive-agent"
+# A path that passes unchanged through the .conf (a systemd EnvironmentFile),
+# the unquoted shell expansion of EXTRA_NSPAWN_FLAGS and nspawn's --bind=SRC:DST.
+_BINDABLE_RE = re.compile(r"/[A-Za-z0-9._/+@-]*")
+# A flake reference goes into the meta flake as a Nix string: nothing that
+# could end the string or start an interpolation.
+_FLAKE_REF_RE = re.compile(r"[A-Za-z0-9._/:?&=+@%~,-]+")
 
 
 class NixosRuntime:
@@ -49,9 +64,14 @@ class NixosRuntime:
         build_timeout: float = 1800.0,
         command_timeout: float = 120.0,
         nixpkgs: str = "nixpkgs",
+        container_config_dir: str | Path = "/etc/nixos-containers",
     ):
+        if not _FLAKE_REF_RE.fullmatch(nixpkgs):
+            raise HiveError(f"nixpkgs {nixpkgs!r} is not a flake reference the meta flake can hold: "
+                            f"use letters, digits and . _ / : ? & = + @ % ~ , -")
         self.state = state
         self.profiles_dir = Path(profiles_dir)
+        self.container_config_dir = Path(container_config_dir)
         self.build_timeout = build_timeout
         self.command_timeout = command_timeout
         self.meta_inputs = {"nixpkgs": nixpkgs}
@@ -75,17 +95,28 @@ class NixosRuntime:
                 f"and nixos-container allows {MAX_CONTAINER_NAME}; use at most "
                 f"{MAX_CONTAINER_NAME - len(PREFIX)}"
             )
+        bind = self._state_bind(name)
         build = ["nixos-container", "create", container, "--flake", self._flake(name)]
-        self._build(build, on_output)
         try:
+            self._build(name, build, on_output)
+        except BuildFailed as e:
+            # nixos-container writes the container's .conf and profile folder
+            # before it builds, and leaves them when the build fails; they
+            # would keep the name taken. destroy exits 0 when nothing is there.
+            raise BuildFailed(self._remove_after_failure(container, str(e))) from None
+        try:
+            self._bind_state(container, bind)
             self._run(["nixos-container", "start", container])
         except HiveError as e:
             message = f"container {container} was built but did not start: {e}"
-            try:
-                self._run(["nixos-container", "destroy", container])
-            except HiveError as e2:
-                message += f"\nremoving it failed too, so it is left behind: {e2}"
-            raise BuildFailed(message) from None
+            raise BuildFailed(self._remove_after_failure(container, message)) from None
+
+    def _remove_after_failure(self, container: str, message: str) -> str:
+        try:
+            self._run(["nixos-container", "destroy", container])
+        except HiveError as e:
+            message += f"\nremoving it failed too, so it is left behind: {e}"
+        return message
 
     def rebuild(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
         container = _container(name)
@@ -93,7 +124,7 @@ class NixosRuntime:
         before = _link(profile)
         build = ["nixos-container", "update", container, "--flake", self._flake(name)]
         try:
-            self._build(build, on_output)
+            self._build(name, build, on_output)
             return
         except BuildFailed as e:
             error = str(e)
@@ -132,7 +163,49 @@ class NixosRuntime:
         return done
 
     def start(self, name: str) -> None:
-        self._run(["nixos-container", "start", _container(name)])
+        container = _container(name)
+        # A container made before its state was bound gets it now.
+        self._bind_state(container, self._state_bind(name))
+        self._run(["nixos-container", "start", container])
+
+    def _state_bind(self, name: str) -> str:
+        """The .conf line that binds the agent's state folder into its container."""
+        folder = self.state.agent_state(name)
+        if not _BINDABLE_RE.fullmatch(str(folder)):
+            raise HiveError(
+                f"the state folder {folder} cannot be bound into a container: its path "
+                f"may hold only letters, digits and . _ / + @ -; move the hive's state root"
+            )
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return f'EXTRA_NSPAWN_FLAGS="--bind={folder}:{STATE_MOUNT}"'
+
+    def _bind_state(self, container: str, line: str) -> None:
+        """Put `line` in the container's .conf, which container@.service reads
+        as its environment, in place of any other EXTRA_NSPAWN_FLAGS.
+
+        A missing .conf is left missing: nixos-container reports that itself.
+        """
+        conf = self.container_config_dir / f"{container}.conf"
+        try:
+            old = conf.read_text()
+            mode = conf.stat().st_mode & 0o777
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise HiveError(f"cannot read {conf}: {e.strerror}") from None
+        kept = [x for x in old.splitlines() if not x.startswith("EXTRA_NSPAWN_FLAGS=")]
+        new = "".join(f"{x}\n" for x in [*kept, line])
+        if new == old:
+            return
+        tmp = conf.with_name(f".{conf.name}.hive-tui")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+            with os.fdopen(fd, "w") as f:
+                f.write(new)
+            os.chmod(tmp, mode)
+            os.replace(tmp, conf)
+        except OSError as e:
+            raise HiveError(f"cannot write {conf}: {e.strerror}") from None
 
     def stop(self, name: str, graceful: bool = True) -> None:
         container = _container(name)
@@ -143,7 +216,17 @@ class NixosRuntime:
                 return
             except HiveError:
                 pass
-        self._run(["nixos-container", "terminate", container])
+        try:
+            self._run(["nixos-container", "terminate", container])
+        except HiveError as e:
+            # terminate dies ("unable to get container's main PID") when there
+            # is no container process: a container that is not running is stopped.
+            try:
+                running = self.run_state(name).running
+            except HiveError:
+                raise e from None
+            if running:
+                raise
 
     def destroy(self, name: str) -> None:
         self._run(["nixos-container", "destroy", _container(name)])
@@ -159,8 +242,15 @@ class NixosRuntime:
         return RunState()
 
     def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
-        argv = ["journalctl", f"--machine={_container(name)}", "--no-pager",
-                "--output=short-iso", "--lines", str(int(lines))]
+        container = _container(name)
+        # --machine= opens the journal of a running container only; a stopped
+        # or crashed one's output is in its unit's journal on the host.
+        if self.run_state(name).running:
+            source = [f"--machine={container}"]
+        else:
+            source = ["-u", _unit(container)]
+        argv = ["journalctl", *source, "--no-pager", "--output=short-iso",
+                "--lines", str(int(lines))]
         return argv + ["--follow"] if follow else argv
 
     # -- running commands
@@ -168,12 +258,19 @@ class NixosRuntime:
     def _flake(self, name: str) -> str:
         return f"{self.state.meta}#{check_name(name)}"
 
-    def _build(self, argv: list[str], on_output: OutputSink) -> None:
-        """Run a build, streaming its output; BuildFailed with its tail if it fails."""
+    def _build(self, name: str, argv: list[str], on_output: OutputSink) -> None:
+        """Run a build, streaming its output; BuildFailed with its tail if it fails.
+
+        nixos-container links the build result as `./.tmp` in its working
+        directory and reads it back: builds of two agents in one folder can
+        read each other's result. Each agent's builds run in its own folder.
+        """
         resolved = _resolve(argv)
+        workdir = self.state.container(name)
+        workdir.mkdir(mode=0o700, exist_ok=True)
         try:
             out = run_streaming(resolved, on_output, self.build_timeout,
-                                tail_lines=TAIL_LINES)
+                                cwd=workdir, tail_lines=TAIL_LINES)
         except OSError as e:
             raise HiveError(f"cannot run {argv[0]}: {e.strerror}") from None
         if out.timed_out:

@@ -19,7 +19,9 @@ cannot be written faithfully and safely:
   case: the state root may sit on a case-insensitive filesystem, where the
   second would land on the first (a link and a folder of one name is the
   "entry under a symlink" git trees cannot normally hold);
-- submodules, and any mode git does not write as a file, link or folder;
+- any mode git does not write as a file, link, folder or submodule (which,
+  as git does for a submodule it does not clone, is written as an empty
+  folder);
 - deeper nesting than MAX_DEPTH, which would hold a descriptor per level.
 """
 
@@ -40,8 +42,8 @@ MAX_DEPTH = 64
 NAME_MAX = 255
 LINK_MAX = 4095
 
-# 0o100664 is what very old git wrote for a plain file; git reads it as 0o100644.
-_FILE_PERMS = {FileMode.BLOB: 0o644, 0o100664: 0o644, FileMode.BLOB_EXECUTABLE: 0o755}
+# libgit2 already reads any mode it does not know as a plain file's.
+_FILE_PERMS = {FileMode.BLOB: 0o644, FileMode.BLOB_EXECUTABLE: 0o755}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Code points HFS+ ignores in names, so `.g\u200cit` is `.git` there.
 _HFS_IGNORED = dict.fromkeys([*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF])
@@ -62,8 +64,13 @@ class Link:
     target: bytes
 
 
+@dataclass(frozen=True)
+class Submodule:
+    """A gitlink: an empty folder, its commit never looked up."""
+
+
 # A checked directory: each raw name with what to write there.
-Plan = dict[bytes, "File | Link | Plan"]
+Plan = dict[bytes, "File | Link | Submodule | Plan"]
 
 
 def plan(repo: pygit2.Repository, tree: pygit2.Tree) -> Plan:
@@ -144,15 +151,17 @@ def _plan_dir(repo: pygit2.Repository, tree: pygit2.Tree, where: bytes, depth: i
                 raise _refuse(path, f"a symlink's target must be 1 to {LINK_MAX} bytes without NUL")
             out[name] = Link(target)
         elif mode == FileMode.COMMIT:
-            raise _refuse(path, "it is a submodule, which agent repos may not hold")
+            out[name] = Submodule()
         else:
-            raise _refuse(path, f"mode {mode:o} is not a file, symlink or directory")
+            raise _refuse(path, f"mode {mode:o} is not a file, symlink, directory or submodule")
     # As with git, a folder holding no file or link is not written.
     return {name: value for name, value in out.items() if value != {}}
 
 
-def _mode_of(value: File | Link | Plan) -> int:
-    return FileMode.LINK if isinstance(value, Link) else FileMode.TREE if isinstance(value, dict) else FileMode.BLOB
+def _mode_of(value: File | Link | Submodule | Plan) -> int:
+    if isinstance(value, (dict, Submodule)):
+        return FileMode.TREE
+    return FileMode.LINK if isinstance(value, Link) else FileMode.BLOB
 
 
 def _object(repo: pygit2.Repository, oid: pygit2.Oid, kind: ObjectType, path: bytes) -> pygit2.Object:
@@ -172,7 +181,7 @@ def _sync_dir(repo: pygit2.Repository, dfd: int, want: Plan, keep: frozenset[byt
             _remove(dfd, raw)
     for name, value in want.items():
         st = _lstat(dfd, name)
-        if isinstance(value, dict):
+        if isinstance(value, (dict, Submodule)):
             if st is not None and not stat.S_ISDIR(st.st_mode):
                 _remove(dfd, name, st)
                 st = None
@@ -180,7 +189,7 @@ def _sync_dir(repo: pygit2.Repository, dfd: int, want: Plan, keep: frozenset[byt
                 os.mkdir(name, 0o755, dir_fd=dfd)
             sub = os.open(name, _DIR_FLAGS, dir_fd=dfd)
             try:
-                _sync_dir(repo, sub, value, frozenset())
+                _sync_dir(repo, sub, value if isinstance(value, dict) else {}, frozenset())
             finally:
                 os.close(sub)
         elif isinstance(value, Link):

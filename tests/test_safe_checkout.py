@@ -204,7 +204,6 @@ HOSTILE = {
     "'/'": lambda repo, blob, link, sub: [(0o100644, b"d/x", blob)],
     "'..'": lambda repo, blob, link, sub: [(0o40000, b"..", sub)],
     "'.'": lambda repo, blob, link, sub: [(0o40000, b".", sub)],
-    "submodule": lambda repo, blob, link, sub: [(0o160000, b"m", blob)],
     "symlink's target": lambda repo, blob, link, sub: [(0o120000, b"e", repo.create_blob(b""))],
     "nest deeper": lambda repo, blob, link, sub: _deep(repo, blob, 70),
     "is a tree, not": lambda repo, blob, link, sub: [(0o100644, b"f", sub)],
@@ -234,6 +233,21 @@ def test_a_tree_that_cannot_be_written_safely_is_refused_whole(tmp_path, outside
     assert (tree_snapshot(tmp_path / "r"), tree_snapshot(outside)) == before
     assert (tmp_path / "r" / ".git" / "index").read_bytes() == index_before
     assert not (tmp_path / "export").exists()
+
+
+def test_a_submodule_is_an_empty_folder_as_git_writes_it(tmp_path):
+    repo = pygit2.init_repository(str(tmp_path / "r"), initial_head="main")
+    sig = gitrepo.signature()
+    first = repo.create_commit(gitrepo.MAIN, sig, sig, "c", gitrepo.write_tree(repo, {"a.txt": b"a\n"}), [])
+    (tmp_path / "r" / "m").symlink_to(tmp_path)
+    tree = raw_tree(repo, [(0o100644, b"a.txt", repo.create_blob(b"a\n")), (0o160000, b"m", first)])
+    second = repo.create_commit(gitrepo.MAIN, sig, sig, "c", tree, [first])
+
+    gitrepo.sync_worktree(repo, second)
+
+    assert tree_snapshot(tmp_path / "r") == {"a.txt": b"a\n", "m": "dir"}
+    assert repo.status() == {}
+    assert repo.index["m"].mode == 0o160000
 
 
 def test_stale_entries_are_removed_without_following_links(tmp_path, outside):

@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import StateLocked
+from .errors import HiveError, StateLocked
+from .fsutil import is_marker, open_folder, read_json, remove_entry
 from .names import check_name, path_under
+
+# The folders that hold something of each agent, all removed by a purge.
+AGENT_AREAS = ("applied", "proposed", "agents", "containers")
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class StateRoot:
 
     def create(self) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for sub in ("applied", "proposed", "agents", "containers"):
+        for sub in AGENT_AREAS:
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
 
     def _agent_path(self, area: str, name: str) -> Path:
@@ -54,6 +58,65 @@ class StateRoot:
 
     def container(self, name: str) -> Path:
         return self._agent_path("containers", name)
+
+    def has_applied_repo(self, name: str) -> bool:
+        """Whether `name` has an applied repo; an entry that is a link has none."""
+        try:
+            return (self.applied(name) / ".git").is_dir()
+        except HiveError:
+            return False
+
+    def read_agent_json(self, name: str, file: str) -> dict | None:
+        """A JSON object the agent wrote in its state folder, or None (see fsutil.read_json)."""
+        try:
+            return read_json(self.agent_state(name) / file)
+        except HiveError:
+            return None
+
+    def agent_marker(self, name: str, file: str) -> bool:
+        try:
+            return is_marker(self.agent_state(name) / file)
+        except HiveError:
+            return False
+
+    def agent_entries(self, name: str) -> list[str]:
+        """The areas that hold an entry for `name`, of whatever kind, links included.
+
+        Raises HiveError when an area is itself a link or no folder: nothing
+        under it can be removed without following that link.
+        """
+        check_name(name)
+        found = []
+        for area in AGENT_AREAS:
+            fd = self._open_area(area)
+            try:
+                os.lstat(name, dir_fd=fd)
+                found.append(area)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+        return found
+
+    def remove_agent_entries(self, name: str) -> None:
+        """Remove every entry of `name` in the agent areas, following no link
+        at any level: a link is removed itself, never what it points to."""
+        check_name(name)
+        for area in AGENT_AREAS:
+            fd = self._open_area(area)
+            try:
+                remove_entry(fd, name)
+            finally:
+                os.close(fd)
+
+    def _open_area(self, area: str) -> int:
+        root_fd = os.open(self.root.resolve(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return open_folder(area, dir_fd=root_fd)
+        except HiveError:
+            raise HiveError(f"{self.root.resolve() / area} is a symbolic link or no folder") from None
+        finally:
+            os.close(root_fd)
 
     @property
     def meta(self) -> Path:

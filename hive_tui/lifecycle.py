@@ -29,7 +29,7 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime) -> list[str]:
     The server, the console and the CLI list agents through this one function,
     so they show exactly the agents the meta flake has.
     """
-    return [n for n in runtime.containers() if (state.applied(n) / ".git").is_dir()]
+    return [n for n in runtime.containers() if state.has_applied_repo(n)]
 
 
 def applied_main(state: StateRoot, name: str) -> str:
@@ -93,6 +93,14 @@ def install_agent(
         raise
 
 
+def check_purge(state: StateRoot, name: str) -> list[str]:
+    """The areas holding something of `name`, or the refusal of its purge."""
+    try:
+        return state.agent_entries(name)
+    except HiveError as e:
+        raise HiveError(f"cannot purge {name}: {e}; nothing was destroyed") from None
+
+
 def _undo(what: str, steps: list) -> None:
     """Run every clean-up step, logging the ones that fail: the original error is the one to report."""
     for step in steps:
@@ -124,18 +132,22 @@ def rebuild_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str
 def destroy_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, purge: bool) -> str | None:
     """Remove the agent's container, and with `purge` its repos and state too.
 
+    A purge follows no link at any level: an agent's entry that is a link is
+    removed itself, and a purge whose area is a link is refused before
+    anything is changed, the container included.
+
     Then the meta flake is rendered again from the agents that remain. The
     destroy stands even if that fails: the error is logged and returned, for
     the caller to report, and the next meta operation renders it right.
     """
     check_name(name)
+    if purge:
+        check_purge(state, name)
     if name in runtime.containers():
         runtime.destroy(name)
     crash_point("destroy:container-gone")
     if purge:
-        for path in (state.applied(name), state.proposed(name), state.agent_state(name)):
-            if path.exists():
-                shutil.rmtree(path)
+        state.remove_agent_entries(name)
     crash_point("destroy:purged")
     try:
         meta.rerender(agents_for_meta_listing(state, runtime), f"destroy {name}")

@@ -10,12 +10,15 @@ name (`[sh, -c, ...]`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
 from .errors import BuildFailed
+from .fsutil import NotRegular, read_regular
 
 CONFIG_FILE = "agent.yaml"
+CONFIG_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,19 @@ def parse_agent_config(text: bytes) -> AgentConfig:
         raise BuildFailed(f"{CONFIG_FILE}: `run` is missing")
     build = _argv(data["build"], "build") if data.get("build") is not None else None
     return AgentConfig(run=_argv(data["run"], "run"), build=build)
+
+
+def load_agent_config(checkout: Path) -> AgentConfig:
+    """The config in a checkout of the agent's repo.
+
+    The file comes from the agent's side: a link in its place would hand
+    the engine a config (or a secret, or /dev/zero) from outside the repo, so
+    only a regular file of bounded size is read.
+    """
+    try:
+        text = read_regular(checkout / CONFIG_FILE, CONFIG_LIMIT)
+    except NotRegular as e:
+        raise BuildFailed(f"{CONFIG_FILE} must be a regular file of the agent's config; it is {e}") from None
+    if text is None:
+        raise BuildFailed(f"{CONFIG_FILE} is missing from the agent's config")
+    return parse_agent_config(text)

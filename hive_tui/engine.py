@@ -23,9 +23,9 @@ from .emitter import Emitter, Listener
 from .errors import BuildFailed, Conflict, HiveError, NotFound, describe
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
-from .fsutil import read_json
+from .fsutil import set_marker
 from .layout import OwnerLock, StateRoot
-from .lifecycle import agents_for_meta_listing, destroy_agent, install_agent, rebuild_agent
+from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, rebuild_agent
 from .meta import MetaCommit, MetaFlake, input_name
 from .models import AgentStatus, Approval, Event, TagRecord, Transient
 from .names import check_name
@@ -158,8 +158,7 @@ class Engine:
             if name not in self.agents():
                 raise NotFound(f"no agent named {name}") from None
             raise
-        agent_dir = self.state.agent_state(name)
-        reported = read_json(agent_dir / "status.json") or {}
+        reported = self.state.read_agent_json(name, "status.json") or {}
         text = reported.get("text") if run.running else None
         error = self.db.broken().get(name)
         return AgentStatus(
@@ -168,7 +167,7 @@ class Engine:
             failed=run.failed or error is not None,
             needs_update=locked != str(applied),
             needs_login=reported.get("needs_login") is True,
-            paused=(agent_dir / "paused").exists(),
+            paused=self.state.agent_marker(name, "paused"),
             deployed_sha=locked[:12] if locked else None,
             active_model=_str_or_none(reported.get("model")),
             status_text=_str_or_none(text),
@@ -392,8 +391,9 @@ class Engine:
         destroy itself stands.
         """
         check_name(name)
+        # Every check comes first: a refused purge leaves the container too.
         # A purge may also finish off an agent destroyed earlier without one.
-        kept = purge and any(p.exists() for p in (self.state.applied(name), self.state.agent_state(name)))
+        kept = purge and bool(check_purge(self.state, name))
         if name not in self.agents() and not kept:
             raise NotFound(f"no agent named {name}")
         with self.transients.hold(name, "Destroying"):
@@ -409,11 +409,7 @@ class Engine:
     def set_paused(self, name: str, paused: bool) -> AgentStatus:
         """Write or remove the agent's pause marker; idempotent both ways."""
         self._require_agent(name)
-        marker = self.state.agent_state(name) / "paused"
-        if paused:
-            marker.touch()
-        else:
-            marker.unlink(missing_ok=True)
+        set_marker(self.state.agent_state(name) / "paused", paused)
         return self._push_row(name)
 
     def log_argv(self, name: str, lines: int = 200, follow: bool = False) -> list[str]:

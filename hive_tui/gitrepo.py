@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, FileMode, ObjectType, RepositoryOpenFlag
+from pygit2.enums import FileMode, ObjectType, RepositoryOpenFlag
 
+from . import safetree
 from .errors import Conflict, HiveError, NotFound, RefLocked
 from .faults import crash_point
 from .models import TagRecord, rfc3339
@@ -170,21 +171,24 @@ def move_ref(ref: pygit2.Reference, new: pygit2.Oid, message: str) -> None:
 
 
 def sync_worktree(repo: pygit2.Repository, commit: pygit2.Oid) -> None:
-    """Make the index and working tree exactly `commit`'s tree (read-tree --reset -u)."""
+    """Make the index and working tree exactly `commit`'s tree (read-tree --reset -u).
+
+    The working tree is written by safetree, never through a symlink; a tree
+    it refuses changes neither the working tree nor the index.
+    """
     tree = repo[commit].peel(pygit2.Tree)
     with git_errors():
-        repo.checkout_tree(tree, strategy=CheckoutStrategy.FORCE | CheckoutStrategy.REMOVE_UNTRACKED)
+        safetree.write(repo, tree, Path(repo.workdir), keep=frozenset({b".git"}))
+        index = repo.index
+        index.read_tree(tree)
+        index.write()
 
 
 def export_tree(repo: pygit2.Repository, commit: pygit2.Oid, directory: Path) -> None:
     """Write `commit`'s tree into `directory`, leaving the repo's index alone."""
     tree = repo[commit].peel(pygit2.Tree)
     with git_errors():
-        repo.checkout_tree(
-            tree,
-            directory=str(directory),
-            strategy=CheckoutStrategy.FORCE | CheckoutStrategy.DONT_UPDATE_INDEX,
-        )
+        safetree.write(repo, tree, directory)
 
 
 def is_ancestor(repo: pygit2.Repository, ancestor: pygit2.Oid, descendant: pygit2.Oid) -> bool:

@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import StateLocked
+from .errors import HiveError, StateLocked
+from .fsutil import NotRegular, is_marker, open_folder, read_json, read_regular, remove_entry, write_atomic
 from .names import check_name, path_under
+
+# The folders that hold something of each agent, all removed by a purge.
+AGENT_AREAS = ("applied", "proposed", "agents", "containers")
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class StateRoot:
 
     def create(self) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for sub in ("applied", "proposed", "agents", "containers"):
+        for sub in AGENT_AREAS:
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
 
     def _agent_path(self, area: str, name: str) -> Path:
@@ -55,6 +59,65 @@ class StateRoot:
     def container(self, name: str) -> Path:
         return self._agent_path("containers", name)
 
+    def has_applied_repo(self, name: str) -> bool:
+        """Whether `name` has an applied repo; an entry that is a link has none."""
+        try:
+            return (self.applied(name) / ".git").is_dir()
+        except HiveError:
+            return False
+
+    def read_agent_json(self, name: str, file: str) -> dict | None:
+        """A JSON object the agent wrote in its state folder, or None (see fsutil.read_json)."""
+        try:
+            return read_json(self.agent_state(name) / file)
+        except HiveError:
+            return None
+
+    def agent_marker(self, name: str, file: str) -> bool:
+        try:
+            return is_marker(self.agent_state(name) / file)
+        except HiveError:
+            return False
+
+    def agent_entries(self, name: str) -> list[str]:
+        """The areas that hold an entry for `name`, of whatever kind, links included.
+
+        Raises HiveError when an area is itself a link or no folder: nothing
+        under it can be removed without following that link.
+        """
+        check_name(name)
+        found = []
+        for area in AGENT_AREAS:
+            fd = self._open_area(area)
+            try:
+                os.lstat(name, dir_fd=fd)
+                found.append(area)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+        return found
+
+    def remove_agent_entries(self, name: str) -> None:
+        """Remove every entry of `name` in the agent areas, following no link
+        at any level: a link is removed itself, never what it points to."""
+        check_name(name)
+        for area in AGENT_AREAS:
+            fd = self._open_area(area)
+            try:
+                remove_entry(fd, name)
+            finally:
+                os.close(fd)
+
+    def _open_area(self, area: str) -> int:
+        root_fd = os.open(self.root.resolve(), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return open_folder(area, dir_fd=root_fd)
+        except HiveError:
+            raise HiveError(f"{self.root.resolve() / area} is a symbolic link or no folder") from None
+        finally:
+            os.close(root_fd)
+
     @property
     def meta(self) -> Path:
         return self.root / "meta"
@@ -69,11 +132,13 @@ class StateRoot:
 
 
 class OwnerLock:
-    """An exclusive `flock` on hive.lock, with the holder written inside.
+    """An exclusive `flock` on the state root folder, with the holder named in hive.lock.
 
-    The kernel drops the lock when the holding process dies, so a crashed
-    engine never leaves a stale lock behind; the text in the file only serves
-    to name the holder in the refusal.
+    The lock is on the folder itself, which cannot be unlinked from under a
+    running engine the way a lock file can: deleting hive.lock does not let
+    a second engine in. The kernel drops the lock when the holding process
+    dies, so a crashed engine never leaves a stale lock behind; the text in
+    hive.lock only serves to name the holder in the refusal.
     """
 
     def __init__(self, path: Path):
@@ -81,7 +146,8 @@ class OwnerLock:
         self._fd: int | None = None
 
     def acquire(self, wait: float = 3.0) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        root = self.path.parent
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -89,22 +155,37 @@ class OwnerLock:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = _read_holder(fd)
                     os.close(fd)
                     raise StateLocked(
-                        f"state root {self.path.parent} is owned by another engine "
-                        f"({holder}); stop it or talk to it with --host"
+                        f"state root {root} is owned by another engine "
+                        f"({self._read_holder()}); stop it or talk to it with --host"
                     ) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_holder_record()).encode(), 0)
+        try:
+            self._write_holder()
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            try:
+                self._write_holder("")
+            except OSError:
+                pass  # the lock itself goes with the descriptor
             os.close(self._fd)
             self._fd = None
+
+    def _write_holder(self, text: str | None = None) -> None:
+        write_atomic(self.path, json.dumps(_holder_record()) if text is None else text)
+
+    def _read_holder(self) -> str:
+        try:
+            info = json.loads(read_regular(self.path, 4096) or b"{}")
+            return f"pid {info['pid']} on {info['host']}, `{info['command']}`, since {info['since']}"
+        except (OSError, NotRegular, ValueError, KeyError, TypeError):
+            return "holder unknown"
 
 
 def _holder_record() -> dict:
@@ -114,11 +195,3 @@ def _holder_record() -> dict:
         "command": " ".join(sys.argv),
         "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _read_holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {info['pid']} on {info['host']}, `{info['command']}`, since {info['since']}"
-    except (ValueError, KeyError, TypeError):
-        return "holder unknown"

@@ -36,7 +36,7 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake 
     # still spawning or committed, never listed half done.
     containers = runtime.containers()
     spawning = meta.spawning() if meta is not None else frozenset()
-    return [n for n in containers if n not in spawning and (state.applied(n) / ".git").is_dir()]
+    return [n for n in containers if n not in spawning and state.has_applied_repo(n)]
 
 
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):
@@ -102,6 +102,14 @@ def install_agent(
         raise
 
 
+def check_purge(state: StateRoot, name: str) -> list[str]:
+    """The areas holding something of `name`, or the refusal of its purge."""
+    try:
+        return state.agent_entries(name)
+    except HiveError as e:
+        raise HiveError(f"cannot purge {name}: {e}; nothing was destroyed") from None
+
+
 def _undo(what: str, steps: list) -> None:
     """Run every clean-up step, logging the ones that fail: the original error is the one to report."""
     for step in steps:
@@ -133,11 +141,17 @@ def rebuild_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str
 def destroy_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, purge: bool) -> str | None:
     """Remove the agent's container, and with `purge` its repos and state too.
 
+    A purge follows no link at any level: an agent's entry that is a link is
+    removed itself, and a purge whose area is a link is refused before
+    anything is changed, the container included.
+
     Then the meta flake is rendered again from the agents that remain. The
     destroy stands even if that fails: the error is logged and returned, for
     the caller to report, and the next meta operation renders it right.
     """
     check_name(name)
+    if purge:
+        check_purge(state, name)
     with meta.leaving(name):
         return _destroy(state, meta, runtime, name, purge)
 
@@ -147,9 +161,7 @@ def _destroy(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, pur
         runtime.destroy(name)
     crash_point("destroy:container-gone")
     if purge:
-        for path in (state.applied(name), state.proposed(name), state.agent_state(name)):
-            if path.exists():
-                shutil.rmtree(path)
+        state.remove_agent_entries(name)
     crash_point("destroy:purged")
     try:
         meta.rerender(_lister(state, runtime, meta), f"destroy {name}", dropping=name)

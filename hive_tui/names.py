@@ -41,13 +41,19 @@ def check_name(name: object) -> str:
 
 
 def path_under(root: Path, *parts: str) -> Path:
-    """Join `parts` under `root` and check the result stays inside it.
+    """Join `parts` under `root`, refusing any part that is a link.
 
-    The check runs after symlinks are resolved, so a link planted inside the
-    state root cannot point a later write outside of it.
+    Folders under the state root are written by agents and the manager, so
+    a link planted there must not lead the engine anywhere, not even to
+    another agent's folder inside the root. The root itself is the
+    operator's and is resolved once.
     """
     base = root.resolve()
-    candidate = base.joinpath(*parts).resolve()
-    if candidate != base and base not in candidate.parents:
-        raise HiveError(f"path {candidate} escapes the state root {base}")
+    candidate = base
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or "\0" in part:
+            raise HiveError(f"{part!r} is not a plain name under the state root {base}")
+        candidate = candidate / part
+        if candidate.is_symlink():
+            raise HiveError(f"{candidate} is a symbolic link; the engine follows no link in the state root {base}")
     return candidate

@@ -26,14 +26,16 @@ def test_bad_names(name):
         check_name(name)
 
 
-def test_paths_stay_under_the_root_after_resolution(tmp_path):
+def test_paths_under_the_root_follow_no_link(tmp_path):
     root = tmp_path / "root"
-    (root / "applied").mkdir(parents=True)
+    (root / "applied" / "beta").mkdir(parents=True)
     (root / "applied" / "evil").symlink_to(tmp_path)
+    (root / "applied" / "alias").symlink_to(root / "applied" / "beta")
     assert path_under(root, "applied", "good") == (root / "applied" / "good").resolve()
-    with pytest.raises(HiveError, match="escapes the state root"):
-        path_under(root, "applied", "evil", "x")
-    with pytest.raises(HiveError, match="escapes the state root"):
+    for parts in (("applied", "evil", "x"), ("applied", "alias")):
+        with pytest.raises(HiveError, match="is a symbolic link; the engine follows no link in the state root"):
+            path_under(root, *parts)
+    with pytest.raises(HiveError, match="is not a plain name under the state root"):
         path_under(root, "..", "x")
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import pygit2
 
 from .. import gitrepo
-from ..agentconf import CONFIG_FILE, AgentConfig, parse_agent_config
+from ..agentconf import load_agent_config
 from ..errors import BuildFailed, HiveError, NotFound
 from ..faults import crash_point
-from ..fsutil import read_json, write_atomic
+from ..fsutil import is_marker, read_json, set_marker, write_atomic
 from ..layout import StateRoot
 from ..models import rfc3339
 from ..names import is_valid_name
@@ -60,7 +60,9 @@ class LocalRuntime:
 
     def containers(self) -> list[str]:
         root = self.state.root / "containers"
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and is_valid_name(p.name))
+        # A link is no container: the runtime never acts on what it points to.
+        return sorted(p.name for p in root.iterdir()
+                      if is_valid_name(p.name) and p.is_dir() and not p.is_symlink())
 
     def exists(self, name: str) -> bool:
         return self._dir(name).is_dir()
@@ -102,11 +104,11 @@ class LocalRuntime:
         shutil.rmtree(nxt, ignore_errors=True)
         crash_point("runtime:export")
         gitrepo.export_tree(gitrepo.open_repo(repo), pygit2.Oid(hex=sha), nxt)
-        conf = _read_config(nxt)
+        conf = load_agent_config(nxt)
         if conf.build:
             self._build(name, conf.build, nxt, on_output)
         # An agent stopped on purpose stays stopped on its new build.
-        stay_stopped = (cdir / "stopped").exists()
+        stay_stopped = is_marker(cdir / "stopped")
         self.stop(name)
         current = cdir / "current"
         crash_point("runtime:swap")
@@ -134,7 +136,7 @@ class LocalRuntime:
         current = cdir / "current"
         if not current.is_dir():
             raise HiveError(f"agent {name} has never been built")
-        conf = _read_config(current)
+        conf = load_agent_config(current)
         for leftover in ("exit.json", "stopped"):
             (cdir / leftover).unlink(missing_ok=True)
         crash_point("runtime:start")
@@ -162,7 +164,7 @@ class LocalRuntime:
         cdir = self._dir(name)
         if not cdir.is_dir():
             raise NotFound(f"agent {name} has no container")
-        (cdir / "stopped").touch()
+        set_marker(cdir / "stopped", True)
         info = read_json(cdir / "run.json")
         if info is None:
             return
@@ -194,14 +196,9 @@ class LocalRuntime:
         exit_record = read_json(cdir / "exit.json")
         if exit_record is None and is_alive(info["pid"], info.get("ticks")):
             return RunState(running=True)
-        if (cdir / "stopped").exists():
+        if is_marker(cdir / "stopped"):
             return RunState()
         # Gone without a stop: a non-zero exit, or a supervisor killed outright.
         return RunState(failed=exit_record is None or exit_record.get("code") != 0)
 
 
-def _read_config(checkout: Path) -> AgentConfig:
-    path = checkout / CONFIG_FILE
-    if not path.is_file():
-        raise BuildFailed(f"{CONFIG_FILE} is missing from the agent's config")
-    return parse_agent_config(path.read_bytes())

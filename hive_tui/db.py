@@ -142,6 +142,9 @@ class Database:
             args += (limit,)
         return [_event(r) for r in self._query(sql, args)]
 
+    def last_event_seq(self) -> int:
+        return self._query("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0]
+
     def transients(self) -> list[Transient]:
         return [Transient(**dict(r)) for r in self._query("SELECT agent, kind, since FROM transients ORDER BY agent")]
 

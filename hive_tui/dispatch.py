@@ -25,6 +25,8 @@ from .models import Approval
 log = logging.getLogger(__name__)
 
 ENGINE_THREADS = 64
+# Read-only verbs run on a pool of their own, which no write ever occupies.
+READ_THREADS = 4
 _TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
 
 
@@ -83,17 +85,21 @@ class Dispatcher:
         # enough that deploys of many agents build side by side, not queued
         # behind the event loop's small default one.
         self._pool = ThreadPoolExecutor(max_workers=ENGINE_THREADS, thread_name_prefix="hive-engine")
+        self._reads = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="hive-read")
+        # Approved work of each agent, in the order approved: one runs on a
+        # thread, the rest wait here as tasks (agent -> [turn, how many hold or want it]).
+        self._turns: dict[str, list] = {}
         e = engine
         self._verbs: dict[str, tuple[dict[str, Field], Callable[..., Awaitable[dict]]]] = {
-            "list": ({}, self._sync(lambda: {"agents": e.agents()})),
-            "agent_status": ({}, self._sync(lambda: {"agent_statuses": [r.to_wire() for r in e.status()]})),
-            "pending": ({}, self._sync(lambda: {"approvals": [a.to_wire() for a in e.pending()]})),
+            "list": ({}, self._read(lambda: {"agents": e.agents()})),
+            "agent_status": ({}, self._read(lambda: {"agent_statuses": [r.to_wire() for r in e.status()]})),
+            "pending": ({}, self._read(lambda: {"approvals": [a.to_wire() for a in e.pending()]})),
             "approvals": (
                 {"status": Field(str, False), "agent": Field(str, False)},
-                self._sync(lambda status=None, agent=None: {
+                self._read(lambda status=None, agent=None: {
                     "approvals": [a.to_wire() for a in e.approvals(status, agent)]}),
             ),
-            "approval": ({"id": Field(int)}, self._sync(lambda id: {"approval": e.approval(id).to_wire()})),
+            "approval": ({"id": Field(int)}, self._read(lambda id: {"approval": e.approval(id).to_wire()})),
             "approve": ({"id": Field(int)}, self._approve),
             "deny": (
                 {"id": Field(int), "note": Field(str, False)},
@@ -111,16 +117,16 @@ class Dispatcher:
             ),
             "history": (
                 {"name": Field(str)},
-                self._sync(lambda name: {"tags": [t.to_wire() for t in e.history(name)]}),
+                self._read(lambda name: {"tags": [t.to_wire() for t in e.history(name)]}),
             ),
             "events": (
                 {"since": Field(int, False)},
-                self._sync(lambda since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
+                self._read(lambda since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
             ),
-            "meta_log": ({}, self._sync(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
-            "diff": ({"id": Field(int)}, self._sync(lambda id: e.diff(id))),
-            "urls": ({}, self._sync(lambda: {"urls": {"domain": socket.getfqdn(), "home": None}})),
-            "transients": ({}, self._sync(lambda: {"transients": [t.to_wire() for t in e.transients_in_flight()]})),
+            "meta_log": ({}, self._read(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
+            "diff": ({"id": Field(int)}, self._read(lambda id: e.diff(id))),
+            "urls": ({}, self._read(lambda: {"urls": {"domain": socket.getfqdn(), "home": None}})),
+            "transients": ({}, self._read(lambda: {"transients": [t.to_wire() for t in e.transients_in_flight()]})),
             "start": ({"scope": Field(dict)}, self._sync(lambda scope: _ack(e.start(_one_agent(scope))))),
             "stop": (
                 {"scope": Field(dict), "graceful": Field(bool, False)},
@@ -150,8 +156,15 @@ class Dispatcher:
         return {name: fields for name, (fields, _) in self._verbs.items()}
 
     def _sync(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
+        return self._on(self._pool, fn)
+
+    def _read(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
+        return self._on(self._reads, fn)
+
+    @staticmethod
+    def _on(pool: ThreadPoolExecutor, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
         async def run(**args: Any) -> dict:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, **args))
+            return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, **args))
 
         return run
 
@@ -182,10 +195,19 @@ class Dispatcher:
         return {"approval": approval.to_wire()}
 
     async def _carry_out(self, approval: Approval) -> None:
+        """Carry out once the agent's earlier approvals are done: a backlog
+        waits here, as tasks, and never holds the threads other verbs need."""
+        turn = self._turns.setdefault(approval.agent, [asyncio.Lock(), 0])
+        turn[1] += 1
         try:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self.engine.carry_out, approval)
+            async with turn[0]:
+                await asyncio.get_running_loop().run_in_executor(self._pool, self.engine.carry_out, approval)
         except Exception:
             log.exception("approval %s could not be carried out", approval.id)
+        finally:
+            turn[1] -= 1
+            if turn[1] == 0:
+                del self._turns[approval.agent]
 
     async def drain(self) -> None:
         """Wait for deploys and spawns started here to finish."""

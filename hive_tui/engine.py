@@ -19,6 +19,7 @@ import pygit2
 from . import gitrepo
 from .db import Database
 from .deploy import Deployer
+from .emitter import Emitter, Listener
 from .errors import BuildFailed, Conflict, HiveError, NotFound, describe
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
@@ -38,7 +39,6 @@ LOG_LINES_MAX = 10_000
 LOG_TIMEOUT = 30.0
 
 log = logging.getLogger(__name__)
-Listener = Callable[[object], None]
 
 
 class Engine:
@@ -65,7 +65,7 @@ class Engine:
         except BaseException:
             self._owner.release()
             raise
-        self._listeners: list[Listener] = []
+        self._emitter = Emitter(self.db)
         self.transients = Transients(self.db, self._transient_changed)
         self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit)
         self.interrupted = self._clear_leftover_transients()
@@ -96,29 +96,32 @@ class Engine:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call `listener` with every change; returns the function that stops it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._emitter.subscribe(listener)
 
     def _emit(self, item: object) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(item)
-            except Exception:
-                # A broken watcher must not break the deploy it watches.
-                log.exception("listener %r failed", listener)
+        self._emitter.emit(item)
+
+    def _push_row(self, name: str) -> AgentStatus:
+        """Push the agent's row as it is now; the row is read in the agent's push turn."""
+        with self._emitter.row_turn(name):
+            row = self._row(name, self.meta.committed_lock())
+            self._emit(row)
+        return row
 
     def _transient_changed(self, item: Transient) -> None:
         self._emit(item)
         if item.agent in self.agents():
             try:
-                self._emit(self._row(item.agent, self.meta.committed_lock()))
+                self._push_row(item.agent)
+            except NotFound:
+                pass  # destroyed meanwhile: it has no row
             except HiveError:
                 log.exception("status of %s after %s", item.agent, item.kind)
 
     # -- reading ----------------------------------------------------------
 
     def agents(self) -> list[str]:
-        return agents_for_meta_listing(self.state, self.runtime)
+        return agents_for_meta_listing(self.state, self.runtime, self.meta)
 
     def _require_agent(self, name: str) -> str:
         check_name(name)
@@ -127,18 +130,34 @@ class Engine:
         return name
 
     def status(self) -> list[AgentStatus]:
+        """A row for each agent; one destroyed while the rows are read is left out."""
         lock = self.meta.committed_lock()
-        return [self._row(name, lock) for name in self.agents()]
+        rows = []
+        for name in self.agents():
+            try:
+                rows.append(self._row(name, lock))
+            except NotFound:
+                continue
+        return rows
 
     def agent_status(self, name: str) -> AgentStatus:
         self._require_agent(name)
         return self._row(name, self.meta.committed_lock())
 
     def _row(self, name: str, lock: dict) -> AgentStatus:
-        """An agent's row, derived from the runtime, the repos and its state folder."""
+        """An agent's row, derived from the runtime, the repos and its state folder.
+
+        NotFound if the agent is destroyed meanwhile: its container goes first,
+        so an agent no longer listed when its repo cannot be read is gone.
+        """
         run = self.runtime.run_state(name)
         locked = locked_rev(lock, input_name(name))
-        applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
+        try:
+            applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
+        except (HiveError, pygit2.GitError, KeyError, OSError):
+            if name not in self.agents():
+                raise NotFound(f"no agent named {name}") from None
+            raise
         reported = self.state.read_agent_json(name, "status.json") or {}
         text = reported.get("text") if run.running else None
         error = self.db.broken().get(name)
@@ -391,9 +410,7 @@ class Engine:
         """Write or remove the agent's pause marker; idempotent both ways."""
         self._require_agent(name)
         set_marker(self.state.agent_state(name) / "paused", paused)
-        row = self.agent_status(name)
-        self._emit(row)
-        return row
+        return self._push_row(name)
 
     def log_argv(self, name: str, lines: int = 200, follow: bool = False) -> list[str]:
         """The command that prints (and with `follow`, follows) the agent's log."""

@@ -123,11 +123,19 @@ def set_marker(path: Path, present: bool) -> None:
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise HiveError(f"{path} is a folder where a marker file belongs; remove it first")
+    # Calls for one marker may run at once (two clients pausing an agent): one
+    # that finds the work done by the other between its look and its change is done.
     if st is not None and (not present or not stat.S_ISREG(st.st_mode)):
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         st = None
     if present and st is None:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
     _forget(path)
 
 

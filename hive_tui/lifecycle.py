@@ -23,13 +23,24 @@ from .runtime import OutputSink, Runtime
 log = logging.getLogger(__name__)
 
 
-def agents_for_meta_listing(state: StateRoot, runtime: Runtime) -> list[str]:
-    """The agents the meta flake is rendered from: a container and an applied repo each.
+def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake | None = None) -> list[str]:
+    """The agents the meta flake is rendered from: a container and an applied repo
+    each, and with `meta`, no spawn of theirs under way (an agent counts once its
+    spawn has succeeded).
 
     The server, the console and the CLI list agents through this one function,
-    so they show exactly the agents the meta flake has.
+    so they show exactly the agents the meta flake has. A render reads it under
+    the meta flake's lock (see MetaFlake.rerender), where it is exact.
     """
-    return [n for n in runtime.containers() if state.has_applied_repo(n)]
+    # Containers first: a spawn that ends between the two reads is then either
+    # still spawning or committed, never listed half done.
+    containers = runtime.containers()
+    spawning = meta.spawning() if meta is not None else frozenset()
+    return [n for n in containers if n not in spawning and state.has_applied_repo(n)]
+
+
+def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):
+    return lambda: agents_for_meta_listing(state, runtime, meta)
 
 
 def applied_main(state: StateRoot, name: str) -> str:
@@ -47,13 +58,11 @@ def install_agent(
     earlier destroy are kept again.
     """
     check_name(name)
-    listed = agents_for_meta_listing(state, runtime)
-    if name in listed:
+    if name in agents_for_meta_listing(state, runtime, meta):
         raise Conflict(f"agent {name} already exists")
-    if meta.agents() != listed:
-        # An earlier rerender failed (see destroy_agent): catch up first, so
-        # the spawn's commit changes the new agent's node and nothing else.
-        meta.rerender(listed, "render the agents the hive has")
+    # An earlier rerender may have failed (see destroy_agent): catch up first,
+    # so the spawn's commit changes the new agent's node and nothing else.
+    meta.rerender(_lister(state, runtime, meta), "render the agents the hive has")
     made: list[Path] = []
     staged = created = False
     try:
@@ -143,6 +152,11 @@ def destroy_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str
     check_name(name)
     if purge:
         check_purge(state, name)
+    with meta.leaving(name):
+        return _destroy(state, meta, runtime, name, purge)
+
+
+def _destroy(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, purge: bool) -> str | None:
     if name in runtime.containers():
         runtime.destroy(name)
     crash_point("destroy:container-gone")
@@ -150,7 +164,7 @@ def destroy_agent(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str
         state.remove_agent_entries(name)
     crash_point("destroy:purged")
     try:
-        meta.rerender(agents_for_meta_listing(state, runtime), f"destroy {name}")
+        meta.rerender(_lister(state, runtime, meta), f"destroy {name}", dropping=name)
     except Exception as e:
         if not isinstance(e, HiveError):
             log.exception("meta rerender after destroying %s", name)

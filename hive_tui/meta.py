@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import platform
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,8 +125,12 @@ class MetaFlake:
         self.extra_inputs = dict(extra_inputs or {})
         # One meta operation at a time: a lock run rewrites the whole file.
         self._lock = threading.RLock()
-        # Agents being spawned: in the working files, not yet committed.
-        self._staging: set[str] = set()
+        # Agents being spawned: in the working files, not yet committed. Changed
+        # under the lock, always replaced whole: `spawning()` reads it without
+        # waiting for a lock run.
+        self._staging: frozenset[str] = frozenset()
+        # Agents being destroyed: their nodes stay until their own destroy commits.
+        self._leaving: set[str] = set()
 
     def _render(self, agents) -> str:
         return render_flake(self.state, sorted(set(agents)), self.system, self.extra_inputs)
@@ -192,7 +198,7 @@ class MetaFlake:
         """Working files exactly as the last commit has them: after a restart
         nothing is staged, so anything else there is a crash's leftover."""
         with self._lock:
-            self._staging.clear()
+            self._staging = frozenset()
             repo = self._repo()
             for name in ("flake.nix", "flake.lock"):
                 data = gitrepo.blob_at(repo, name) or b""
@@ -200,47 +206,74 @@ class MetaFlake:
                     write_atomic(self.dir / name, data.decode())
             gitrepo.stage(repo, ["flake.nix", "flake.lock"])
 
+    def spawning(self) -> frozenset[str]:
+        """Agents whose spawn is under way: they count once it has committed."""
+        return self._staging
+
     def prepare_spawn(self, agent: str) -> dict:
         """Render and lock a new agent's input in the working files, uncommitted."""
         with self._lock:
             if agent in self.agents():
                 raise HiveError(f"agent {agent} already has an input in the meta flake")
-            self._staging.add(agent)
+            if agent in self._staging:
+                raise HiveError(f"agent {agent} is being spawned already")
+            self._staging = self._staging | {agent}
             try:
                 node = self._lock_working({*self.agents(), *self._staging}).get(input_name(agent))
                 if node is None:
                     raise HiveError(f"locking left no node for {input_name(agent)} in flake.lock")
                 return node
             except BaseException:
-                self._staging.discard(agent)
+                self._staging = self._staging - {agent}
                 self._tidy_working()
                 raise
 
     def finalize_spawn(self, agent: str, node: dict, message: str) -> str:
         with self._lock:
             sha = self._commit({**self._committed_nodes(), agent: node}, message)
-            self._staging.discard(agent)
+            self._staging = self._staging - {agent}
             self._tidy_working()
             return sha
 
     def abort_spawn(self, agent: str) -> None:
         with self._lock:
-            self._staging.discard(agent)
+            self._staging = self._staging - {agent}
             self._tidy_working()
 
-    def rerender(self, agents: list[str], message: str) -> str | None:
+    @contextmanager
+    def leaving(self, agent: str) -> Iterator[None]:
+        """While `agent` is destroyed: a render by anyone else keeps its committed
+        node, so that its own destroy is the one commit that drops it."""
+        with self._lock:
+            self._leaving.add(agent)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._leaving.discard(agent)
+
+    def rerender(self, agents: list[str] | Callable[[], list[str]], message: str,
+                 dropping: str | None = None) -> str | None:
         """Commit the flake rendered from `agents` alone; None when nothing changed.
 
-        Agents keep their committed lock nodes; one without a node is locked.
+        Pass `agents` as a function to have the list read under the lock that
+        commits it: read before, it may name an agent destroyed since, or one
+        whose spawn has not succeeded. Agents keep their committed lock nodes;
+        one without a node is locked. An agent being destroyed keeps its node,
+        unless it is the one `dropping`.
         """
         with self._lock:
+            listed = set(agents() if callable(agents) else agents) - self._staging
             nodes = self._committed_nodes()
-            if any(a not in nodes for a in agents):
-                fresh = self._lock_working({*agents, *self._staging})
-                nodes.update({a: fresh[input_name(a)] for a in agents if a not in nodes})
-            wanted = {a: nodes[a] for a in sorted(agents)}
+            keep = {a for a in listed if a in nodes or a not in self._leaving}
+            keep |= self._leaving & nodes.keys()
+            keep.discard(dropping)
+            if any(a not in nodes for a in keep):
+                fresh = self._lock_working({*keep, *self._staging})
+                nodes.update({a: fresh[input_name(a)] for a in keep if a not in nodes})
+            wanted = {a: nodes[a] for a in sorted(keep)}
             sha = None
-            if wanted != self._committed_nodes() or gitrepo.blob_at(self._repo(), "flake.nix") != self._render(agents).encode():
+            if wanted != self._committed_nodes() or gitrepo.blob_at(self._repo(), "flake.nix") != self._render(keep).encode():
                 sha = self._commit(wanted, message)
             self._tidy_working()
             return sha

@@ -3,7 +3,13 @@ fault mid-action and concurrent clients must all leave standing."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from pathlib import Path
+
 from hive_tui import gitrepo
+from hive_tui.fsutil import read_json
 from hive_tui.engine import Engine
 
 
@@ -53,3 +59,58 @@ def check_invariants(engine: Engine) -> None:
     assert engine.transients_in_flight() == []
     assert engine.db.transients() == [], "a transient is left in the database"
     assert engine.db.broken() == {}, f"agents left broken: {engine.db.broken()}"
+    check_meta_names_the_hive(engine)
+    check_working_meta_is_committed(engine)
+    check_no_orphaned_process(engine)
+
+
+def check_meta_names_the_hive(engine: Engine) -> None:
+    """The committed flake.nix and flake.lock name exactly the hive's agents,
+    each locked at the applied main it deployed."""
+    repo = gitrepo.open_repo(engine.state.meta)
+    agents = sorted(engine.agents())
+    nodes = json.loads(gitrepo.blob_at(repo, "flake.lock"))["nodes"]
+    assert sorted(n[len("agent-"):] for n in nodes if n.startswith("agent-")) == agents, \
+        f"the committed lock names {sorted(nodes)}, the hive has {agents}"
+    flake = gitrepo.blob_at(repo, "flake.nix").decode()
+    assert sorted(re.findall(r"^    agent-(\S+) = \{", flake, re.M)) == agents, "flake.nix names other agents"
+    for name in agents:
+        main = str(gitrepo.open_repo(engine.state.applied(name)).references[gitrepo.MAIN].target)
+        assert nodes[f"agent-{name}"]["locked"]["rev"] == main, f"{name} is locked at another sha than its main"
+
+
+def check_working_meta_is_committed(engine: Engine) -> None:
+    """Nothing is staged in the meta flake once the hive is idle."""
+    repo = gitrepo.open_repo(engine.state.meta)
+    for name in ("flake.nix", "flake.lock"):
+        assert (engine.state.meta / name).read_bytes() == gitrepo.blob_at(repo, name), f"working {name} differs"
+
+
+def check_no_orphaned_process(engine: Engine) -> None:
+    """Every process working in the hive's folders is a running agent's, in the
+    session of the supervisor its run.json records, in its current checkout."""
+    root = engine.state.root.resolve()
+    agents = set(engine.agents())
+    for pid, cwd, session in _processes_in(root):
+        rel = cwd.relative_to(root).parts if cwd.is_relative_to(root) else ("?",)
+        owner = rel[1] if len(rel) >= 2 and rel[0] == "containers" else None
+        run = read_json(engine.state.container(owner) / "run.json") if owner in agents else None
+        assert rel[2:3] == ("current",) and run is not None and run.get("pid") == session, \
+            f"process {pid} in {cwd} belongs to no running agent"
+
+
+def _processes_in(root: Path) -> list[tuple[int, Path, int]]:
+    """(pid, working folder, session id) of each process working under `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            # The session is the 6th field; the command name before it may hold spaces.
+            session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if cwd == root or root in cwd.parents:
+            found.append((int(entry.name), cwd, session))
+    return found

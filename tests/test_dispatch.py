@@ -13,12 +13,16 @@ from hive_tui.dispatch import Dispatcher
 from hive_tui.errors import HiveError
 from hive_tui.models import DeployStep, Event
 
-from .helpers import agent_files, manager_commit, tree_snapshot
+from .helpers import agent_files, manager_commit, tree_snapshot, wait_for
 
 
 @pytest.fixture
 def dispatcher(engine):
     engine.install_agent("alpha", agent_files())
+    # The agent's first log line comes when it gets to it: wait, so that
+    # snapshots of the state root see only what the requests change.
+    log = engine.runtime.log_path("alpha")
+    wait_for(lambda: log.read_bytes().endswith(b"\n"), what="alpha's first log line")
     return Dispatcher(engine)
 
 

@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pygit2
@@ -50,7 +51,9 @@ class LocalRuntime:
         self.build_timeout = build_timeout
         self.stop_grace = stop_grace
         # Supervisors this process started, so they are reaped, not left as zombies.
+        # The engine's threads share the table: every look and change is under the lock.
         self._children: dict[str, subprocess.Popen] = {}
+        self._children_lock = threading.Lock()
 
     def _dir(self, name: str) -> Path:
         return self.state.container(name)
@@ -143,7 +146,8 @@ class LocalRuntime:
                 cwd=current, env=self._env(name), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        self._children[name] = proc
+        with self._children_lock:
+            self._children[name] = proc
         record = {"pid": proc.pid, "ticks": start_ticks(proc.pid), "argv": conf.run, "started_at": rfc3339()}
         try:
             crash_point("runtime:started")
@@ -174,9 +178,14 @@ class LocalRuntime:
         self._reap(name)
 
     def _reap(self, name: str) -> None:
-        child = self._children.get(name)
+        with self._children_lock:
+            child = self._children.get(name)
+        # poll() outside the lock: it waits for the child's own lock. The row is
+        # removed only if it still holds the child polled, not a newer one.
         if child is not None and child.poll() is not None:
-            del self._children[name]
+            with self._children_lock:
+                if self._children.get(name) is child:
+                    del self._children[name]
 
     def run_state(self, name: str) -> RunState:
         cdir = self._dir(name)

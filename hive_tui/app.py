@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from . import actions
 from .client.base import HiveClient, LinkState
+from .client.ssh import HostKeyRefused
 from .commands import HiveCommands
 from .config import Host
 from .errors import HiveError
@@ -66,6 +67,8 @@ class HiveApp(App[None]):
         self.pulse = pulse
         self.client: HiveClient | None = None
         self.link = "connecting…"
+        # Why the console ended itself at start, for the CLI to print once the terminal is back.
+        self.refused: str | None = None
 
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen
@@ -92,7 +95,7 @@ class HiveApp(App[None]):
 
     def on_mount(self) -> None:
         self.containers.focus()
-        self.connect_to(self.host)
+        self.connect_to(self.host, first=True)
 
     def _label(self) -> str:
         return self.host.describe() if self.host else "demo hive (in this process)"
@@ -105,7 +108,7 @@ class HiveApp(App[None]):
     # -- the link -------------------------------------------------------------------
 
     @work(exclusive=True, group="link")
-    async def connect_to(self, host: Host | None) -> None:
+    async def connect_to(self, host: Host | None, first: bool = False) -> None:
         self.host = host
         self._set_link("connecting…", stale=True)
         old, self.client = self.client, None
@@ -115,6 +118,12 @@ class HiveApp(App[None]):
             self.client = await self.connect(host)
             await self.reload()
         except HiveError as e:
+            if first and isinstance(e, HostKeyRefused):
+                # Nothing in here can settle a host key (that is `hive-tui trust-host`),
+                # and an empty console would hide the reason: end with it.
+                self.refused = str(e)
+                self.exit(return_code=1)
+                return
             self._set_link("not connected", stale=True)
             self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
             return

@@ -9,6 +9,7 @@ and read afresh. Actions run in workers too, and report back as toasts.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -114,21 +115,24 @@ class HiveApp(App[None]):
         old, self.client = self.client, None
         if old is not None:
             await old.close()
-        try:
-            self.client = await self.connect(host)
-            await self.reload()
-        except HiveError as e:
-            if first and isinstance(e, HostKeyRefused):
-                # Nothing in here can settle a host key (that is `hive-tui trust-host`),
-                # and an empty console would hide the reason: end with it.
-                self.refused = str(e)
-                self.exit(return_code=1)
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                self.client = await self.connect(host)
+                # Subscribed before the lists are read, so no change falls between
+                # them; and live only once both are done.
+                feed = await stack.enter_async_context(self.client.feed())
+                await self.reload()
+            except HiveError as e:
+                if first and isinstance(e, HostKeyRefused):
+                    # Nothing in here can settle a host key (that is `hive-tui trust-host`),
+                    # and an empty console would hide the reason: end with it.
+                    self.refused = str(e)
+                    self.exit(return_code=1)
+                    return
+                self._set_link("not connected", stale=True)
+                self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
                 return
-            self._set_link("not connected", stale=True)
-            self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
-            return
-        self._set_link("live", stale=False)
-        async with self.client.feed() as feed:
+            self._set_link("live", stale=False)
             async for item in feed:
                 await self.apply(item)
 

@@ -9,6 +9,7 @@ and read afresh. Actions run in workers too, and report back as toasts.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -22,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from . import actions
 from .client.base import HiveClient, LinkState
+from .client.ssh import HostKeyRefused
 from .commands import HiveCommands
 from .config import Host
 from .errors import HiveError
@@ -66,6 +68,8 @@ class HiveApp(App[None]):
         self.pulse = pulse
         self.client: HiveClient | None = None
         self.link = "connecting…"
+        # Why the console ended itself at start, for the CLI to print once the terminal is back.
+        self.refused: str | None = None
 
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen
@@ -92,7 +96,7 @@ class HiveApp(App[None]):
 
     def on_mount(self) -> None:
         self.containers.focus()
-        self.connect_to(self.host)
+        self.connect_to(self.host, first=True)
 
     def _label(self) -> str:
         return self.host.describe() if self.host else "demo hive (in this process)"
@@ -105,21 +109,30 @@ class HiveApp(App[None]):
     # -- the link -------------------------------------------------------------------
 
     @work(exclusive=True, group="link")
-    async def connect_to(self, host: Host | None) -> None:
+    async def connect_to(self, host: Host | None, first: bool = False) -> None:
         self.host = host
         self._set_link("connecting…", stale=True)
         old, self.client = self.client, None
         if old is not None:
             await old.close()
-        try:
-            self.client = await self.connect(host)
-            await self.reload()
-        except HiveError as e:
-            self._set_link("not connected", stale=True)
-            self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
-            return
-        self._set_link("live", stale=False)
-        async with self.client.feed() as feed:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                self.client = await self.connect(host)
+                # Subscribed before the lists are read, so no change falls between
+                # them; and live only once both are done.
+                feed = await stack.enter_async_context(self.client.feed())
+                await self.reload()
+            except HiveError as e:
+                if first and isinstance(e, HostKeyRefused):
+                    # Nothing in here can settle a host key (that is `hive-tui trust-host`),
+                    # and an empty console would hide the reason: end with it.
+                    self.refused = str(e)
+                    self.exit(return_code=1)
+                    return
+                self._set_link("not connected", stale=True)
+                self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
+                return
+            self._set_link("live", stale=False)
             async for item in feed:
                 await self.apply(item)
 

@@ -432,8 +432,12 @@ def console(args: argparse.Namespace) -> int:
     async def connect(h: Host | None) -> HiveClient:
         return await _client(args, h, seed_demo=True)
 
-    HiveApp(connect, hosts=list(config.hosts.values()), host=host).run()
-    return 0
+    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host)
+    app.run()
+    if app.refused is not None:
+        raise HiveError(app.refused)
+    # Non-zero when the console ended on an error of its own (it has printed it).
+    return app.return_code or 0
 
 
 def main(argv: list[str] | None = None) -> int:

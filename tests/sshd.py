@@ -41,13 +41,14 @@ class Sshd:
     def known_hosts(self) -> Path:
         return self.home / ".ssh" / "known_hosts"
 
-    def trust(self, key: asyncssh.SSHKey | None = None) -> None:
-        """Write the host's key (or another) as the known one for [127.0.0.1]:port."""
+    def trust(self, key: asyncssh.SSHKey | None = None, pattern: str | None = None) -> None:
+        """Write the host's key (or another) as the only known one for `pattern`
+        (default: [127.0.0.1]:port, which is how OpenSSH names this host)."""
         public = (key or self.host_key).export_public_key("openssh").decode().strip()
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {public}\n")
+        self.known_hosts.write_text(f"{pattern or f'[127.0.0.1]:{self.port}'} {public}\n")
 
-    def url(self, socket_path: Path) -> str:
-        return f"ssh://{self.user}@127.0.0.1:{self.port}{socket_path}"
+    def url(self, socket_path: Path, hostname: str = "127.0.0.1") -> str:
+        return f"ssh://{self.user}@{hostname}:{self.port}{socket_path}"
 
     def fingerprint(self) -> str:
         return self.host_key.get_fingerprint("sha256")

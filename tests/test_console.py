@@ -249,6 +249,58 @@ async def test_a_dropped_server_shows_as_reconnecting(hive):
         assert not app.panes.has_class("stale")
 
 
+async def drop_the_first_subscription(real: str, front: str) -> asyncio.AbstractServer:
+    """A Unix socket at `front` that passes everything through to `real`, except
+    that the first subscription is hung up on before it is answered, as by a
+    server that goes away just then."""
+    dropped = []
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader, writer):
+        first = await reader.readline()
+        if not dropped and json.loads(first).get("cmd") == "subscribe":
+            dropped.append(first)
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_unix_connection(real)
+        up_writer.write(first)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    return await asyncio.start_unix_server(handle, path=front)
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_a_server_lost_while_subscribing_is_dialled_again(hive, tmp_path):
+    root, _, server = hive
+    front = str(tmp_path / "front.sock")
+    proxy = await drop_the_first_subscription(str(server.sock), front)
+
+    async def connect(host):
+        return UnixClient(front)
+
+    try:
+        async with HiveApp(connect).run_test(size=SIZE) as pilot:
+            app = await started(pilot)
+            # Live means subscribed: a change another client makes shows up.
+            other = UnixClient(str(server.sock))
+            await other.set_paused("beta", True)
+            await other.close()
+            await until(pilot, lambda: app.containers.rows_by_name["beta"].paused, what="the push of beta's pause")
+            assert app.link == "live" and (root / "agents" / "beta" / "paused").exists()
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+
+
 async def test_switching_host_is_one_key_away(tmp_path):
     from hive_tui.config import Host
 

@@ -19,6 +19,7 @@ from hive_tui.errors import BuildFailed
 from hive_tui.runtime.local import SUPERVISOR
 from hive_tui.runtime.procs import start_ticks
 
+from .conftest import _processes_under
 from .helpers import agent_files, main_sha, propose, stop_all, tag_message, wait_for
 
 TERM_TRAP = ["sh", "-c", 'trap "" TERM; echo trapped; while :; do sleep 0.1; done']
@@ -124,6 +125,20 @@ def test_stop_turns_forceful_after_the_grace_period(hive_root):
     finally:
         stop_all(engine)
         engine.close()
+
+
+def test_a_stop_returns_once_every_process_of_the_agent_is_gone(engine):
+    # The agent's own process dies at SIGTERM, so its supervisor exits at once;
+    # a helper it started ignores SIGTERM and lives on in the same group.
+    helper = ["sh", "-c", '(trap "" TERM; echo helper trapped; while :; do sleep 0.1; done) & wait']
+    engine.install_agent("alpha", agent_files(run=helper))
+    wait_for(lambda: "helper trapped" in engine.runtime.log_path("alpha").read_text(), what="the helper's trap")
+    pid = supervisor_pid(engine, "alpha")
+    engine.runtime.stop("alpha")
+    assert gone(pid)
+    assert not _processes_under(engine.state.container("alpha"))
+    state = engine.runtime.run_state("alpha")
+    assert not state.running and not state.failed
 
 
 def test_a_failed_build_keeps_the_previous_checkout_running(engine):

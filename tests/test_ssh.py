@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import os
+import select
+import struct
 import subprocess
+import termios
+import time
 
 import asyncssh
 import pytest
@@ -17,7 +22,7 @@ from hive_tui.config import load_config, parse_host
 from hive_tui.errors import HiveError
 from hive_tui.models import AgentStatus
 
-from .helpers import GATED_BUILD, agent_files
+from .helpers import GATED_BUILD, agent_files, require_program
 from .serving import EXE, ServerProcess, ride_through_restart, seeded_hive, stop_agents
 from .sshd import start_sshd
 
@@ -181,3 +186,135 @@ def test_a_deploy_outlives_its_ssh_client(hive):
         return a if a.terminal_tag else None
 
     assert wait_for(resolved, timeout=60, what="the deploy to finish").terminal_tag == f"deployed/{id}"
+
+
+# -- host keys looked up as OpenSSH does: by the name given (or HostName), [name]:port off port 22 --
+
+def hive_tui(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(EXE), *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *says: str) -> None:
+    assert proc.returncode == 1, proc
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for text in says:
+        assert text in proc.stderr, proc.stderr
+
+
+def test_a_host_reached_by_name_is_refused_until_trusted(hive):
+    server, sshd = hive
+    sshd.known_hosts.write_text("")
+    url = sshd.url(server.sock, "localhost")
+    where = f"[localhost]:{sshd.port}"
+    assert_refused(hive_tui("--host", url, "status"), f"{where} is not known", sshd.fingerprint(),
+                   "Refusing to connect")
+    assert_refused(hive_tui("trust-host", url), f"{where} offers the host key", sshd.fingerprint(),
+                   "stdin is not a terminal")
+    assert sshd.known_hosts.read_text() == ""
+
+    assert sshd.fingerprint() in run_async(trust_host_key("localhost", sshd.port, lambda text: True))
+    assert sshd.known_hosts.read_text().startswith(f"{where} ssh-ed25519 ")
+    proc = hive_tui("--host", url, "status")
+    assert proc.returncode == 0 and "alpha" in proc.stdout, proc.stderr
+
+
+def test_a_changed_key_of_a_host_reached_by_name_is_refused(hive):
+    server, sshd = hive
+    sshd.trust(asyncssh.generate_private_key("ssh-ed25519"), f"[localhost]:{sshd.port}")
+    before = sshd.known_hosts.read_text()
+    url = sshd.url(server.sock, "localhost")
+    assert_refused(hive_tui("--host", url, "status"), f"[localhost]:{sshd.port} has CHANGED",
+                   sshd.fingerprint())
+    assert_refused(hive_tui("trust-host", url), "already has a different key", sshd.fingerprint())
+    assert sshd.known_hosts.read_text() == before
+
+
+def test_an_ssh_config_alias_is_looked_up_by_its_hostname_and_port(hive):
+    server, sshd = hive
+    (sshd.home / ".ssh" / "config").write_text(
+        f"Host rack\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
+    )
+    sshd.known_hosts.write_text("")
+    url = f"ssh://rack{server.sock}"
+    # OpenSSH names the host by its HostName and Port, not by the alias.
+    where = f"[127.0.0.1]:{sshd.port}"
+    with pytest.raises(HostKeyRefused, match=rf"\[127\.0\.0\.1\]:{sshd.port} is not known") as refused:
+        run_async(SshClient(parse_host(url, load_config(None))).agents())
+    assert sshd.fingerprint() in str(refused.value)
+    assert_refused(hive_tui("--host", url, "status"), f"{where} is not known", sshd.fingerprint())
+    assert_refused(hive_tui("trust-host", url), f"{where} offers the host key", "stdin is not a terminal")
+
+    assert f"added {where}" in run_async(trust_host_key("rack", None, lambda text: True))
+    assert run_async(SshClient(parse_host(url, load_config(None))).agents()) == ["alpha", "beta"]
+    sshd.trust(asyncssh.generate_private_key("ssh-ed25519"))
+    assert_refused(hive_tui("--host", url, "status"), f"{where} has CHANGED", sshd.fingerprint())
+
+
+def test_a_hashed_known_hosts_entry_is_matched(hive):
+    server, sshd = hive
+    hash_known_hosts = [require_program("ssh-keygen"), "-q", "-H", "-f", str(sshd.known_hosts)]
+    sshd.trust(pattern=f"[localhost]:{sshd.port}")
+    subprocess.run(hash_known_hosts, check=True, capture_output=True, timeout=30)
+    assert sshd.known_hosts.read_text().startswith("|1|") and "localhost" not in sshd.known_hosts.read_text()
+    url = sshd.url(server.sock, "localhost")
+    assert run_async(SshClient(parse_host(url, load_config(None))).agents()) == ["alpha", "beta"]
+    assert "already trusted" in run_async(trust_host_key("localhost", sshd.port, lambda text: True))
+
+    sshd.trust(asyncssh.generate_private_key("ssh-ed25519"), f"[localhost]:{sshd.port}")
+    subprocess.run(hash_known_hosts, check=True, capture_output=True, timeout=30)
+    assert_refused(hive_tui("--host", url, "status"), f"[localhost]:{sshd.port} has CHANGED", sshd.fingerprint())
+
+
+def test_an_entry_without_a_port_is_only_for_port_22(hive):
+    server, sshd = hive
+    # The right key, but filed under the bare name: OpenSSH takes that as port 22 only.
+    sshd.trust(pattern="127.0.0.1")
+    with pytest.raises(HostKeyRefused, match=rf"\[127\.0\.0\.1\]:{sshd.port} is not known"):
+        run_async(client_for(sshd, server).agents())
+    assert_refused(hive_tui("--host", sshd.url(server.sock), "status"), "is not known", sshd.fingerprint())
+    assert "added" in run_async(trust_host_key("127.0.0.1", sshd.port, lambda text: True))
+    assert run_async(client_for(sshd, server).agents()) == ["alpha", "beta"]
+
+
+def test_the_console_refuses_a_default_host_with_an_unknown_key(hive, tmp_path):
+    server, sshd = hive
+    sshd.known_hosts.write_text("")
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text(f"default: rack\nhosts:\n  rack:\n    transport: ssh\n"
+                     f"    address: {sshd.user}@localhost:{sshd.port}\n    socket: {server.sock}\n")
+    code, output = on_a_terminal([str(EXE), "--config", str(hosts)])
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert f"[localhost]:{sshd.port} is not known" in output and sshd.fingerprint() in output
+    assert sshd.known_hosts.read_text() == ""
+
+
+def on_a_terminal(argv: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run argv on a pseudo-terminal of 120x40 until it exits: its exit code and all it wrote."""
+    controller, terminal = os.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    try:
+        proc = subprocess.Popen(argv, stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True)
+        os.close(terminal)
+        terminal = -1
+        output = bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, _, _ = select.select([controller], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                proc.kill()
+                proc.wait(10)
+                raise AssertionError(f"still running after {timeout}s: {output.decode(errors='replace')}")
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every holder of the terminal has closed it
+                break
+            if not chunk:
+                break
+            output += chunk
+        return proc.wait(timeout), output.decode(errors="replace")
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)

@@ -2,7 +2,8 @@
 its hive-tui socket (what `ssh -L local:/remote.sock` does).
 
 OpenSSH's own files decide who and how: ~/.ssh/config (aliases, users,
-ports, identity files), the user's keys and agent, and ~/.ssh/known_hosts.
+ports, identity files), the user's keys and agent, and ~/.ssh/known_hosts,
+whose entries are matched as `ssh` matches them.
 A host key that is unknown or has changed is refused, never accepted on the
 fly; `trust_host_key` adds an unknown one after the operator has seen its
 fingerprint. Agent forwarding stays off whatever ~/.ssh/config says, unless
@@ -35,37 +36,71 @@ def known_hosts_path() -> Path:
     return Path("~/.ssh/known_hosts").expanduser()
 
 
-def _known_host_pattern(hostname: str, port: int | None) -> str:
+def known_host_name(hostname: str, port: int | None) -> str:
+    """The name OpenSSH files a host under in known_hosts: bare on port 22, `[host]:port` on any other."""
     return hostname if port in (None, 22) else f"[{hostname}]:{port}"
+
+
+async def _resolve(hostname: str, port: int | None) -> asyncssh.SSHClientConnectionOptions:
+    """~/.ssh/config applied to a host as given: its HostName, Port and HostKeyAlias."""
+    try:
+        # config=() is asyncssh's "the default file": left out, no config is read at all.
+        return await asyncssh.SSHClientConnectionOptions.construct(config=(), host=hostname, port=port or ())
+    except (OSError, ValueError, asyncssh.Error) as e:
+        raise HiveError(f"cannot read ~/.ssh/config for {hostname}: {e}") from None
+
+
+def _lookup_name(options: asyncssh.SSHClientConnectionOptions) -> str:
+    # As OpenSSH: a HostKeyAlias stands for the host whatever its port; else the
+    # host's real name (its HostName, lower-cased) with the port off 22. Never
+    # the alias typed, nor the address it resolves to (CheckHostIP is off by
+    # default since OpenSSH 8.5).
+    return options.host_key_alias or known_host_name(options.host.lower(), options.port)
+
+
+KnownEntries = tuple[list[asyncssh.SSHKey], list[asyncssh.SSHKey], list[asyncssh.SSHKey]]
+
+
+def _known_entries(name: str) -> KnownEntries:
+    """The host keys, CA keys and revoked keys known_hosts holds for `name`, hashed entries too."""
+    path = known_hosts_path()
+    if not path.exists():
+        return [], [], []
+    try:
+        known = asyncssh.read_known_hosts(str(path))
+    except (OSError, ValueError, asyncssh.KeyImportError) as e:
+        raise HiveError(f"cannot read {path}: {e}") from None
+    # `name` already carries the port. Given no address and no port, asyncssh
+    # matches that one name; given a port, it would fall back to the bare name,
+    # which OpenSSH keeps for port 22.
+    host_keys, ca_keys, revoked = known.match(name, "", None)[:3]
+    return list(host_keys), list(ca_keys), list(revoked)
 
 
 async def offered_host_key(hostname: str, port: int | None) -> asyncssh.SSHKey:
     key = await asyncssh.get_server_host_key(hostname, port or ())
     if key is None:
-        raise HiveError(f"{_known_host_pattern(hostname, port)} offered no host key")
+        raise HiveError(f"{known_host_name(hostname, port)} offered no host key")
     return key
 
 
-def _known_keys(hostname: str, port: int | None) -> list[asyncssh.SSHKey]:
-    path = known_hosts_path()
-    if not path.exists():
-        return []
-    try:
-        known = asyncssh.read_known_hosts(str(path))
-    except (OSError, ValueError, asyncssh.KeyImportError) as e:
-        raise HiveError(f"cannot read {path}: {e}") from None
-    return list(known.match(hostname, hostname, port)[0])
+def _describe(key: asyncssh.SSHKey) -> str:
+    return f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
 
 
 async def explain_refused_key(hostname: str, port: int | None) -> HostKeyRefused:
     """Why the host's key was refused, with the fingerprint it offers."""
-    where = _known_host_pattern(hostname, port)
+    where = _lookup_name(await _resolve(hostname, port))
     try:
         key = await offered_host_key(hostname, port)
-        offered = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
-    except (OSError, asyncssh.Error, HiveError) as e:
-        offered = f"(could not fetch it: {e})"
-    if _known_keys(hostname, port):
+        offered = _describe(key)
+    except (OSError, asyncio.TimeoutError, asyncssh.Error, HiveError) as e:
+        key, offered = None, f"(could not fetch it: {e})"
+    known, _, revoked = _known_entries(where)
+    if key is not None and any(k.public_data == key.public_data for k in revoked):
+        return HostKeyRefused(f"the host key of {where}, {offered}, is marked @revoked in "
+                              f"{known_hosts_path()}. Refusing to connect.")
+    if known:
         return HostKeyRefused(
             f"the host key of {where} has CHANGED: it now offers {offered}, which is not the key "
             f"{known_hosts_path()} holds for it. Refusing to connect. If the host was reinstalled, "
@@ -80,13 +115,20 @@ async def explain_refused_key(hostname: str, port: int | None) -> HostKeyRefused
 async def trust_host_key(hostname: str, port: int | None, confirm) -> str:
     """Show the key `hostname` offers, and add it to known_hosts if `confirm(text)` says yes.
 
+    The host is named as OpenSSH would look it up (~/.ssh/config applied).
     Refuses a host that already has a different known key: that is a change
     to investigate, not a key to add beside the old one.
     """
-    key = await offered_host_key(hostname, port)
-    fingerprint = f"{key.get_algorithm()} {key.get_fingerprint('sha256')}"
-    where = _known_host_pattern(hostname, port)
-    known = _known_keys(hostname, port)
+    where = _lookup_name(await _resolve(hostname, port))
+    try:
+        key = await offered_host_key(hostname, port)
+    except (OSError, asyncio.TimeoutError, asyncssh.Error) as e:
+        raise HiveError(f"cannot fetch the host key of {where}: {type(e).__name__}: {e}") from None
+    fingerprint = _describe(key)
+    known, _, revoked = _known_entries(where)
+    if any(k.public_data == key.public_data for k in revoked):
+        raise HostKeyRefused(f"{where} offers {fingerprint}, which {known_hosts_path()} marks @revoked. "
+                             f"Not adding it.")
     if any(k.public_data == key.public_data for k in known):
         return f"{where} is already trusted ({fingerprint})"
     if known:
@@ -113,13 +155,18 @@ class SshClient(StreamClient):
     async def options(self) -> asyncssh.SSHClientConnectionOptions:
         """The connection's options: ~/.ssh/config applied, then what we insist on."""
         h = self.host
-        return await asyncssh.SSHClientConnectionOptions.construct(
-            host=h.hostname, port=h.port or (), username=h.user or (),
+        options = await asyncssh.SSHClientConnectionOptions.construct(
+            config=(), host=h.hostname, port=h.port or (), username=h.user or (),
             # Explicit, so `ForwardAgent yes` in ~/.ssh/config cannot turn it on.
             agent_forwarding=h.forward_agent,
             keepalive_interval=KEEPALIVE_INTERVAL, keepalive_count_max=KEEPALIVE_COUNT_MAX,
             connect_timeout=CONNECT_TIMEOUT,
         )
+        # The keys known for the host as OpenSSH names it, handed over already
+        # matched: asyncssh's own lookup would also take a bare entry for any port.
+        # Read at each connect, so a key trusted meanwhile counts.
+        return await asyncssh.SSHClientConnectionOptions.construct(
+            options, known_hosts=_known_entries(_lookup_name(options)))
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
         if self._ssh is not None and not self._ssh.is_closed():

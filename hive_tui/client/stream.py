@@ -50,14 +50,14 @@ class StreamClient(HiveClient):
     async def _open(self) -> tuple[Any, Any]:
         """A new (reader, writer) pair to the server."""
 
-    async def _dial(self, redial_for: float | None = None) -> tuple[Any, Any]:
-        """Open a connection, retrying with backoff for up to `redial_for` seconds."""
+    async def _dial(self, redial_for: float | None = None, open_=None) -> tuple[Any, Any]:
+        """Open a connection (with `open_`, default `_open`), retrying with backoff for up to `redial_for` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.redial_for if redial_for is None else redial_for)
         delay = BACKOFF_FIRST
         while True:
             try:
-                return await self._open()
+                return await (open_ or self._open)()
             except (OSError, HiveError) as e:
                 if isinstance(e, HiveError) and not isinstance(e, Unreachable):
                     raise
@@ -124,10 +124,23 @@ class StreamClient(HiveClient):
         return Feed(start)
 
     async def _subscribe(self, redial_for: float | None = None) -> tuple[Any, Any]:
-        reader, writer = await self._dial(redial_for)
-        writer.write(wire.encode({"cmd": "subscribe"}))
-        await writer.drain()
-        wire.check_response(wire.decode(await reader.readline()))
+        return await self._dial(redial_for, self._open_subscribed)
+
+    async def _open_subscribed(self) -> tuple[Any, Any]:
+        """A new connection, subscribed. A server lost before it answers the
+        subscription is one that could not be reached: dialled again, like one
+        that refused the connection."""
+        reader, writer = await self._open()
+        try:
+            writer.write(wire.encode({"cmd": "subscribe"}))
+            await writer.drain()
+            line = await reader.readline()
+            if not line.endswith(b"\n"):
+                raise ConnectionResetError("the server closed the connection before it answered")
+            wire.check_response(wire.decode(line))
+        except BaseException:
+            await _close(writer)
+            raise
         return reader, writer
 
     async def _pump(self, feed: Feed, reader: Any, writer: Any) -> None:

@@ -34,7 +34,7 @@ from ..layout import StateRoot
 from ..models import rfc3339
 from ..names import is_valid_name
 from . import OutputSink, RunState
-from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, start_ticks, wait_gone
+from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, start_ticks, wait_group_gone
 from .supervisor import describe_exit
 
 BUILD_TIMEOUT = 900.0
@@ -170,11 +170,13 @@ class LocalRuntime:
             return
         pid = info["pid"]
         if is_alive(pid, info.get("ticks")):
+            # The supervisor leads the agent's process group: stopped means every
+            # process of that group is gone, not only the supervisor.
             if graceful:
                 signal_group(pid, signal.SIGTERM)
-            if not graceful or not wait_gone(pid, self.stop_grace):
+            if not graceful or not wait_group_gone(pid, self.stop_grace):
                 signal_group(pid, signal.SIGKILL)
-                wait_gone(pid, self.stop_grace)
+                wait_group_gone(pid, self.stop_grace)
         self._reap(name)
 
     def _reap(self, name: str) -> None:

@@ -14,6 +14,7 @@ import select
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +98,19 @@ def wait_gone(pid: int, timeout: float) -> bool:
         return bool(poller.poll(timeout * 1000))
     finally:
         os.close(fd)
+
+
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for every process of group `pgid` to exit; True if they did.
+
+    The leader can be gone while others of its group are still on their way
+    out, or were never asked to go (a helper that ignores SIGTERM)."""
+    deadline = time.monotonic() + timeout
+    while members := group_members(pgid):
+        for pid in members:
+            if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
+                return False
+    return True
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:

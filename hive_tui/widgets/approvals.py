@@ -35,7 +35,7 @@ class ApprovalTable(DataTable):
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         return self.items.get(int(key))
 
-    def visible(self, a: Approval) -> bool:
+    def shows(self, a: Approval) -> bool:
         if not self.show_resolved and a.status != "pending":
             return False
         needle = self.filter_text
@@ -49,10 +49,10 @@ class ApprovalTable(DataTable):
         known = a.id in self.items
         self.items[a.id] = a
         key = str(a.id)
-        if key in self.rows and self.visible(a):
+        if key in self.rows and self.shows(a):
             for column, value in zip(("id", "agent", "kind", "status", "age", "description"), self._cells(a)):
                 self.update_cell(key, column, value)
-        elif key in self.rows or self.visible(a) or not known:
+        elif key in self.rows or self.shows(a) or not known:
             self._redraw()
 
     def refilter(self, text: str) -> None:
@@ -63,7 +63,7 @@ class ApprovalTable(DataTable):
         keep = self.selected()
         self.clear()
         for a in sorted(self.items.values(), key=lambda a: a.id):
-            if self.visible(a):
+            if self.shows(a):
                 self.add_row(*self._cells(a), key=str(a.id))
         if keep is not None and str(keep.id) in self.rows:
             self.move_cursor(row=self.get_row_index(str(keep.id)))

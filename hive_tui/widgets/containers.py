@@ -89,7 +89,7 @@ class ContainerTable(DataTable):
         self.clear()
         for name in sorted(self.rows_by_name):
             if self.matches(name):
-                self.add_row(self._render(name), key=name, height=2)
+                self.add_row(self._row_text(name), key=name, height=2)
         if keep is not None and keep in self.rows_by_name and self.matches(keep):
             self.move_cursor(row=self.get_row_index(keep))
 
@@ -130,7 +130,7 @@ class ContainerTable(DataTable):
         present = name in self.rows
         wanted = name in self.rows_by_name and self.matches(name)
         if present and wanted:
-            self.update_cell(name, COLUMN, self._render(name))
+            self.update_cell(name, COLUMN, self._row_text(name))
         elif present:
             self.remove_row(name)
         elif wanted:
@@ -145,7 +145,7 @@ class ContainerTable(DataTable):
         top, height = self.scroll_offset.y, self.size.height
         for name in self.transients:
             if name in self.rows and top - 2 <= self.get_row_index(name) * 2 <= top + height:
-                self.update_cell(name, COLUMN, self._render(name))
+                self.update_cell(name, COLUMN, self._row_text(name))
 
     # -- drawing ------------------------------------------------------------------
 
@@ -153,7 +153,7 @@ class ContainerTable(DataTable):
         # No styles while the table is being taken down (the app quitting mid-update).
         return self.get_component_rich_style(name, partial=True, default=Style.null())
 
-    def _render(self, name: str) -> Text:
+    def _row_text(self, name: str) -> Text:
         row = self.rows_by_name.get(name)
         kind = self.transients.get(name)
         text = Text(no_wrap=True, overflow="ellipsis")

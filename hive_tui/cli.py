@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
                         help=f"the hosts file (default: {default_config_path()})")
     common.add_argument("--runtime", choices=list(RUNTIMES), default=argparse.SUPPRESS,
-                        help="container runtime: local processes (default), or nixos-container on a NixOS host")
+                        help="container runtime: " + ", or ".join(
+                            f"{what} (default)" if kind == OPTION_DEFAULTS["runtime"] else what for kind, (_, _, what) in RUNTIMES.items()))
     common.add_argument("--locker", choices=["auto", "nix", "builtin"], default=argparse.SUPPRESS,
                         help="how the meta flake is locked (default auto: nix when installed)")
     common.add_argument("--nixpkgs", metavar="FLAKEREF", default=argparse.SUPPRESS,

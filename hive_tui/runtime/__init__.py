@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
@@ -63,16 +64,18 @@ class Runtime(Protocol):
         """The command that prints the agent's last `lines` log lines (and follows them)."""
 
 
+# The one list of runtimes: name -> (module, class, what it runs agents as).
+# The CLI's --runtime follows it, and a test holds flake.nix's option to it.
+RUNTIMES: dict[str, tuple[str, str, str]] = {
+    "local": (".local", "LocalRuntime", "local processes"),
+    "nixos": (".nixos", "NixosRuntime", "nixos-container on a NixOS host"),
+}
+
+
 def make_runtime(kind: str, state: StateRoot, **options) -> Runtime:
-    if kind == "local":
-        from .local import LocalRuntime
-
-        return LocalRuntime(state, **options)
-    if kind == "nixos":
-        from .nixos import NixosRuntime
-
-        return NixosRuntime(state, **options)
-    raise HiveError(f"unknown runtime {kind!r}: use local or nixos")
-
-
-RUNTIMES = ("local", "nixos")
+    if kind not in RUNTIMES:
+        raise HiveError(f"unknown runtime {kind!r}: use {' or '.join(RUNTIMES)}")
+    module, cls, _ = RUNTIMES[kind]
+    # Imported on demand: a host without nixos-container never loads its runtime.
+    runtime: Runtime = getattr(import_module(module, __name__), cls)(state, **options)
+    return runtime

@@ -64,9 +64,6 @@ class LocalRuntime:
         return sorted(p.name for p in root.iterdir()
                       if is_valid_name(p.name) and p.is_dir() and not p.is_symlink())
 
-    def exists(self, name: str) -> bool:
-        return self._dir(name).is_dir()
-
     def create(self, name: str, repo: Path, sha: str, on_output: OutputSink) -> None:
         cdir = self._dir(name)
         cdir.mkdir(mode=0o700)

@@ -112,12 +112,6 @@ class ContainerTable(DataTable):
                 self.rows_by_name.pop(name, None)
         self._show(name)
 
-    def forget(self, name: str) -> None:
-        self.rows_by_name.pop(name, None)
-        self.transients.pop(name, None)
-        if name in self.rows:
-            self.remove_row(name)
-
     def refilter(self, text: str) -> None:
         self.filter_text = text.lower()
         self._rebuild()

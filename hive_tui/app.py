@@ -265,7 +265,7 @@ class HiveApp(App[None]):
         if a is None or a.status != "pending":
             self.notify("no pending request selected", severity="warning")
             return
-        self._do(f"approved #{a.id} ({a.agent}); carrying it out", lambda c: c.request({"cmd": "approve", "id": a.id}))
+        self._do(f"approved #{a.id} ({a.agent}); carrying it out", lambda c: c.approve(a.id, wait=False))
 
     def action_deny(self) -> None:
         a = self.selected_approval()

@@ -13,7 +13,7 @@ from hive_tui.dispatch import Dispatcher
 from hive_tui.errors import HiveError
 from hive_tui.models import DeployStep, Event
 
-from .helpers import agent_files, manager_commit, tree_snapshot, wait_for
+from .helpers import GATED_BUILD, Gate, agent_files, manager_commit, tree_snapshot, wait_for
 
 
 @pytest.fixture
@@ -94,6 +94,32 @@ def test_embedded_client_round_trip(engine):
     assert (denied.status, denied.note) == ("denied", "later")
     assert [t.tag for t in history] == ["proposal/1", "approved/1", "building/1", "deployed/1"]
     assert [e.kind for e in events] == ["Rebuilt", "ApprovalResolved", "ApprovalResolved"]
+
+
+def test_approve_without_waiting_returns_once_claimed(engine):
+    """The console's approve: claimed at once, carried out in the background."""
+    engine.install_agent("alpha", agent_files(build=GATED_BUILD))
+    manager_commit(engine, "alpha", {"more.txt": b"more\n"})
+    gate = Gate(engine.state.agent_state("alpha"))
+
+    async def scenario():
+        async with EmbeddedClient(engine) as client:
+            proposal = await client.propose("alpha", "main", "more")
+            async with client.feed() as feed:
+                claimed = await client.approve(proposal.id, wait=False)
+                # The build is still held at the gate: nothing is deployed yet.
+                held = await client.history("alpha")
+                await asyncio.to_thread(gate.open, "ok")
+                async with asyncio.timeout(60):
+                    async for item in feed:
+                        if isinstance(item, Event) and item.kind == "ApprovalResolved" and item.id == proposal.id:
+                            break
+            return claimed, held, await client.approval(proposal.id)
+
+    claimed, held, done = asyncio.run(scenario())
+    assert (claimed.status, claimed.terminal_tag) == ("approved", None)
+    assert "deployed/1" not in [t.tag for t in held]
+    assert (done.status, done.terminal_tag) == ("approved", "deployed/1")
 
 
 def test_lifecycle_verbs_through_the_embedded_client(engine):

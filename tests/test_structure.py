@@ -15,3 +15,10 @@ def test_flake_module_offers_exactly_the_runtimes():
     offered = re.search(r"runtime = mkOption \{\s*type = types\.enum \[([^\]]*)\]", flake)
     assert offered is not None
     assert re.findall(r'"([^"]+)"', offered.group(1)) == list(RUNTIMES)
+
+
+def test_the_console_speaks_through_the_client_interface_only():
+    """No console module builds a raw request: the client's typed calls are the one way in."""
+    console = [ROOT / "hive_tui" / "app.py", ROOT / "hive_tui" / "commands.py",
+               *sorted((ROOT / "hive_tui" / "widgets").glob("*.py"))]
+    assert [p.name for p in console if '"cmd"' in p.read_text()] == []

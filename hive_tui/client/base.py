@@ -71,13 +71,17 @@ class HiveClient(abc.ABC):
     async def approval(self, id: int) -> Approval:
         return Approval.from_wire((await self.request({"cmd": "approval", "id": id}))["approval"])
 
-    async def approve(self, id: int, on_progress: Callable[[object], None] | None = None) -> Approval:
-        """Approve, then wait until the deploy or spawn has run; returns the resolved approval.
+    async def approve(self, id: int, on_progress: Callable[[object], None] | None = None,
+                      wait: bool = True) -> Approval:
+        """Approve; with `wait`, also wait until the deploy or spawn has run.
 
-        The engine emits one ApprovalResolved event per approval, once it is
+        Returns the approval as claimed, or, after waiting, as resolved. The
+        engine emits one ApprovalResolved event per approval, once it is
         carried out. The subscription opens before the approval is sent, so
         that event cannot slip past unseen.
         """
+        if not wait:
+            return Approval.from_wire((await self.request({"cmd": "approve", "id": id}))["approval"])
         async with self.feed() as feed:
             await self.request({"cmd": "approve", "id": id})
             async for item in feed:

@@ -4,10 +4,10 @@ goes through `plain`, so nothing printed here can drive the terminal."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 from .models import AgentStatus, Approval, DeployStep, Event, TagRecord, Transient
 from .plain import one_line, plain
+from .presentation import age, flags, state_word
 
 
 def table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
@@ -23,39 +23,16 @@ def table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
     return "\n".join([line(headers), *map(line, rows)])
 
 
-def age(stamp: str | None, now: datetime | None = None) -> str:
-    if not stamp:
-        return "-"
-    try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return one_line(stamp, 20)
-    seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{max(seconds, 0)}s ago"
-
-
-def state_word(row: AgentStatus) -> str:
-    if row.transient:
-        return f"{plain(row.transient).lower()}…"
-    if row.failed:
-        return "failed"
-    return "running" if row.running else "stopped"
-
-
-def flags(row: AgentStatus) -> str:
-    words = [w for w, on in (("needs-login", row.needs_login), ("needs-update", row.needs_update),
-                             ("paused", row.paused)) if on]
-    return ",".join(words) or "-"
+def flag_cell(row: AgentStatus) -> str:
+    """The flags as one column word: hyphenated, comma-joined."""
+    return ",".join(word.replace(" ", "-") for word in flags(row)) or "-"
 
 
 def status_table(rows: list[AgentStatus], spawning: Sequence[Transient] = ()) -> str:
     coming = f"spawning: {', '.join(plain(t.agent) for t in spawning)}" if spawning else ""
     body = table(
         ["NAME", "STATE", "DEPLOYED", "FLAGS", "MODEL", "STATUS"],
-        [[plain(r.name), state_word(r), r.deployed_sha or "-", flags(r), one_line(r.active_model, 16) or "-",
+        [[plain(r.name), state_word(r), r.deployed_sha or "-", flag_cell(r), one_line(r.active_model, 16) or "-",
           (f"{one_line(r.status_text, 48)} ({age(r.status_set_at)})" if r.status_text else "-")] for r in rows],
     ) if rows else "no agents"
     return "\n".join(filter(None, [body, coming]))

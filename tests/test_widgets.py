@@ -51,3 +51,13 @@ async def test_text_selected_across_the_container_table_can_be_copied():
         containers.set_rows([agent("alpha")], {})
         await pilot.pause()
         assert containers.get_selection(Selection(None, None)) is None
+
+
+def test_the_cli_and_the_console_show_the_same_words():
+    from hive_tui.report import status_table
+    from hive_tui.widgets.containers import badges, state_cell
+
+    row = AgentStatus(name="alpha", failed=True, needs_login=True, paused=True)
+    line = status_table([row]).splitlines()[1].split()
+    assert line[1] == "failed" and state_cell(row) == "✗ failed"
+    assert line[3] == "needs-login,paused" and badges(row) == ["needs login", "paused", "failed"]

@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from .. import actions
 from ..models import Approval
 from ..plain import one_line
-from ..report import age
+from ..presentation import age
 
 
 class ApprovalTable(DataTable):

@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 from .. import actions
 from ..models import AgentStatus
 from ..plain import one_line
-from ..report import age
+from ..presentation import MARKS, age, flags, run_state, transient_word
 
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
@@ -28,24 +28,22 @@ ACTION_KEYS = "s start · x stop · r restart · b rebuild · p pause · d destr
 COLUMN = "agent"
 
 
-def state_word(row: AgentStatus | None) -> str:
+def state_cell(row: AgentStatus | None) -> str:
     if row is None:
         return "-"
-    if row.failed:
-        return "✗ failed"
-    return "● running" if row.running else "○ stopped"
+    word = run_state(row)
+    return f"{MARKS[word]} {word}"
 
 
 def badges(row: AgentStatus | None) -> list[str]:
-    """The flags worth a badge, as words: colour is never the only sign."""
+    """The flags worth a badge, as words, and a failure again beside them."""
     if row is None:
         return []
-    return [word for word, on in (("needs login", row.needs_login), ("needs update", row.needs_update),
-                                  ("paused", row.paused), ("failed", row.failed)) if on]
+    return [*flags(row), *(["failed"] if row.failed else [])]
 
 
 def pill(kind: str, frame: int) -> str:
-    return f"{PULSE[frame % len(PULSE)]} {one_line(kind).lower()}…"
+    return f"{PULSE[frame % len(PULSE)]} {transient_word(kind)}"
 
 
 class ContainerTable(DataTable):
@@ -156,7 +154,7 @@ class ContainerTable(DataTable):
             text.append(f"{pill(kind, self.frame):<16}", self._style("containers--pill"))
         else:
             style = self._style("containers--failed") if row is not None and row.failed else None
-            text.append(f"{state_word(row):<16}", style)
+            text.append(f"{state_cell(row):<16}", style)
         meta = self._style("containers--meta")
         if row is not None:
             text.append(f"{row.deployed_sha or '-':<13}", meta)

@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
 
-import platformdirs
-
 from . import __version__, report
 from .client.base import HiveClient
+from .client.connect import EngineOptions, default_state, demo_hint, open_client, open_engine, require_hive
 from .config import Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
 from .names import check_name
@@ -30,11 +29,6 @@ from .plain import one_line, plain
 from .runtime import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
-
-
-def default_state() -> Path:
-    """The embedded demo hive's state root."""
-    return platformdirs.user_data_path("hive-tui") / "demo"
 
 
 def _agent_name(text: str) -> str:
@@ -290,31 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_engine(args: argparse.Namespace, root: Path | None, create: bool = False):
-    from .engine import Engine
-
-    root = root or default_state()
-    # Only `demo` and `serve` make a hive; a mistyped --state must not quietly become one.
-    if not create and args.verb not in ("demo", "serve"):
-        _require_hive(args, root)
-    return Engine(root, runtime=args.runtime, locker=args.locker, runtime_options=_runtime_options(args))
-
-
-def _runtime_options(args: argparse.Namespace) -> dict:
+def engine_options(args: argparse.Namespace) -> EngineOptions:
     given = {"nixpkgs": args.nixpkgs, "container_config_dir": args.container_config_dir}
     given = {k: v for k, v in given.items() if v is not None}
     if given and args.runtime != "nixos":
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise HiveError(f"{flags}: only for --runtime nixos")
-    return given
-
-
-def _require_hive(args: argparse.Namespace, root: Path) -> None:
-    from .layout import StateRoot
-
-    if not StateRoot.at(root).db.exists():
-        hint = "hive-tui demo" if args.state is None else f"hive-tui --state {root} demo"
-        raise HiveError(f"no hive at {root}; `{hint}` seeds one")
+    return EngineOptions(runtime=args.runtime, locker=args.locker, runtime_options=given)
 
 
 def _target(args: argparse.Namespace) -> Host | None:
@@ -332,30 +308,7 @@ def _target(args: argparse.Namespace) -> Host | None:
 
 
 async def _client(args: argparse.Namespace, host: Host | None, seed_demo: bool = False) -> HiveClient:
-    """A client for `host` (None: the engine in this process on --state or the demo hive).
-
-    With `seed_demo`, a demo hive that is not there yet is seeded first.
-    """
-    if host is None or host.transport == "embedded":
-        from .client.embedded import EmbeddedClient
-        from .layout import StateRoot
-
-        root = (host.state if host else None) or args.state or default_state()
-        if seed_demo and root == default_state() and not StateRoot.at(root).db.exists():
-            from .demo import seed_demo as seed
-
-            engine = await asyncio.to_thread(_open_engine, args, root, True)
-            await asyncio.to_thread(seed, engine)
-        else:
-            engine = await asyncio.to_thread(_open_engine, args, root)
-        return EmbeddedClient(engine)
-    if host.transport == "unix":
-        from .client.stream import UnixClient
-
-        return UnixClient(host.socket)
-    from .client.ssh import SshClient
-
-    return SshClient(host)
+    return await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -374,7 +327,7 @@ async def _serve(args: argparse.Namespace) -> int:
     elif args.manager_group is not None:
         raise HiveError("--manager-group needs --manager-socket: the manager's socket to give that group")
     logging.basicConfig(level=logging.INFO, format="hive-tui serve: %(message)s")
-    engine = _open_engine(args, args.state)
+    engine = open_engine(args.state, engine_options(args))
     try:
         await serve(engine, socket_path, args.group,
                     manager_path=manager_path, manager_group=args.manager_group)
@@ -410,7 +363,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.verb == "demo":
         from .demo import seed_demo
 
-        engine = _open_engine(args, args.state)
+        engine = open_engine(args.state or default_state(), engine_options(args))
         try:
             await asyncio.to_thread(seed_demo, engine)
         finally:
@@ -428,7 +381,7 @@ def console(args: argparse.Namespace) -> int:
     host = _target(args)
     if host is None and args.state is not None:
         # Before the console draws: a mistyped --state is an error, not an empty screen.
-        _require_hive(args, args.state)
+        require_hive(args.state, demo_hint(args.state, args.state))
 
     async def connect(h: Host | None) -> HiveClient:
         return await _client(args, h, seed_demo=True)
@@ -452,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "tour":
             from .tour import tour
 
-            return tour(args)
+            return tour(args, main)
         return asyncio.run(_run(args))
     except HiveError as e:
         print(f"hive-tui: {plain(str(e))}", file=sys.stderr)

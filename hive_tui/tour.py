@@ -7,6 +7,7 @@ import argparse
 import shlex
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 STEPS = [
@@ -24,8 +25,8 @@ STEPS = [
 ]
 
 
-def tour(args: argparse.Namespace) -> int:
-    from .cli import main
+def tour(args: argparse.Namespace, main: Callable[[list[str]], int]) -> int:
+    """Run each step through `main`, the CLI's entry point (passed in: the CLI imports us)."""
     from .engine import Engine
 
     root = Path(tempfile.mkdtemp(prefix="hive-tui-tour-")) / "hive"

@@ -12,7 +12,7 @@ CORE = [
     "hive_tui.client.embedded", "hive_tui.runtime.local", "hive_tui.cli", "hive_tui.demo",
     "hive_tui.server", "hive_tui.client.stream", "hive_tui.client.ssh", "hive_tui.runtime.nixos",
 ]
-REMOTE_CLIENTS = ["hive_tui.client.stream", "hive_tui.client.ssh", "hive_tui.cli"]
+REMOTE_CLIENTS = ["hive_tui.client.stream", "hive_tui.client.ssh", "hive_tui.client.connect", "hive_tui.cli"]
 
 
 @pytest.mark.parametrize("module", CORE)

@@ -746,11 +746,12 @@ def parse(*argv: str):
 
 def test_the_command_line_configures_the_nixos_runtime(host, tmp_path, etc):
     from hive_tui import cli
+    from hive_tui.client.connect import open_engine
 
     args = parse("--state", str(tmp_path / "hive"), "--runtime", "nixos", "--locker", "builtin",
                  "serve", "--socket", str(tmp_path / "s"),
                  "--nixpkgs", "path:/nix/store/abc-source", "--container-config-dir", str(etc))
-    with cli._open_engine(args, args.state) as engine:
+    with open_engine(args.state, cli.engine_options(args)) as engine:
         assert engine.runtime.meta_inputs == {"nixpkgs": "path:/nix/store/abc-source"}
         assert engine.runtime.container_config_dir == etc
         assert 'nixpkgs = { url = "path:/nix/store/abc-source"; };' in (engine.state.meta / "flake.nix").read_text()

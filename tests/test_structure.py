@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import re
 from pathlib import Path
 
@@ -22,3 +24,24 @@ def test_the_console_speaks_through_the_client_interface_only():
     console = [ROOT / "hive_tui" / "app.py", ROOT / "hive_tui" / "commands.py",
                *sorted((ROOT / "hive_tui" / "widgets").glob("*.py"))]
     assert [p.name for p in console if '"cmd"' in p.read_text()] == []
+
+
+def test_the_import_graph_has_no_cycle():
+    """The package's imports of its own modules, at any depth in a file, form no cycle."""
+    modules = {}
+    for path in (ROOT / "hive_tui").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here[: len(here) - node.level + 1] + (node.module.split(".") if node.module else [])
+                for alias in node.names:
+                    whole = ".".join([*base, alias.name])
+                    deps.add(whole if whole in modules else ".".join(base))
+        # A package's __init__ reaching into its own modules is not a cycle anyone trips on.
+        graph[name] = {d for d in deps if d != name and not d.startswith(name + ".")}
+    graphlib.TopologicalSorter(graph).prepare()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import socket
+import os
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,60 +21,22 @@ from . import wire
 from .engine import Engine
 from .errors import HiveError
 from .models import Approval
+from .verbs import VERBS, Field, Verb, check_fields
 
 log = logging.getLogger(__name__)
 
 ENGINE_THREADS = 64
 # Read-only verbs run on a pool of their own, which no write ever occupies.
 READ_THREADS = 4
-_TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
 
 
 @dataclass(frozen=True)
-class Field:
-    type: type
-    required: bool = True
+class Caller:
+    """Who is on the other end, as the kernel vouches."""
 
-
-def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
-    args = {}
-    for name, spec in fields.items():
-        if name not in request:
-            if spec.required:
-                raise HiveError(f"missing field `{name}`")
-            continue
-        value = request[name]
-        if value is None and not spec.required:
-            args[name] = None
-            continue
-        # bool is an int in Python; an id of `true` is still a wrong type.
-        if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
-            raise HiveError(f"field `{name}` must be {_TYPES[spec.type]}, not {type(value).__name__}")
-        args[name] = value
-    return args
-
-
-def _ack(_: object) -> dict:
-    return {}
-
-
-def _one_agent(scope: dict[str, Any]) -> str:
-    """The one agent a hyperhive `scope` names.
-
-    hyperhive reads a scope whose selectors are all empty as the whole hive;
-    here an action always names exactly one agent, so anything else is refused.
-    """
-    names = scope.get("agent_names")
-    if not isinstance(names, list) or not names:
-        raise HiveError("scope names no agent; name exactly one in scope.agent_names (an empty scope is never 'all')")
-    if len(names) != 1:
-        raise HiveError(f"scope names {len(names)} agents; name exactly one")
-    other = sorted(k for k, v in scope.items() if k != "agent_names" and v)
-    if other:
-        raise HiveError(f"scope selectors {', '.join(other)} are not supported; name one agent in agent_names")
-    if not isinstance(names[0], str):
-        raise HiveError(f"scope.agent_names must hold strings, not {type(names[0]).__name__}")
-    return names[0]
+    pid: int
+    uid: int
+    gid: int
 
 
 class Dispatcher:
@@ -89,86 +51,36 @@ class Dispatcher:
         # Approved work of each agent, in the order approved: one runs on a
         # thread, the rest wait here as tasks (agent -> [turn, how many hold or want it]).
         self._turns: dict[str, list] = {}
-        e = engine
-        self._verbs: dict[str, tuple[dict[str, Field], Callable[..., Awaitable[dict]]]] = {
-            "list": ({}, self._read(lambda: {"agents": e.agents()})),
-            "agent_status": ({}, self._read(lambda: {"agent_statuses": [r.to_wire() for r in e.status()]})),
-            "pending": ({}, self._read(lambda: {"approvals": [a.to_wire() for a in e.pending()]})),
-            "approvals": (
-                {"status": Field(str, False), "agent": Field(str, False)},
-                self._read(lambda status=None, agent=None: {
-                    "approvals": [a.to_wire() for a in e.approvals(status, agent)]}),
-            ),
-            "approval": ({"id": Field(int)}, self._read(lambda id: {"approval": e.approval(id).to_wire()})),
-            "approve": ({"id": Field(int)}, self._approve),
-            "deny": (
-                {"id": Field(int), "note": Field(str, False)},
-                self._sync(lambda id, note=None: {"approval": e.deny(id, note).to_wire()}),
-            ),
-            "request_apply_commit": (
-                {"agent": Field(str), "commit_ref": Field(str), "description": Field(str, False)},
-                self._sync(lambda agent, commit_ref, description=None: {
-                    "approval": e.request_apply_commit(agent, commit_ref, description).to_wire()}),
-            ),
-            "request_spawn": (
-                {"name": Field(str), "description": Field(str, False)},
-                self._sync(lambda name, description=None: {
-                    "approval": e.request_spawn(name, description).to_wire()}),
-            ),
-            "history": (
-                {"name": Field(str)},
-                self._read(lambda name: {"tags": [t.to_wire() for t in e.history(name)]}),
-            ),
-            "events": (
-                {"since": Field(int, False)},
-                self._read(lambda since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
-            ),
-            "meta_log": ({}, self._read(lambda: {"commits": [vars(c) for c in e.meta_log()]})),
-            "diff": ({"id": Field(int)}, self._read(lambda id: e.diff(id))),
-            "urls": ({}, self._read(lambda: {"urls": {"domain": socket.getfqdn(), "home": None}})),
-            "transients": ({}, self._read(lambda: {"transients": [t.to_wire() for t in e.transients_in_flight()]})),
-            "start": ({"scope": Field(dict)}, self._sync(lambda scope: _ack(e.start(_one_agent(scope))))),
-            "stop": (
-                {"scope": Field(dict), "graceful": Field(bool, False)},
-                self._sync(lambda scope, graceful=None: _ack(e.stop(_one_agent(scope), graceful is not False))),
-            ),
-            "restart": ({"name": Field(str)}, self._sync(lambda name: _ack(e.restart(name)))),
-            "rebuild": ({"name": Field(str)}, self._sync(lambda name: {"meta_commit": e.rebuild(name)})),
-            "destroy": (
-                {"name": Field(str), "purge": Field(bool, False)},
-                self._sync(lambda name, purge=None: {"warning": e.destroy(name, purge is True)}),
-            ),
-            "set_paused": (
-                {"name": Field(str), "paused": Field(bool)},
-                self._sync(lambda name, paused: {"agent_statuses": [e.set_paused(name, paused).to_wire()]}),
-            ),
-            "logs": (
-                # `follow: true` turns a socket connection into a stream; the server takes those.
-                {"name": Field(str), "lines": Field(int, False), "follow": Field(bool, False)},
-                self._sync(lambda name, lines=None, follow=None: {
-                    "lines": e.logs(name, 200 if lines is None else lines)}),
-            ),
-        }
+        # Every verb answered with one response: all but the subscriptions, which only stream.
+        self._verbs = {name: (verb.fields, self._runner(verb)) for name, verb in VERBS.items()
+                       if verb.call is not None or not verb.streams}
 
     @property
     def verbs(self) -> dict[str, dict[str, Field]]:
-        """Each verb carried out here, with its fields."""
+        """Each verb answered here, with its fields."""
         return {name: fields for name, (fields, _) in self._verbs.items()}
 
-    def _sync(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
-        return self._on(self._pool, fn)
-
-    def _read(self, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
-        return self._on(self._reads, fn)
+    def _runner(self, verb: Verb) -> Callable[..., Awaitable[dict]]:
+        if verb.name == "approve":
+            return self._approve
+        if verb.name == "whoami":
+            return self._whoami
+        assert verb.call is not None, f"{verb.name} has no engine call"
+        # Quick reads run on a pool no write ever occupies. A verb that can
+        # stream reads at the pace of a command or a file: it takes the
+        # engine's pool, leaving the read pool to the quick ones.
+        pool = self._reads if verb.reads_only and not verb.streams else self._pool
+        return self._on_pool(pool, functools.partial(verb.call, self.engine))
 
     @staticmethod
-    def _on(pool: ThreadPoolExecutor, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
+    def _on_pool(pool: ThreadPoolExecutor, fn: Callable[..., dict]) -> Callable[..., Awaitable[dict]]:
         async def run(**args: Any) -> dict:
             return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(fn, **args))
 
         return run
 
-    async def handle(self, request: object) -> dict[str, Any]:
+    async def handle(self, request: object, caller: Caller | None = None) -> dict[str, Any]:
+        """The answer to one request; `caller` is who sent it (None: this process)."""
         if not isinstance(request, dict):
             return wire.error(f"a request must be a JSON object, not {type(request).__name__}")
         cmd = request.get("cmd")
@@ -178,12 +90,22 @@ class Dispatcher:
             return wire.error(f"unknown verb {cmd!r}")
         fields, run = self._verbs[cmd]
         try:
-            return wire.ok(**await run(**check_fields(request, fields)))
+            args = check_fields(request, fields)
+            if cmd == "whoami":
+                args["caller"] = caller
+            return wire.ok(**await run(**args))
         except HiveError as e:
             return wire.error(str(e))
         except Exception as e:
             log.exception("verb %s failed", cmd)
             return wire.error(f"internal error in {cmd}: {type(e).__name__}: {e}")
+
+    @staticmethod
+    async def _whoami(caller: Caller | None) -> dict:
+        """Who sent the request, as the kernel reports it; in process, this process."""
+        if caller is None:
+            caller = Caller(os.getpid(), os.getuid(), os.getgid())
+        return {"pid": caller.pid, "uid": caller.uid, "gid": caller.gid}
 
     async def _approve(self, id: int) -> dict:
         """Claim at once, carry out in the background: a client that goes away

@@ -7,17 +7,15 @@ reads what another agent wrote: whoever can reach only the manager's socket
 cannot approve what it asked for.
 
 A socket's policy is checked once per request, before the request reaches
-the server's streams or the dispatcher, so a verb added to either is refused
-on the manager's socket until it is named here.
+the server's streams or the dispatcher, so a verb added to the table of
+verbs (verbs.py) is refused on the manager's socket until it is named here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
 from dataclasses import dataclass
 
-# Answered by the server itself, not the dispatcher.
-SERVER_VERBS = frozenset({"whoami", "subscribe", "subscribe_agent_status"})
+from .verbs import VERBS
 
 
 @dataclass(frozen=True)
@@ -27,15 +25,20 @@ class Policy:
     # The verbs it offers; None for every verb.
     verbs: frozenset[str] | None = None
 
-    def refusal(self, cmd: object, known: Container[str]) -> str | None:
+    def __post_init__(self) -> None:
+        if self.verbs is not None and not self.verbs <= VERBS.keys():
+            raise ValueError(f"the {self.holder} socket's policy names no such verb: "
+                             f"{', '.join(sorted(self.verbs - VERBS.keys()))}")
+
+    def refusal(self, cmd: object) -> str | None:
         """Why `cmd` is refused on this socket, or None if it may go on.
 
-        `known` holds the dispatcher's verbs: a verb it does not know is
-        refused as unknown, the same words the admin socket uses.
+        A verb the table does not hold is refused as unknown, the same words
+        the admin socket uses.
         """
         if self.verbs is None or not isinstance(cmd, str) or cmd in self.verbs:
             return None
-        if cmd in known or cmd in SERVER_VERBS:
+        if cmd in VERBS:
             return (f"{cmd!r} is the operator's: the {self.holder} socket does not offer it "
                     f"(it offers {', '.join(sorted(self.verbs))})")
         return f"unknown verb {cmd!r}"

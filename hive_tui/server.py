@@ -24,12 +24,12 @@ import stat
 import struct
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import wire
-from .dispatch import Dispatcher, Field, check_fields
+from .dispatch import Caller, Dispatcher
+from .verbs import VERBS, check_fields
 from .engine import Engine
 from .errors import HiveError
 from .logstream import follow_command
@@ -44,17 +44,10 @@ READ_CHUNK = 1 << 16
 SOCKET_UMASK = 0o117
 
 
-@dataclass(frozen=True)
-class Peer:
-    pid: int
-    uid: int
-    gid: int
-
-
-def peer_of(sock: socket.socket) -> Peer:
+def peer_of(sock: socket.socket) -> Caller:
     """Who is on the other end of a Unix socket, as the kernel vouches (SO_PEERCRED)."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return Peer(*struct.unpack("3i", creds))
+    return Caller(*struct.unpack("3i", creds))
 
 
 def bind_socket(path: Path, group: str | None = None) -> socket.socket:
@@ -136,7 +129,7 @@ class Server:
         self.group = group
         self.policy = policy
         self.dispatcher = Dispatcher(engine)
-        self.peers: list[Peer] = []
+        self.peers: list[Caller] = []
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task] = set()
         self._in_flight: set[asyncio.Task] = set()
@@ -189,7 +182,7 @@ class Server:
             self._connections.discard(task)
             writer.close()
 
-    def _answer(self, line: bytes | TooLong, peer: Peer):
+    def _answer(self, line: bytes | TooLong, peer: Caller):
         """The response to one line, or the stream it turns the connection into."""
         if isinstance(line, TooLong):
             return wire.error(f"request line over {wire.MAX_REQUEST} bytes; it was dropped"), None
@@ -200,20 +193,18 @@ class Server:
         except HiveError as e:
             return wire.error(str(e)), None
         cmd = request.get("cmd") if isinstance(request, dict) else None
-        if (refused := self.policy.refusal(cmd, self.dispatcher.verbs)) is not None:
+        if (refused := self.policy.refusal(cmd)) is not None:
             return wire.error(refused), None
-        if cmd == "whoami":
-            return wire.ok(pid=peer.pid, uid=peer.uid, gid=peer.gid), None
         if cmd in ("subscribe", "subscribe_agent_status"):
             return None, lambda r, w: self._subscription(r, w, rows_only=cmd == "subscribe_agent_status")
         if cmd == "logs" and isinstance(request, dict) and request.get("follow") is True:
             try:
-                args = check_fields(request, {"name": Field(str), "lines": Field(int, False)})
+                args = check_fields(request, VERBS["logs"].fields)
             except HiveError as e:
                 return wire.error(str(e)), None
             return None, lambda r, w: self._follow(r, w, args["name"], args.get("lines") or 200)
         # Its own task, shielded: a client that hangs up does not cut it short.
-        task = asyncio.create_task(self.dispatcher.handle(request))
+        task = asyncio.create_task(self.dispatcher.handle(request, peer))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
         return task, None

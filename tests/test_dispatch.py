@@ -4,6 +4,7 @@ as `ok: false`, and the embedded client's typed calls over them."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -60,6 +61,11 @@ def test_bad_requests_are_answered_and_change_nothing(engine, dispatcher, reques
     assert error in response["error"]
     assert tree_snapshot(engine.state.root) == before
     assert asyncio.run(dispatcher.handle({"cmd": "list"})) == wire.ok(agents=["alpha"])
+
+
+def test_whoami_in_process_is_this_process(dispatcher):
+    answer = asyncio.run(dispatcher.handle({"cmd": "whoami"}))
+    assert answer == wire.ok(pid=os.getpid(), uid=os.getuid(), gid=os.getgid())
 
 
 def test_unknown_keys_are_tolerated(dispatcher):

@@ -18,9 +18,8 @@ import pytest
 
 from hive_tui import gitrepo, wire
 from hive_tui.client.stream import UnixClient
-from hive_tui.dispatch import Dispatcher
-from hive_tui.engine import Engine
-from hive_tui.policy import MANAGER, SERVER_VERBS
+from hive_tui.policy import MANAGER, Policy
+from hive_tui.verbs import VERBS
 
 from .helpers import agent_files, tree_snapshot, wait_for
 from .serving import EXE, ServerProcess, raw_connection, seeded_hive, stop_agents
@@ -82,11 +81,8 @@ def observable(root) -> tuple:
 
 def every_verb(tmp_path) -> dict[str, dict]:
     """Each verb either socket could take, with its fields, read off the
-    dispatcher's own table: a verb added there is covered here unasked."""
-    with Engine(tmp_path / "table", locker="builtin") as engine:
-        dispatcher = Dispatcher(engine)
-        verbs = dispatcher.verbs
-    return {**verbs, **{name: {} for name in SERVER_VERBS}}
+    table of verbs: a verb added there is covered here unasked."""
+    return {name: verb.fields for name, verb in VERBS.items()}
 
 
 def well_formed(cmd: str, fields: dict, approval_id: int) -> dict:
@@ -233,6 +229,8 @@ def test_the_manager_policy_names_only_real_verbs(tmp_path):
     verbs = every_verb(tmp_path)
     assert MANAGER.verbs <= set(verbs)
     assert not MANAGER.verbs & {"approve", "deny", "start", "stop", "restart", "rebuild", "destroy", "set_paused"}
+    with pytest.raises(ValueError, match="names no such verb: aprove"):
+        Policy("manager's", frozenset({"list", "aprove"}))
 
 
 CONNECT = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('refused')\nelse:\n    print('connected')\n"

@@ -45,3 +45,23 @@ def test_the_import_graph_has_no_cycle():
         # A package's __init__ reaching into its own modules is not a cycle anyone trips on.
         graph[name] = {d for d in deps if d != name and not d.startswith(name + ".")}
     graphlib.TopologicalSorter(graph).prepare()
+
+
+def test_the_protocol_doc_lists_exactly_the_verbs():
+    """docs/protocol.md's table of verbs: each verb once, and whose it is (hyperhive's or ours)."""
+    from hive_tui.verbs import VERBS
+
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+    section = doc.split("\n## Verbs\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \|[^|]*\|[^|]*\| (hyperhive's|ours)", section, re.M)
+    assert sorted(name for name, _ in rows) == sorted(VERBS)
+    assert {name for name, whose in rows if whose == "hyperhive's"} == {n for n, v in VERBS.items() if v.hyperhive}
+
+
+def test_every_verb_that_answers_once_has_a_client_call():
+    """The typed client speaks every verb the dispatcher answers; the streams have calls of their own."""
+    from hive_tui.verbs import VERBS
+
+    client = (ROOT / "hive_tui" / "client" / "base.py").read_text()
+    asked = set(re.findall(r'"cmd": "(\w+)"', client))
+    assert {n for n, v in VERBS.items() if not v.streams or v.call is not None} <= asked

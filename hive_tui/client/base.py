@@ -144,6 +144,9 @@ class HiveClient(abc.ABC):
         additions, deletions), `patch` and `truncated`."""
         return await self.request({"cmd": "diff", "id": id})
 
+    async def urls(self) -> dict[str, Any]:
+        return dict((await self.request({"cmd": "urls"})).get("urls") or {})
+
     async def whoami(self) -> dict[str, Any]:
         return await self.request({"cmd": "whoami"})
 

@@ -20,15 +20,11 @@ from typing import Any
 
 from .. import wire
 from ..errors import HiveError
+from ..verbs import READ_ONLY
 from .base import Feed, HiveClient, LinkState
 
 log = logging.getLogger(__name__)
 
-# Verbs that only read: safe to send again on a new connection.
-READ_ONLY = frozenset({
-    "list", "agent_status", "pending", "approvals", "approval", "history", "events",
-    "meta_log", "transients", "logs", "diff", "urls", "whoami",
-})
 # Big enough for a status of thousands of agents.
 MAX_RESPONSE = 64 << 20
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0

@@ -1,0 +1,152 @@
+"""The wire's verbs, each written once.
+
+hyperhive's own client keeps its verbs as one enum that the daemon matches
+on, so a verb cannot exist on one side only. This table is that enum here:
+the dispatcher carries out its entries (and knows no others), the clients
+learn from it which requests they may send again, the manager's socket
+checks its list against it, the capability list is its names, and a test
+holds docs/protocol.md to it.
+
+Nothing here imports the host side: a remote client loads this table
+without the engine it names.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import HiveError
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+_TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
+
+
+@dataclass(frozen=True)
+class Field:
+    type: type
+    required: bool = True
+
+
+def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
+    """The request's fields, checked against `fields`: missing, or of the wrong type, is refused by name."""
+    args = {}
+    for name, spec in fields.items():
+        if name not in request:
+            if spec.required:
+                raise HiveError(f"missing field `{name}`")
+            continue
+        value = request[name]
+        if value is None and not spec.required:
+            args[name] = None
+            continue
+        # bool is an int in Python; an id of `true` is still a wrong type.
+        if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
+            raise HiveError(f"field `{name}` must be {_TYPES[spec.type]}, not {type(value).__name__}")
+        args[name] = value
+    return args
+
+
+def one_agent(scope: dict[str, Any]) -> str:
+    """The one agent a hyperhive `scope` names.
+
+    hyperhive reads a scope whose selectors are all empty as the whole hive;
+    here an action always names exactly one agent, so anything else is refused.
+    """
+    names = scope.get("agent_names")
+    if not isinstance(names, list) or not names:
+        raise HiveError("scope names no agent; name exactly one in scope.agent_names (an empty scope is never 'all')")
+    if len(names) != 1:
+        raise HiveError(f"scope names {len(names)} agents; name exactly one")
+    other = sorted(k for k, v in scope.items() if k != "agent_names" and v)
+    if other:
+        raise HiveError(f"scope selectors {', '.join(other)} are not supported; name one agent in agent_names")
+    if not isinstance(names[0], str):
+        raise HiveError(f"scope.agent_names must hold strings, not {type(names[0]).__name__}")
+    return names[0]
+
+
+EngineCall = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    # Changes nothing, so a client may send it again on a new connection.
+    reads_only: bool = False
+    # Can turn its connection into a stream: always (the subscriptions), or
+    # with `follow: true` (logs).
+    streams: bool = False
+    # hyperhive's own daemon has it too (HOST_SOCK.md); the rest are ours.
+    hyperhive: bool = False
+    # The engine call, given the engine and the request's checked fields; it
+    # returns the answer's payload. None: the dispatcher's own (it claims an
+    # approval and carries it out in the background, answers who is asking,
+    # or streams).
+    call: EngineCall | None = None
+
+
+def _ack(_: object) -> dict[str, Any]:
+    return {}
+
+
+def _table(*verbs: Verb) -> dict[str, Verb]:
+    return {v.name: v for v in verbs}
+
+
+VERBS: dict[str, Verb] = _table(
+    Verb("list", reads_only=True, hyperhive=True, call=lambda e: {"agents": e.agents()}),
+    Verb("agent_status", reads_only=True, hyperhive=True,
+         call=lambda e: {"agent_statuses": [r.to_wire() for r in e.status()]}),
+    Verb("subscribe_agent_status", reads_only=True, streams=True, hyperhive=True),
+    Verb("subscribe", reads_only=True, streams=True),
+    Verb("pending", reads_only=True, hyperhive=True,
+         call=lambda e: {"approvals": [a.to_wire() for a in e.pending()]}),
+    Verb("approvals", {"status": Field(str, False), "agent": Field(str, False)}, reads_only=True,
+         call=lambda e, status=None, agent=None: {"approvals": [a.to_wire() for a in e.approvals(status, agent)]}),
+    Verb("approval", {"id": Field(int)}, reads_only=True,
+         call=lambda e, id: {"approval": e.approval(id).to_wire()}),
+    Verb("approve", {"id": Field(int)}, hyperhive=True),
+    Verb("deny", {"id": Field(int), "note": Field(str, False)}, hyperhive=True,
+         call=lambda e, id, note=None: {"approval": e.deny(id, note).to_wire()}),
+    Verb("request_apply_commit", {"agent": Field(str), "commit_ref": Field(str), "description": Field(str, False)},
+         call=lambda e, agent, commit_ref, description=None: {
+             "approval": e.request_apply_commit(agent, commit_ref, description).to_wire()}),
+    Verb("request_spawn", {"name": Field(str), "description": Field(str, False)},
+         call=lambda e, name, description=None: {"approval": e.request_spawn(name, description).to_wire()}),
+    Verb("history", {"name": Field(str)}, reads_only=True,
+         call=lambda e, name: {"tags": [t.to_wire() for t in e.history(name)]}),
+    Verb("events", {"since": Field(int, False)}, reads_only=True,
+         call=lambda e, since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
+    Verb("meta_log", reads_only=True, call=lambda e: {"commits": [vars(c) for c in e.meta_log()]}),
+    Verb("diff", {"id": Field(int)}, reads_only=True, call=lambda e, id: e.diff(id)),
+    Verb("urls", reads_only=True, hyperhive=True,
+         call=lambda e: {"urls": {"domain": socket.getfqdn(), "home": None}}),
+    Verb("transients", reads_only=True,
+         call=lambda e: {"transients": [t.to_wire() for t in e.transients_in_flight()]}),
+    Verb("start", {"scope": Field(dict)}, hyperhive=True, call=lambda e, scope: _ack(e.start(one_agent(scope)))),
+    Verb("stop", {"scope": Field(dict), "graceful": Field(bool, False)}, hyperhive=True,
+         call=lambda e, scope, graceful=None: _ack(e.stop(one_agent(scope), graceful is not False))),
+    Verb("restart", {"name": Field(str)}, hyperhive=True, call=lambda e, name: _ack(e.restart(name))),
+    Verb("rebuild", {"name": Field(str)}, call=lambda e, name: {"meta_commit": e.rebuild(name)}),
+    Verb("destroy", {"name": Field(str), "purge": Field(bool, False)},
+         call=lambda e, name, purge=None: {"warning": e.destroy(name, purge is True)}),
+    Verb("set_paused", {"name": Field(str), "paused": Field(bool)}, hyperhive=True,
+         call=lambda e, name, paused: {"agent_statuses": [e.set_paused(name, paused).to_wire()]}),
+    Verb("logs", {"name": Field(str), "lines": Field(int, False), "follow": Field(bool, False)},
+         reads_only=True, streams=True,
+         call=lambda e, name, lines=None, follow=None: {"lines": e.logs(name, 200 if lines is None else lines)}),
+    Verb("whoami", reads_only=True),
+)
+
+# Safe to send again on a new connection: a lost answer changed nothing.
+READ_ONLY = frozenset(v.name for v in VERBS.values() if v.reads_only)
+# What this daemon offers, for a client to check before it asks.
+CAPABILITIES = tuple(VERBS)
+# The verbs hyperhive's own daemon offers too.
+HYPERHIVE = frozenset(v.name for v in VERBS.values() if v.hyperhive)

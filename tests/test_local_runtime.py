@@ -231,3 +231,15 @@ def test_the_supervisor_needs_nothing_but_the_standard_library(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "hi\n[hive-tui] sh exited with code 3\n"
     assert json.loads((tmp_path / "exit.json").read_text())["code"] == 3
+
+
+@pytest.mark.parametrize("record", ['{"pid": "1; rm -rf /"}', '{"ticks": 5}', '{"pid": 1}', '{"pid": 2.5}', '[]'])
+def test_a_mangled_run_record_reads_as_not_running(engine, record):
+    engine.install_agent("alpha", agent_files())
+    engine.stop("alpha")
+    (engine.state.container("alpha") / "run.json").write_text(record)
+    row = engine.agent_status("alpha")
+    assert (row.running, row.failed) == (False, False)
+    engine.stop("alpha")  # a stop with nothing recorded to signal is a no-op
+    engine.start("alpha")
+    assert engine.agent_status("alpha").running

@@ -162,11 +162,11 @@ class LocalRuntime:
         if not cdir.is_dir():
             raise NotFound(f"agent {name} has no container")
         set_marker(cdir / "stopped", True)
-        info = read_json(cdir / "run.json")
-        if info is None:
+        recorded = _supervisor(cdir)
+        if recorded is None:
             return
-        pid = info["pid"]
-        if is_alive(pid, info.get("ticks")):
+        pid, ticks = recorded
+        if is_alive(pid, ticks):
             # The supervisor leads the agent's process group: stopped means every
             # process of that group is gone, not only the supervisor.
             if graceful:
@@ -189,11 +189,11 @@ class LocalRuntime:
     def run_state(self, name: str) -> RunState:
         cdir = self._dir(name)
         self._reap(name)
-        info = read_json(cdir / "run.json")
-        if info is None:
+        recorded = _supervisor(cdir)
+        if recorded is None:
             return RunState()
         exit_record = read_json(cdir / "exit.json")
-        if exit_record is None and is_alive(info["pid"], info.get("ticks")):
+        if exit_record is None and is_alive(*recorded):
             return RunState(running=True)
         if is_marker(cdir / "stopped"):
             return RunState()
@@ -201,3 +201,14 @@ class LocalRuntime:
         return RunState(failed=exit_record is None or exit_record.get("code") != 0)
 
 
+def _supervisor(cdir: Path) -> tuple[int, int | None] | None:
+    """The recorded supervisor's pid and start ticks; None when run.json is
+    missing or does not hold a pid this runtime could have recorded, so a
+    mangled record reads as "not running" instead of failing every status."""
+    info = read_json(cdir / "run.json")
+    if info is None:
+        return None
+    pid, ticks = info.get("pid"), info.get("ticks")
+    if type(pid) is not int or pid <= 1:
+        return None
+    return pid, ticks if type(ticks) is int else None

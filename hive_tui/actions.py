@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ ACTIONS = (
 )
 
 
-def bindings(scope: str, via_app: bool = True) -> list[Binding]:
+def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     """The bindings of one scope; widgets route them to the app's actions."""
     prefix = "app." if via_app else ""
     return [

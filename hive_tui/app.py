@@ -329,7 +329,8 @@ class HiveApp(App[None]):
 
     @on(DataTable.RowHighlighted, "#approvals")
     def _approval_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.show_diff(int(event.row_key.value))
+        if event.row_key.value is not None:
+            self.show_diff(int(event.row_key.value))
 
     @work(exclusive=True, group="diff")
     async def show_diff(self, id: int) -> None:

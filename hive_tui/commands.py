@@ -3,17 +3,23 @@ jump to, views and hosts, each findable by name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from .actions import ACTIONS
 
+if TYPE_CHECKING:
+    from .app import HiveApp
+
 
 class HiveCommands(Provider):
-    def _entries(self) -> list[tuple[str, str, object]]:
-        app = self.app
-        entries: list[tuple[str, str, object]] = []
+    def _entries(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        # The palette is only ever opened on the console.
+        app = cast("HiveApp", self.app)
+        entries: list[tuple[str, str, Callable[[], Any]]] = []
         agent = app.selected_agent()
         if agent:
             for a in ACTIONS:

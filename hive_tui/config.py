@@ -33,6 +33,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import platformdirs
@@ -251,7 +252,7 @@ def _host(name: str, key: Node, node: Node) -> Host:
     for field in _REQUIRES[transport]:
         if field not in fields:
             raise _at(key, f"{what}: {transport} hosts need {field}")
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for field, (_, vnode) in fields.items():
         try:
             if field == "socket":

@@ -25,7 +25,7 @@ class Wire:
     """Mixin: `to_wire()` and a tolerant `from_wire()` for a dataclass."""
 
     def to_wire(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[arg-type]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_wire(cls: type[T], data: dict[str, Any]) -> T:

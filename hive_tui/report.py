@@ -78,7 +78,7 @@ def history_table(tags: list[TagRecord]) -> str:
 def events_table(events: list[Event]) -> str:
     if not events:
         return "no events"
-    rows = []
+    rows: list[Sequence[str]] = []
     for e in events:
         detail = " ".join(
             f"{k}={one_line(str(v), 60)}" for k, v in

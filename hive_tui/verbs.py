@@ -34,7 +34,7 @@ class Field:
 
 def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
     """The request's fields, checked against `fields`: missing, or of the wrong type, is refused by name."""
-    args = {}
+    args: dict[str, Any] = {}
     for name, spec in fields.items():
         if name not in request:
             if spec.required:

@@ -12,14 +12,14 @@ import json
 from typing import Any
 
 from .errors import HiveError
-from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
+from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient, Wire
 
 VERSION = 1
 # The longest request line a server reads; a longer one is answered with an error.
 MAX_REQUEST = 1 << 20
 
 # Pushed items: the payload key each model travels under.
-PUSH_KEYS: dict[type, str] = {
+PUSH_KEYS: dict[type[Wire], str] = {
     DeployStep: "deploy_step",
     Approval: "approval",
     Event: "event",
@@ -43,8 +43,9 @@ def push(item: object) -> dict[str, Any] | None:
     """The message that carries a pushed engine item, or None for items not on the wire."""
     if isinstance(item, AgentStatus):
         return ok(agent_statuses=[item.to_wire()])
-    key = PUSH_KEYS.get(type(item))
-    return ok(**{key: item.to_wire()}) if key else None
+    if isinstance(item, Wire) and (key := PUSH_KEYS.get(type(item))):
+        return ok(**{key: item.to_wire()})
+    return None
 
 
 def decode_push(message: dict[str, Any]) -> object | None:

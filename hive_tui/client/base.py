@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,7 +151,7 @@ class HiveClient(abc.ABC):
         return await self.request({"cmd": "whoami"})
 
     @abc.abstractmethod
-    def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
+    def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
         """The agent's last `lines` log lines, then each new one as it is written."""
 
 

@@ -85,6 +85,8 @@ async def open_client(host: Host | None, state: Path | None = None, options: Eng
     if host.transport == "unix":
         from .stream import UnixClient
 
+        if host.socket is None:
+            raise HiveError(f"host {host.name} names no socket")
         return UnixClient(host.socket)
     from .ssh import SshClient
 

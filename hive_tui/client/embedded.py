@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import aclosing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from .. import wire
@@ -44,7 +44,7 @@ class EmbeddedClient(HiveClient):
 
         return Feed(start)
 
-    async def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
+    async def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
         argv = await asyncio.to_thread(self.engine.log_argv, name, lines, True)
         # aclosing: the command is killed as soon as our caller stops, not at garbage collection.
         async with aclosing(follow_command(argv)) as followed:

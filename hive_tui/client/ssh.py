@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncssh
 
@@ -175,7 +175,7 @@ class SshClient(StreamClient):
         try:
             self._ssh = await asyncssh.connect(h.hostname, port=h.port or (), options=await self.options())
         except asyncssh.HostKeyNotVerifiable:
-            raise await explain_refused_key(h.hostname, h.port) from None
+            raise await explain_refused_key(cast(str, h.hostname), h.port) from None
         except asyncssh.PermissionDenied as e:
             raise HiveError(f"{self.label}: permission denied ({e.reason})") from None
         except (OSError, asyncssh.Error, asyncio.TimeoutError) as e:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from .. import wire
@@ -167,7 +167,7 @@ class StreamClient(HiveClient):
         finally:
             await _close(writer)
 
-    async def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
+    async def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
         reader, writer = await self._dial()
         try:
             writer.write(wire.encode({"cmd": "logs", "name": name, "lines": lines, "follow": True}))

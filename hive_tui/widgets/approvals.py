@@ -33,7 +33,7 @@ class ApprovalTable(DataTable):
         if self.row_count == 0:
             return None
         key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        return self.items.get(int(key))
+        return self.items.get(int(key)) if key is not None else None
 
     def shows(self, a: Approval) -> bool:
         if not self.show_resolved and a.status != "pending":

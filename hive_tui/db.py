@@ -172,6 +172,7 @@ class _Txn:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (a.agent, a.kind, a.commit_ref, a.fetched_sha, a.description, a.requested_at or rfc3339()),
         )
+        assert cur.lastrowid is not None, "an INSERT always sets lastrowid"
         return self.approval(cur.lastrowid)
 
     def approval(self, id: int) -> Approval:

@@ -193,7 +193,8 @@ class Deployer:
         self.emit(done)
         return done
 
-    def resolve(self, approval: Approval, status: str, tag: str | None, sha: str, error: str | None) -> Approval:
+    def resolve(self, approval: Approval, status: str, tag: str | None, sha: str | None,
+                error: str | None) -> Approval:
         """Record the outcome: journal, approval and events in one transaction, then tell watchers."""
         id, name = approval.id, approval.agent
         state = tag.split("/")[0] if tag else status

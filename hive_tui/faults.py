@@ -50,8 +50,8 @@ def error_point(name: str) -> None:
         if armed is None or armed[1] == 0:
             return
         armed[1] -= 1
-        code = armed[0]
-    raise _error(code, name)
+        number = armed[0]
+    raise _error(number, name)
 
 
 def _error(code: int, point: str) -> OSError:

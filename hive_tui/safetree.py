@@ -175,8 +175,8 @@ def _object(repo: pygit2.Repository, oid: pygit2.Oid, kind: ObjectType, path: by
 
 
 def _sync_dir(repo: pygit2.Repository, dfd: int, want: Plan, keep: frozenset[bytes]) -> None:
-    for name in os.listdir(dfd):
-        raw = os.fsencode(name)
+    for entry in os.listdir(dfd):
+        raw = os.fsencode(entry)
         if raw not in want and raw not in keep:
             _remove(dfd, raw)
     for name, value in want.items():

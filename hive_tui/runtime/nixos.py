@@ -158,6 +158,9 @@ class NixosRuntime:
             return RunState(failed=True)
         return RunState()
 
+    def log_file(self, name: str) -> None:
+        return None  # the journal is read through journalctl
+
     def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
         argv = ["journalctl", f"--machine={_container(name)}", "--no-pager",
                 "--output=short-iso", "--lines", str(int(lines))]

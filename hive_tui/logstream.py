@@ -166,11 +166,12 @@ class _LogFile:
         data = os.pread(self.fd, size - start, start)
         self.pos = start + len(data)
         end = data.rfind(b"\n") + 1
-        self.partial += data[end:]
         pieces = data[:end].split(b"\n")[:-1]
         if start > 0 and pieces:
             pieces = pieces[1:]  # the first may be the end of a line cut off by the limit
-        return [self._text(p) for p in pieces[-count:]] if count > 0 else []
+        found = [_too_long() if len(p) > LINE_LIMIT else self._text(p) for p in pieces[-count:]] if count > 0 else []
+        # The unfinished last line waits for its end, as any other.
+        return found + list(self._split(data[end:]))
 
     def new_lines(self) -> Iterator[str]:
         """Every complete line added since the last call, across a truncation or a new file."""

@@ -47,7 +47,7 @@ READ_CHUNK = 1 << 16
 # The kernel trims it to net.core.somaxconn; 128 turned clients away when a
 # few hundred connected at once.
 LISTEN_BACKLOG = 4096
-MAX_CONNECTIONS = 1000
+MAX_CONNECTIONS = 4000
 # Descriptors the connections never take: the engine's own work (builds and
 # their pipes, git, the database, the meta flake) needs them.
 RESERVED_FDS = 256
@@ -241,6 +241,9 @@ class Server:
             task = asyncio.create_task(self._connection(conn))
             # Counted from now, not from when the task first runs.
             self._connections.add(task)
+            # sock_accept does not yield while connections are queued: let the
+            # ones taken run, rather than take the whole queue first.
+            await asyncio.sleep(0)
 
     async def _connection(self, conn: socket.socket) -> None:
         try:

@@ -10,7 +10,7 @@ from typing import Any
 from .. import wire
 from ..dispatch import Dispatcher
 from ..engine import Engine
-from ..logstream import follow_command
+from ..logstream import follow, log_source
 from .base import Feed, HiveClient
 
 
@@ -45,9 +45,9 @@ class EmbeddedClient(HiveClient):
         return Feed(start)
 
     async def follow_logs(self, name: str, lines: int = 200) -> AsyncIterator[str]:
-        argv = await asyncio.to_thread(self.engine.log_argv, name, lines, True)
-        # aclosing: the command is killed as soon as our caller stops, not at garbage collection.
-        async with aclosing(follow_command(argv)) as followed:
+        source = await asyncio.to_thread(log_source, self.engine, name, lines)
+        # aclosing: the follower ends as soon as our caller stops, not at garbage collection.
+        async with aclosing(follow(source, lines)) as followed:
             async for line in followed:
                 yield line
 

@@ -2,7 +2,7 @@
 machine and the date. Each figure is a median of several runs; nothing here
 asserts a time.
 
-    .venv/bin/python benchmarks/run.py [--runs 5]
+    .venv/bin/python benchmarks/run.py [--runs 5] [--only server-rss]
 """
 
 from __future__ import annotations
@@ -31,16 +31,35 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
+def server_rss(runs: int, figure) -> None:
+    """The server's resident memory, idle and after clients that try to exhaust it."""
+    subscribers, pushes, cycles = 1000, 2000, 100_000
+    results = [server.server_rss(subscribers, pushes, cycles) for _ in range(max(1, runs // 2))]
+    idle, after_subscribers, after_cycles = (statistics.median(r[k] for r in results)
+                                             for k in ("idle", "subscribers", "cycles"))
+    figure("server RSS idle, MiB", f"{idle:.0f}")
+    figure(f"server RSS, {subscribers} subscribers that never read, {pushes} pushes, MiB (idle +)",
+           f"{after_subscribers:.0f} (+{after_subscribers - idle:.0f})")
+    figure(f"server RSS after {cycles} connect/close cycles more, MiB (idle +)",
+           f"{after_cycles:.0f} (+{after_cycles - idle:.0f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="hive-tui benchmarks")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians)")
     parser.add_argument("--out", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    parser.add_argument("--only", choices=["server-rss"],
+                        help="print only these figures, and leave the file alone")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
 
     def figure(name: str, value: str) -> None:
         rows.append((name, value))
         print(f"{name:<62} {value}", flush=True)
+
+    if args.only == "server-rss":
+        server_rss(args.runs, figure)
+        return
 
     ours, git = deploys.deploy_overhead(args.runs)
     figure("deploy overhead (all but build and nix), ms", f"{ours * 1000:.0f}")
@@ -62,6 +81,7 @@ def main() -> None:
         latency = statistics.median(server.feed_latency(ssh=ssh) for _ in range(max(1, args.runs // 2)))
         figure(f"status feed to 50 subscribers over {'SSH on 127.0.0.1' if ssh else 'a Unix socket'}, ms",
                f"{latency * 1000:.1f}")
+    server_rss(args.runs, figure)
 
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     args.out.write_text(

@@ -1,11 +1,16 @@
-"""Server benchmark: how long a status change takes to reach 50 subscribed
-clients, over a local Unix socket and over SSH on 127.0.0.1."""
+"""Server benchmarks: how long a status change takes to reach 50 subscribed
+clients, over a local Unix socket and over SSH on 127.0.0.1; and what clients
+cost the server in memory (subscribers that never read, connections that
+come and go)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -93,4 +98,87 @@ def feed_latency(subscribers: int = 50, changes: int = 20, ssh: bool = False) ->
                 engine.runtime.stop(name)
         os.environ.clear()
         os.environ.update(saved)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- what clients cost the server: its resident memory, from /proc
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _connect(sock: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(sock))
+    return s
+
+
+async def _toggle(sock: Path, times: int) -> None:
+    c = UnixClient(str(sock))
+    for i in range(times):
+        await c.set_paused("alpha", i % 2 == 0)
+    await c.close()
+
+
+def _settled(sock: Path) -> None:
+    """Returns once the server answers again: connections still queued from a
+    burst may be refused (at the cap) until it has caught up with them."""
+    for _ in range(10_000):
+        s = _connect(sock)
+        try:
+            try:
+                s.sendall(b'{"cmd": "whoami"}\n')
+            except BrokenPipeError:
+                pass
+            if json.loads(s.makefile("rb").readline()).get("ok"):
+                return
+        finally:
+            s.close()
+    raise RuntimeError("the server never caught up with the connections")
+
+
+def server_rss(subscribers: int = 1000, pushes: int = 2000, cycles: int = 100_000) -> dict[str, float]:
+    """The server's RSS in MiB: idle, after `subscribers` that never read got
+    `pushes` pushes (while they are still connected), and after `cycles`
+    connect/close cycles on top."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < subscribers + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, subscribers + 256), hard))
+    root = Path(tempfile.mkdtemp(prefix="hive-bench-"))
+    server = None
+    try:
+        with Engine(root / "hive", locker="builtin") as engine:
+            engine.install_agent("alpha", new_agent_files("alpha"))
+        sock = root / "host.sock"
+        server = subprocess.Popen([str(EXE), "--state", str(root / "hive"), "--locker", "builtin", "serve",
+                                   "--socket", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while not sock.exists():
+            time.sleep(0.05)
+        asyncio.run(_toggle(sock, 50))
+        figures = {"idle": _rss_mb(server.pid)}
+        stuck = []
+        for _ in range(subscribers):
+            s = _connect(sock)
+            s.sendall(b'{"cmd": "subscribe"}\n')
+            stuck.append(s)
+        asyncio.run(_toggle(sock, pushes))
+        figures["subscribers"] = _rss_mb(server.pid)
+        for s in stuck:
+            s.close()
+        for _ in range(cycles):
+            _connect(sock).close()
+        _settled(sock)
+        figures["cycles"] = _rss_mb(server.pid)
+        return figures
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(60)
+        with Engine(root / "hive", locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+            for name in engine.runtime.containers():
+                engine.runtime.stop(name)
         shutil.rmtree(root, ignore_errors=True)

@@ -12,14 +12,16 @@ import asyncio
 import functools
 import logging
 import os
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 from . import wire
 from .engine import Engine
 from .errors import HiveError
+from .logstream import follow, log_source
 from .models import Approval
 from .verbs import VERBS, Field, Verb, check_fields
 
@@ -106,6 +108,28 @@ class Dispatcher:
         if caller is None:
             caller = Caller(os.getpid(), os.getuid(), os.getgid())
         return {"pid": caller.pid, "uid": caller.uid, "gid": caller.gid}
+
+    async def follow_logs(self, name: str, lines: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """`logs` with `follow: true`, as the messages the socket carries: an
+        ack, then a message per line; or an error, and the stream ends.
+
+        The socket server and the embedded client both follow logs through
+        this one stream. Whatever it holds (a file, a command) is let go as
+        soon as its caller stops.
+        """
+        lines = lines or 200
+        try:
+            source = await asyncio.to_thread(log_source, self.engine, name, lines)
+        except HiveError as e:
+            yield wire.error(str(e))
+            return
+        yield wire.ok()
+        try:
+            async with aclosing(follow(source, lines)) as followed:
+                async for line in followed:
+                    yield wire.ok(line=line)
+        except HiveError as e:
+            yield wire.error(str(e))
 
     async def _approve(self, id: int) -> dict:
         """Claim at once, carry out in the background: a client that goes away

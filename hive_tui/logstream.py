@@ -1,18 +1,63 @@
-"""Following a command's output line by line, without blocking the event loop."""
+"""Following an agent's log line by line, without blocking the event loop.
+
+Where the runtime keeps the log in a file (the local runtime), it is followed
+in this process: no child process to outlive its reader, and one inotify
+instance shared by every follower (the kernel allows a user few of them).
+Where the log is a command's output (journalctl on NixOS), the command runs
+in its own process group and is killed as soon as its reader stops.
+
+Either way a follower lives exactly as long as whoever iterates it: stop
+iterating (or close the iterator) and it is gone.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
+import logging
+import os
 import signal
+import stat
+import struct
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import aclosing
+from pathlib import Path
 
+from .errors import HiveError
 from .runtime.procs import signal_group
 
+log = logging.getLogger(__name__)
+
 LINE_LIMIT = 1 << 20
+# How far back from the end a follower looks for its first lines: a log of
+# huge lines must not make one request read gigabytes.
+BACKLOG_LIMIT = 8 << 20
+READ_CHUNK = 1 << 16
+
+LogSource = Path | list[str]
 
 
-async def follow_command(argv: list[str]) -> AsyncIterator[str]:
+def log_source(engine, name: str, lines: int) -> LogSource:
+    """What to follow for `name`'s log: its file, or the command that prints it.
+
+    Raises HiveError for an unknown agent or a bad `lines`, before anything runs.
+    """
+    argv = engine.log_argv(name, lines, True)
+    path = engine.runtime.log_file(name)
+    return argv if path is None else path
+
+
+async def follow(source: LogSource, lines: int) -> AsyncGenerator[str, None]:
+    """The last `lines` lines of `source`, then each new one until the caller stops."""
+    followed = follow_file(source, lines) if isinstance(source, Path) else follow_command(source)
+    async with aclosing(followed):
+        async for line in followed:
+            yield line
+
+
+async def follow_command(argv: list[str]) -> AsyncGenerator[str, None]:
     """Each line `argv` prints, until it exits or the caller stops iterating.
 
     The command runs in its own process group and is killed when the caller
@@ -28,7 +73,7 @@ async def follow_command(argv: list[str]) -> AsyncIterator[str]:
             try:
                 raw = await proc.stdout.readline()
             except ValueError:
-                yield f"[a line over {LINE_LIMIT} bytes was left out]"
+                yield _too_long()
                 continue
             if not raw:
                 break
@@ -37,3 +82,261 @@ async def follow_command(argv: list[str]) -> AsyncIterator[str]:
         if proc.returncode is None:
             signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
+
+
+async def follow_file(path: Path, lines: int) -> AsyncGenerator[str, None]:
+    """The last `lines` lines of the file at `path`, then each line added to it.
+
+    Follows the name, as `tail --follow=name --retry` does: a file that does
+    not exist yet is waited for, and one replaced (an agent restarted into a
+    new log) is read to its end and then left for the new one. Only a regular
+    file is read, never through a symlink. Ends when the folder holding the
+    file is removed.
+    """
+    watch = _Inotify.of_loop().watch(path.parent, path.name)
+    reader = _LogFile(path)
+    try:
+        for line in reader.last(lines):
+            yield line
+        while True:
+            for line in reader.new_lines():
+                yield line
+            if watch.gone:
+                return
+            await watch.changed()
+    finally:
+        watch.close()
+        reader.close()
+
+
+def _too_long() -> str:
+    return f"[a line over {LINE_LIMIT} bytes was left out]"
+
+
+class _LogFile:
+    """One log file read as it grows, by name: reopened when the name points at a new file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+        self.identity: tuple[int, int] | None = None
+        self.pos = 0
+        self.partial = bytearray()
+        self.skipping = False
+        self.refused: str | None = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _open(self) -> bool:
+        """Open what the name holds now; False (and one warning) when it is not a regular file."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            self._refuse(f"cannot open it: {e.strerror}" if e.errno != errno.ELOOP else "it is a symlink")
+            return False
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            self._refuse("it is not a regular file")
+            return False
+        self.close()
+        self.fd, self.identity, self.pos = fd, (st.st_dev, st.st_ino), 0
+        self.partial.clear()
+        self.skipping = False
+        self.refused = None
+        return True
+
+    def _refuse(self, why: str) -> None:
+        if self.refused != why:
+            log.warning("not following %s: %s", self.path, why)
+        self.refused = why
+
+    def last(self, count: int) -> list[str]:
+        """The last `count` complete lines; reading then goes on from the end."""
+        if not self._open():
+            return []
+        assert self.fd is not None
+        size = os.fstat(self.fd).st_size
+        start = max(0, size - BACKLOG_LIMIT)
+        data = os.pread(self.fd, size - start, start)
+        self.pos = start + len(data)
+        end = data.rfind(b"\n") + 1
+        pieces = data[:end].split(b"\n")[:-1]
+        if start > 0 and pieces:
+            pieces = pieces[1:]  # the first may be the end of a line cut off by the limit
+        found = [_too_long() if len(p) > LINE_LIMIT else self._text(p) for p in pieces[-count:]] if count > 0 else []
+        # The unfinished last line waits for its end, as any other.
+        return found + list(self._split(data[end:]))
+
+    def new_lines(self) -> Iterator[str]:
+        """Every complete line added since the last call, across a truncation or a new file."""
+        yield from self._read_on()
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if (st.st_dev, st.st_ino) == self.identity:
+            return
+        # A new file under the name: the old one is read to its end (done above), then the new from its start.
+        if self._open():
+            yield from self._read_on()
+
+    def _read_on(self) -> Iterator[str]:
+        if self.fd is None:
+            return
+        if os.fstat(self.fd).st_size < self.pos:
+            # Truncated in place: start again from the top.
+            self.pos = 0
+            self.partial.clear()
+            self.skipping = False
+        while chunk := os.pread(self.fd, READ_CHUNK, self.pos):
+            self.pos += len(chunk)
+            yield from self._split(chunk)
+
+    def _split(self, chunk: bytes) -> Iterator[str]:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            piece = chunk[start:end]
+            start = end + 1
+            if self.skipping:
+                self.skipping = False
+            elif len(self.partial) + len(piece) > LINE_LIMIT:
+                yield _too_long()
+            else:
+                self.partial += piece
+                yield self._text(bytes(self.partial))
+            self.partial.clear()
+        rest = chunk[start:]
+        if self.skipping:
+            return
+        if len(self.partial) + len(rest) > LINE_LIMIT:
+            yield _too_long()
+            self.partial.clear()
+            self.skipping = True
+        else:
+            self.partial += rest
+
+    @staticmethod
+    def _text(raw: bytes) -> str:
+        return raw.decode("utf-8", "replace").rstrip("\r")
+
+
+# -- inotify, through libc (the standard library has no binding)
+
+_IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
+_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ONLYDIR, _IN_DONT_FOLLOW = 0x4000, 0x8000, 0x1000000, 0x2000000
+_DIR_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
+             | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW)
+_DIR_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
+_EVENT = struct.Struct("iIII")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+class _Watch:
+    """One follower's interest in one name in a folder."""
+
+    def __init__(self, owner: "_Inotify", wd: int, name: bytes):
+        self.owner, self.wd, self.name = owner, wd, name
+        self.gone = False
+        self._event = asyncio.Event()
+
+    def notify(self, gone: bool) -> None:
+        self.gone = self.gone or gone
+        self._event.set()
+
+    async def changed(self) -> None:
+        """Returns once the name (or its folder) changed since the last return."""
+        await self._event.wait()
+        self._event.clear()
+
+    def close(self) -> None:
+        self.owner.unwatch(self)
+
+
+class _Inotify:
+    """One inotify instance per event loop, opened for the first follower and closed after the last."""
+
+    _per_loop: dict[asyncio.AbstractEventLoop, "_Inotify"] = {}
+
+    @classmethod
+    def of_loop(cls) -> "_Inotify":
+        loop = asyncio.get_running_loop()
+        if loop not in cls._per_loop:
+            cls._per_loop[loop] = cls(loop)
+        return cls._per_loop[loop]
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        try:
+            self.fd = _check(_libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC), "inotify_init1")
+        except OSError as e:
+            raise HiveError(f"cannot follow logs: {e.strerror}") from None
+        self.watches: dict[int, set[_Watch]] = {}
+        loop.add_reader(self.fd, self._read)
+
+    def watch(self, folder: Path, name: str) -> _Watch:
+        try:
+            wd = _check(_libc.inotify_add_watch(self.fd, os.fsencode(folder), _DIR_MASK), "inotify_add_watch")
+        except OSError as e:
+            self._close_if_unused()
+            raise HiveError(f"cannot follow {folder / name}: {e.strerror}") from None
+        watch = _Watch(self, wd, os.fsencode(name))
+        self.watches.setdefault(wd, set()).add(watch)
+        return watch
+
+    def unwatch(self, watch: _Watch) -> None:
+        same = self.watches.get(watch.wd)
+        if same is None or watch not in same:
+            return
+        same.discard(watch)
+        if not same:
+            del self.watches[watch.wd]
+            if not watch.gone:
+                _libc.inotify_rm_watch(self.fd, watch.wd)
+        self._close_if_unused()
+
+    def _close_if_unused(self) -> None:
+        if not self.watches and self._per_loop.get(self.loop) is self:
+            del self._per_loop[self.loop]
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.fd, 1 << 16)
+        except BlockingIOError:
+            return
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, mask, _, size = _EVENT.unpack_from(data, offset)
+            name = data[offset + _EVENT.size:offset + _EVENT.size + size].rstrip(b"\0")
+            offset += _EVENT.size + size
+            if mask & _IN_Q_OVERFLOW:
+                # Events were lost: every follower looks again.
+                for watches in self.watches.values():
+                    for watch in watches:
+                        watch.notify(False)
+                continue
+            gone = bool(mask & _DIR_GONE) and not name
+            for watch in list(self.watches.get(wd, ())):
+                if gone or name == watch.name:
+                    watch.notify(gone)
+            if mask & _IN_IGNORED:
+                # The kernel dropped the watch (its folder went): so do we.
+                self.watches.pop(wd, None)
+        self._close_if_unused()

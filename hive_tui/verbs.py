@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 _TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
+# Every integer on the wire ends up in SQLite or beside its rows, whose
+# integers are 64-bit: a bigger one is refused here, not deep in a query.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str,
         # bool is an int in Python; an id of `true` is still a wrong type.
         if not isinstance(value, spec.type) or (spec.type is int and isinstance(value, bool)):
             raise HiveError(f"field `{name}` must be {_TYPES[spec.type]}, not {type(value).__name__}")
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            raise HiveError(f"field `{name}` must be a 64-bit integer, from -2^63 to 2^63-1")
         args[name] = value
     return args
 

@@ -151,3 +151,23 @@ def test_lifecycle_verbs_through_the_embedded_client(engine):
     assert transients == []
     assert not engine.state.applied("beta").exists()
     assert [e.kind for e in engine.events()] == ["Rebuilt", "Destroyed"]
+
+
+@pytest.mark.parametrize("request_", [
+    {"cmd": "approval", "id": 2**63},
+    {"cmd": "approve", "id": 2**64 + 7},
+    {"cmd": "deny", "id": -(2**63) - 1},
+    {"cmd": "diff", "id": 10**30},
+    {"cmd": "events", "since": 2**63},
+    {"cmd": "logs", "name": "alpha", "lines": 2**63},
+])
+def test_integers_beyond_64_bits_are_refused_by_name(engine, dispatcher, request_):
+    def ours() -> dict:
+        # The agent's own log is its to write, whenever it starts.
+        return {k: v for k, v in tree_snapshot(engine.state.root).items() if not k.endswith("/log")}
+
+    before = ours()
+    field = "since" if "since" in request_ else "lines" if "lines" in request_ else "id"
+    response = asyncio.run(dispatcher.handle(request_))
+    assert response == wire.error(f"field `{field}` must be a 64-bit integer, from -2^63 to 2^63-1")
+    assert ours() == before

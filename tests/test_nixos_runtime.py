@@ -876,3 +876,51 @@ def test_the_vm_check_runs_the_module_through_a_whole_story(nix_env, tmp_path):
                  "after a restart the hive is whole"):
         assert f'subtest("{step}")' in vm["testScript"]
     assert "systemctl stop hive-tui.service" in vm["testScript"]
+
+
+def test_a_followed_journal_ends_when_its_client_goes(host, state, profiles, tmp_path):
+    """journalctl --follow is killed as the client hangs up, not at the journal's next line."""
+    import asyncio
+
+    from hive_tui.engine import Engine
+    from hive_tui.server import Server
+
+    def journals() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--machine=h-alpha" in args and b"--follow" in args:
+                found.append(int(entry.name))
+        return found
+
+    async def until(condition, what: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not condition():
+            assert loop.time() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.02)
+
+    options = {"profiles_dir": profiles, "command_timeout": 5.0, "build_timeout": 5.0}
+    host.write("hang/journalctl --machine=h-alpha")  # follows, and never prints a line
+    sock = tmp_path / "host.sock"
+    with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
+        engine.install_agent("alpha")
+
+        async def scenario():
+            server = Server(engine, sock)
+            await server.start()
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(sock))
+                writer.write(b'{"cmd": "logs", "name": "alpha", "lines": 5, "follow": true}\n')
+                assert json.loads(await reader.readline()) == {"version": 1, "ok": True}
+                await until(journals, "journalctl to follow")
+                writer.close()
+                await until(lambda: not journals(), "journalctl to end with its client")
+            finally:
+                await server.close()
+
+        asyncio.run(asyncio.wait_for(scenario(), 120))
+    assert journals() == []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 from .. import wire
 from ..dispatch import Dispatcher
 from ..engine import Engine
-from ..logstream import follow_command
 from .base import Feed, HiveClient
 
 
@@ -45,11 +44,11 @@ class EmbeddedClient(HiveClient):
         return Feed(start)
 
     async def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
-        argv = await asyncio.to_thread(self.engine.log_argv, name, lines, True)
-        # aclosing: the command is killed as soon as our caller stops, not at garbage collection.
-        async with aclosing(follow_command(argv)) as followed:
-            async for line in followed:
-                yield line
+        # aclosing: the follower ends as soon as our caller stops, not at garbage collection.
+        async with aclosing(self.dispatcher.follow_logs(name, lines)) as messages:
+            async for message in messages:
+                if "line" in wire.check_response(message):
+                    yield message["line"]
 
     async def close(self) -> None:
         await self.dispatcher.drain()

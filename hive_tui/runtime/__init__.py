@@ -63,6 +63,9 @@ class Runtime(Protocol):
     def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
         """The command that prints the agent's last `lines` log lines (and follows them)."""
 
+    def log_file(self, name: str) -> Path | None:
+        """The file the agent's log is in, followed in-process; None where only log_argv reads it."""
+
 
 # The one list of runtimes: name -> (module, class, what it runs agents as).
 # The CLI's --runtime follows it, and a test holds flake.nix's option to it.

@@ -83,6 +83,9 @@ class LocalRuntime:
     def log_path(self, name: str) -> Path:
         return self._dir(name) / "log"
 
+    def log_file(self, name: str) -> Path:
+        return self.log_path(name)
+
     def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
         # --follow=name --retry: keep following across a rebuild's restart,
         # and wait for a log that does not exist yet.

@@ -241,6 +241,9 @@ class NixosRuntime:
             return RunState(failed=True)
         return RunState()
 
+    def log_file(self, name: str) -> None:
+        return None  # the journal is read through journalctl
+
     def log_argv(self, name: str, lines: int, follow: bool) -> list[str]:
         container = _container(name)
         # --machine= opens the journal of a running container only; a stopped

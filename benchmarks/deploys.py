@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hive_tui import gitrepo
+from hive_tui.host import gitrepo
 from hive_tui.client.embedded import EmbeddedClient
-from hive_tui.engine import Engine
-from hive_tui.template import agent_yaml
+from hive_tui.host.engine import Engine
+from hive_tui.host.template import agent_yaml
 
 IDLE = ["sh", "-c", 'while [ -d "$HIVE_AGENT_STATE" ]; do sleep 1; done']
 

@@ -22,9 +22,9 @@ from hive_tui.client.base import HiveClient
 from hive_tui.client.ssh import SshClient
 from hive_tui.client.stream import UnixClient
 from hive_tui.config import load_config, parse_host
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 from hive_tui.models import AgentStatus
-from hive_tui.template import new_agent_files
+from hive_tui.host.template import new_agent_files
 
 EXE = Path(sys.executable).with_name("hive-tui")
 

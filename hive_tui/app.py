@@ -99,7 +99,7 @@ class HiveApp(App[None]):
         self.connect_to(self.host, first=True)
 
     def _label(self) -> str:
-        return self.host.describe() if self.host else "demo hive (in this process)"
+        return self.host.address() if self.host else "demo hive (in this process)"
 
     def _set_link(self, state: str, stale: bool) -> None:
         self.link = state

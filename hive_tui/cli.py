@@ -24,9 +24,9 @@ from .client.base import HiveClient
 from .client.connect import EngineOptions, default_state, demo_hint, open_client, open_engine, require_hive
 from .config import Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
+from .host.runtime import RUNTIMES
 from .names import check_name
 from .plain import one_line, plain
-from .runtime import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
 
@@ -314,7 +314,7 @@ async def _client(args: argparse.Namespace, host: Host | None, seed_demo: bool =
 async def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    from .server import check_socket_path, serve
+    from .host.server import check_socket_path, serve
 
     if args.state is None:
         raise HiveError("serve needs --state DIR: the state root to run the engine on")
@@ -361,7 +361,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.verb == "trust-host":
         return await _trust_host(args)
     if args.verb == "demo":
-        from .demo import seed_demo
+        from .host.demo_hive import seed_demo
 
         engine = open_engine(args.state or default_state(), engine_options(args))
         try:

@@ -34,7 +34,7 @@ class HiveCommands(Provider):
         for name in app.agent_names():
             entries.append((f"Go to {name}", f"select {name} in the container list", partial(app.jump_to, name)))
         for host in app.hosts:
-            entries.append((f"Switch to host {host.name}", host.describe(), partial(app.switch_host, host)))
+            entries.append((f"Switch to host {host.name}", host.address(), partial(app.switch_host, host)))
         for a in ACTIONS:
             if a.scope == "global" and a.id not in ("jump", "quit"):
                 entries.append((a.label, a.help, partial(app.do_action, a.id)))

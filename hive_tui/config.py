@@ -73,7 +73,7 @@ class Host:
     state: Path | None = None
     forward_agent: bool = False
 
-    def describe(self) -> str:
+    def address(self) -> str:
         if self.transport == "ssh":
             host = f"[{self.hostname}]" if ":" in (self.hostname or "") else self.hostname
             user = f"{self.user}@" if self.user else ""

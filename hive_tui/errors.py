@@ -9,7 +9,7 @@ class HiveError(Exception):
     """A refusal or failure that the operator should read."""
 
 
-def describe(error: Exception) -> str:
+def error_text(error: Exception) -> str:
     """What to record of an error: our own message, or the type and text of a surprise."""
     return str(error) if isinstance(error, HiveError) else f"{type(error).__name__}: {error}"
 

@@ -27,7 +27,7 @@ STEPS = [
 
 def tour(args: argparse.Namespace, main: Callable[[list[str]], int]) -> int:
     """Run each step through `main`, the CLI's entry point (passed in: the CLI imports us)."""
-    from .engine import Engine
+    from .host.engine import Engine
 
     root = Path(tempfile.mkdtemp(prefix="hive-tui-tour-")) / "hive"
     common = ["--state", str(root), "--locker", args.locker]

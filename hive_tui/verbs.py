@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import HiveError
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .host.engine import Engine
 
 _TYPES = {int: "an integer", str: "a string", bool: "a boolean", dict: "an object"}
 # Every integer on the wire ends up in SQLite or beside its rows, whose

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 
 from .helpers import require_program, stop_all
 

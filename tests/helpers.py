@@ -12,10 +12,10 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.engine import Engine
 from hive_tui.models import Approval
-from hive_tui.template import agent_yaml
+from hive_tui.host.template import agent_yaml
 
 # A test that needs a system program the machine may lack (nix, sshd) calls
 # `require_program`: it skips with a reason on a bare machine, and fails
@@ -52,7 +52,7 @@ def engine_holder(root: Path) -> subprocess.Popen:
     """Another process that owns an engine on `root` until its stdin closes."""
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; from hive_tui.engine import Engine; e = Engine(sys.argv[1], locker='builtin');"
+         "import sys; from hive_tui.host.engine import Engine; e = Engine(sys.argv[1], locker='builtin');"
          " print('ready', flush=True); sys.stdin.read()", str(root)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )

@@ -8,9 +8,9 @@ import os
 import re
 from pathlib import Path
 
-from hive_tui import gitrepo
-from hive_tui.fsutil import read_json
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.fsutil import read_json
+from hive_tui.host.engine import Engine
 
 
 def version(engine: Engine, name: str, rev: str = "refs/heads/main") -> bytes:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 
 from .helpers import stop_all, wait_for
 

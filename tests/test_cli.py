@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 from hive_tui.models import AgentStatus, Approval
 
 from .helpers import (

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from hive_tui import gitrepo, wire
-from hive_tui.flakelock import make_locker
-from hive_tui.layout import StateRoot
-from hive_tui.meta import MetaCommit, MetaFlake
+from hive_tui.host import gitrepo
+from hive_tui import wire
+from hive_tui.host.flakelock import make_locker
+from hive_tui.host.stateroot import StateRoot
+from hive_tui.host.meta import MetaCommit, MetaFlake
 from hive_tui.models import AgentStatus, Approval, Event, TagRecord, Transient
-from hive_tui.runtime.local import LocalRuntime
+from hive_tui.host.runtime.local import LocalRuntime
 
 from .helpers import GATED_BUILD, Gate, agent_files, wait_for
 from .invariants import check_invariants

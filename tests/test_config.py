@@ -6,15 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hive_tui.config import (
-    Config,
-    ConfigError,
-    Host,
-    default_config_path,
-    default_host,
-    load_config,
-    parse_host,
-)
+from hive_tui.config import Config, ConfigError, Host, default_config_path, default_host, load_config, parse_host
 from hive_tui.errors import HiveError
 
 GOOD = """\
@@ -67,7 +59,7 @@ def test_a_good_file_gives_its_hosts_in_order(tmp_path, monkeypatch):
     }
     assert list(config.hosts) == ["rack1", "v6", "alias.only", "here", "demo", "Demo_2"]
     assert default_host(config) is config.hosts["rack1"]
-    assert [h.describe() for h in config.hosts.values()] == [
+    assert [h.address() for h in config.hosts.values()] == [
         "ssh ops@rack1.example.net:2222:/run/hive-tui/host.sock",
         "ssh [fe80::1]:/run/hive-tui/host.sock",
         "ssh rack2:/srv/hive.sock",
@@ -250,13 +242,13 @@ def test_hosts_given_whole(config, spec, host):
 
 
 def test_described_hosts_given_whole(config):
-    assert parse_host("ssh://ops@[::1]:22/s", config).describe() == "ssh ops@[::1]:22:/s"
-    assert parse_host("unix:/run/h.sock", config).describe() == "unix:/run/h.sock"
+    assert parse_host("ssh://ops@[::1]:22/s", config).address() == "ssh ops@[::1]:22:/s"
+    assert parse_host("unix:/run/h.sock", config).address() == "unix:/run/h.sock"
 
 
 def test_hosts_by_name(config):
     assert parse_host("rack1", config) is config.hosts["rack1"]
-    assert parse_host("here", config).describe() == "unix:/run/hive-tui/host.sock"
+    assert parse_host("here", config).address() == "unix:/run/hive-tui/host.sock"
 
 
 @pytest.mark.parametrize(("spec", "what"), [

@@ -10,11 +10,11 @@ import time
 import pygit2
 import pytest
 
-from hive_tui import gitrepo
+from hive_tui.host import gitrepo
 from hive_tui.app import HiveApp
 from hive_tui.client.embedded import EmbeddedClient
 from hive_tui.client.stream import UnixClient
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 from hive_tui.widgets.confirm import ConfirmModal
 from hive_tui.widgets.diffview import DiffView
 from hive_tui.widgets.help import HelpScreen

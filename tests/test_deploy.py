@@ -9,10 +9,10 @@ import threading
 import pygit2
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.engine import Engine
 from hive_tui.errors import Conflict, HiveError, InvalidName, NotFound
-from hive_tui.flakelock import read_lock
+from hive_tui.host.flakelock import read_lock
 from hive_tui.models import DeployStep
 
 from .helpers import (

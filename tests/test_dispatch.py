@@ -10,7 +10,7 @@ import pytest
 
 from hive_tui import wire
 from hive_tui.client.embedded import EmbeddedClient
-from hive_tui.dispatch import Dispatcher
+from hive_tui.host.dispatch import Dispatcher
 from hive_tui.errors import HiveError
 from hive_tui.models import DeployStep, Event
 

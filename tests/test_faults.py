@@ -10,10 +10,10 @@ import errno
 import pygit2
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.engine import Engine
 from hive_tui.errors import HiveError
-from hive_tui.faults import hits_left, inject
+from hive_tui.host.faults import hits_left, inject
 
 from .helpers import agent_files, main_sha, manager_rebase, propose, stop_all
 from .invariants import check_invariants, version

@@ -10,18 +10,11 @@ import pygit2
 import pytest
 from pygit2.enums import FileMode
 
-from hive_tui import gitrepo
+from hive_tui.host import gitrepo
 from hive_tui.errors import HiveError
-from hive_tui.flakelock import (
-    BuiltinLocker,
-    NixLocker,
-    dump_lock,
-    empty_lock,
-    locked_rev,
-    make_locker,
-)
-from hive_tui.layout import StateRoot
-from hive_tui.meta import input_name, render_flake
+from hive_tui.host.flakelock import BuiltinLocker, NixLocker, dump_lock, empty_lock, locked_rev, make_locker
+from hive_tui.host.stateroot import StateRoot
+from hive_tui.host.meta import input_name, render_flake
 
 
 def tricky_repo(path: Path) -> None:

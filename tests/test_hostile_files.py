@@ -16,10 +16,10 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.agentconf import load_agent_config
+from hive_tui.host import gitrepo
+from hive_tui.host.agentconf import load_agent_config
 from hive_tui.errors import BuildFailed
-from hive_tui.fsutil import JSON_LIMIT
+from hive_tui.host.fsutil import JSON_LIMIT
 
 from .helpers import agent_files
 from .serving import ServerProcess, raw_connection, seeded_hive, stop_agents

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hive_tui import gitrepo
+from hive_tui.host import gitrepo
 from hive_tui.client.embedded import EmbeddedClient
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 from hive_tui.errors import BuildFailed, Conflict, InvalidName, NotFound
 from hive_tui.models import AgentStatus, Transient
 

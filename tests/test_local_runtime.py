@@ -12,12 +12,12 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.agentconf import parse_agent_config
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.agentconf import parse_agent_config
+from hive_tui.host.engine import Engine
 from hive_tui.errors import BuildFailed
-from hive_tui.runtime.local import SUPERVISOR
-from hive_tui.runtime.procs import start_ticks
+from hive_tui.host.runtime.local import SUPERVISOR
+from hive_tui.host.runtime.procs import start_ticks
 
 from .conftest import _processes_under
 from .helpers import agent_files, main_sha, propose, stop_all, tag_message, wait_for
@@ -56,7 +56,7 @@ def test_build_runs_in_a_checkout_and_streams_its_output(engine):
 
 def test_agent_outlives_the_process_that_started_it(hive_root):
     script = (
-        "import sys; from hive_tui.engine import Engine; from tests.helpers import agent_files;"
+        "import sys; from hive_tui.host.engine import Engine; from tests.helpers import agent_files;"
         "e = Engine(sys.argv[1], locker='builtin'); e.install_agent('alpha', agent_files()); e.close()"
     )
     subprocess.run([sys.executable, "-c", script, str(hive_root)], check=True, timeout=60,

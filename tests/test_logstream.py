@@ -9,8 +9,8 @@ import os
 from contextlib import aclosing
 from pathlib import Path
 
-from hive_tui import logstream
-from hive_tui.logstream import LINE_LIMIT, follow_file
+from hive_tui.host import logstream
+from hive_tui.host.logstream import LINE_LIMIT, follow_file
 
 
 def run(coro):

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hive_tui import gitrepo, wire
+from hive_tui.host import gitrepo
+from hive_tui import wire
 from hive_tui.client.stream import UnixClient
-from hive_tui.policy import MANAGER, Policy
+from hive_tui.host.policy import MANAGER, Policy
 from hive_tui.verbs import VERBS
 
 from .helpers import agent_files, tree_snapshot, wait_for

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.engine import Engine
 from hive_tui.errors import HiveError
-from hive_tui.flakelock import dump_lock
+from hive_tui.host.flakelock import dump_lock
 
 from .helpers import agent_files, applied_repo, main_sha, stop_all
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pygit2.enums import FileMode
 
-from hive_tui import gitrepo
-from hive_tui.nar import tree_nar_hash
+from hive_tui.host import gitrepo
+from hive_tui.host.nar import tree_nar_hash
 
 # Names that sort differently bytewise and in git's order, and beyond ASCII.
 NAME = st.text(alphabet="ab-_.Zé ß", min_size=1, max_size=6).filter(lambda n: n not in (".", "..", ".git"))

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from hive_tui.errors import BuildFailed, HiveError, InvalidName
-from hive_tui.layout import StateRoot
+from hive_tui.host.stateroot import StateRoot
 from hive_tui.names import check_name, is_valid_name
-from hive_tui.runtime import RunState
-from hive_tui.runtime.nixos import NixosRuntime
+from hive_tui.host.runtime import RunState
+from hive_tui.host.runtime.nixos import NixosRuntime
 
 from .helpers import require_program
 
@@ -449,7 +449,7 @@ def test_a_name_that_makes_no_host_name_is_refused(name):
 
 
 def test_the_agent_config_may_set_its_own_host_name(state):
-    from hive_tui.meta import render_flake
+    from hive_tui.host.meta import render_flake
 
     text = render_flake(state, ["alpha"], "x86_64-linux", {"nixpkgs": "nixpkgs"})
     assert 'networking.hostName = nixpkgs.lib.mkDefault "h-${name}";' in text
@@ -599,7 +599,7 @@ def test_invalid_names_are_refused_before_any_command(host, rt, bad, action):
 def test_the_engine_drives_a_whole_life_through_the_runtime(host, state, profiles, tmp_path):
     """Spawn, stop, start, restart, rebuild and destroy of one agent on the nixos
     runtime: the commands that change a container, in order."""
-    from hive_tui.engine import Engine
+    from hive_tui.host.engine import Engine
 
     options = {"profiles_dir": profiles, "container_config_dir": host.etc,
                "command_timeout": 5.0, "build_timeout": 5.0}
@@ -634,8 +634,8 @@ def test_the_engine_drives_a_whole_life_through_the_runtime(host, state, profile
 def test_a_deploy_whose_update_moved_the_profile_is_not_a_clean_failure(host, state, profiles):
     """The container switched before the update failed: the failed deploy says it
     was rolled back, and the profile is back where it was."""
-    from hive_tui import gitrepo
-    from hive_tui.engine import Engine
+    from hive_tui.host import gitrepo
+    from hive_tui.host.engine import Engine
 
     options = {"profiles_dir": profiles, "container_config_dir": host.etc,
                "command_timeout": 5.0, "build_timeout": 5.0}
@@ -786,8 +786,8 @@ def test_nixpkgs_is_locked_once_and_kept(host, state, profiles, nix_env, tmp_pat
     """The meta flake's indirect `nixpkgs` is resolved on the first lock and
     committed: a registry that moves later moves no agent, across restarts,
     spawns, deploys, rebuilds and destroys; meta-log shows which one it is."""
-    from hive_tui import gitrepo
-    from hive_tui.engine import Engine
+    from hive_tui.host import gitrepo
+    from hive_tui.host.engine import Engine
 
     empty = tmp_path / "no-global-registry.json"
     empty.write_text('{"version": 2, "flakes": []}')
@@ -842,7 +842,7 @@ def test_nixpkgs_is_locked_once_and_kept(host, state, profiles, nix_env, tmp_pat
     ({"type": "git", "url": "https://example.org/n.git", "rev": "abc"}, "git+https://example.org/n.git?rev=abc"),
 ])
 def test_meta_log_names_the_locked_nixpkgs(locked, ref):
-    from hive_tui.flakelock import locked_ref
+    from hive_tui.host.flakelock import locked_ref
 
     lock = {"nodes": {"root": {"inputs": {"nixpkgs": "nixpkgs_2"}},
                       "nixpkgs_2": {"locked": locked, "original": {"id": "nixpkgs", "type": "indirect"}}}}
@@ -882,8 +882,8 @@ def test_a_followed_journal_ends_when_its_client_goes(host, state, profiles, tmp
     """journalctl --follow is killed as the client hangs up, not at the journal's next line."""
     import asyncio
 
-    from hive_tui.engine import Engine
-    from hive_tui.server import Server
+    from hive_tui.host.engine import Engine
+    from hive_tui.host.server import Server
 
     def journals() -> list[int]:
         found = []

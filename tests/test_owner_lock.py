@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 from hive_tui.errors import StateLocked
 
 from .helpers import engine_holder

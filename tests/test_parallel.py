@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 
-from hive_tui import gitrepo
+from hive_tui.host import gitrepo
 from hive_tui.client.embedded import EmbeddedClient
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 
 from .helpers import agent_files, stop_all
 

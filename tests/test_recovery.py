@@ -12,10 +12,10 @@ import sys
 
 import pytest
 
-from hive_tui import gitrepo
-from hive_tui.engine import Engine
-from hive_tui.faults import VARIABLE
-from hive_tui.runtime.procs import BUILD_RECORD, is_alive, start_ticks
+from hive_tui.host import gitrepo
+from hive_tui.host.engine import Engine
+from hive_tui.host.faults import VARIABLE
+from hive_tui.host.runtime.procs import BUILD_RECORD, is_alive, start_ticks
 
 from .helpers import agent_files, propose, stop_all, wait_for
 from .invariants import check_invariants, version
@@ -24,7 +24,7 @@ from .invariants import check_invariants, version
 BUILD = ["sh", "-c", 'test ! -e "$HIVE_AGENT_STATE/fail"']
 OPERATION = """
 import sys
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 root, op = sys.argv[1], sys.argv[2]
 engine = Engine(root, locker="builtin", runtime_options={"stop_grace": 2.0})
 if op in ("deploy", "deploy-fail", "spawn"):

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pygit2.enums import FileMode, ObjectType
 
-from hive_tui import gitrepo
-from hive_tui.engine import Engine
+from hive_tui.host import gitrepo
+from hive_tui.host.engine import Engine
 from hive_tui.errors import HiveError
-from hive_tui.template import agent_yaml
+from hive_tui.host.template import agent_yaml
 
 from .helpers import IDLE, applied_repo, main_sha, stop_all, tag_sha, tree_snapshot
 

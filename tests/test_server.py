@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hive_tui import wire
 from hive_tui.client.base import LinkState
 from hive_tui.client.stream import UnixClient
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 from hive_tui.models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 
 from .helpers import GATED_BUILD, Gate, agent_files, tree_snapshot, wait_for
@@ -43,7 +43,7 @@ def run_async(coro):
 
 def propose_on(root, name: str, files: dict[str, bytes]) -> None:
     """The manager commits to the agent's proposed repo (the server owns the engine)."""
-    from hive_tui import gitrepo
+    from hive_tui.host import gitrepo
 
     gitrepo.commit_files(gitrepo.open_repo(root / "proposed" / name), files, "change")
 

@@ -21,8 +21,8 @@ import pytest
 
 from hive_tui import wire
 from hive_tui.client.stream import UnixClient
-from hive_tui.layout import StateRoot
-from hive_tui.server import Server
+from hive_tui.host.stateroot import StateRoot
+from hive_tui.host.server import Server
 
 from .helpers import GATED_BUILD, Gate, agent_files, wait_for
 from .serving import ServerProcess, raw_connection, seeded_hive, stop_agents

@@ -51,7 +51,7 @@ def run_async(coro):
 
 def test_the_verbs_over_ssh(hive):
     server, sshd = hive
-    from hive_tui import gitrepo
+    from hive_tui.host import gitrepo
 
     gitrepo.commit_files(gitrepo.open_repo(server.root / "proposed" / "beta"), {"n.txt": b"1\n"}, "change")
 
@@ -159,7 +159,7 @@ def test_an_ssh_client_rides_through_a_server_restart(hive):
 
 def test_a_deploy_outlives_its_ssh_client(hive):
     server, sshd = hive
-    from hive_tui import gitrepo
+    from hive_tui.host import gitrepo
 
     from .helpers import Gate, wait_for
 

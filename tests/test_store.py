@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from hive_tui.db import Database
-from hive_tui.engine import Engine
+from hive_tui.host.db import Database
+from hive_tui.host.engine import Engine
 from hive_tui.errors import StateLocked
 from hive_tui.models import Approval
 
@@ -19,7 +19,7 @@ from .helpers import engine_holder
 
 WRITER = textwrap.dedent("""
     import sys
-    from hive_tui.db import Database
+    from hive_tui.host.db import Database
     from hive_tui.errors import Conflict
     db = Database(sys.argv[1])
     worker, count, contested = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

@@ -7,7 +7,7 @@ import graphlib
 import re
 from pathlib import Path
 
-from hive_tui.runtime import RUNTIMES
+from hive_tui.host.runtime import RUNTIMES
 
 ROOT = Path(__file__).resolve().parent.parent
 

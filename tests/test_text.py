@@ -7,7 +7,7 @@ import pytest
 from hive_tui.errors import HiveError, InvalidName
 from hive_tui.names import MAX_NAME_LEN, check_name, path_under
 from hive_tui.plain import one_line, plain
-from hive_tui.validate import check_text
+from hive_tui.host.validate import check_text
 
 from .helpers import REQUIRE_VAR, require_program
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from hive_tui.engine import Engine
+from hive_tui.host.engine import Engine
 
 from .helpers import require_program, stop_all
 from .serving import EXE

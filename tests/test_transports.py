@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from hive_tui import gitrepo
+from hive_tui.host import gitrepo
 
 from .helpers import agent_files
 from .serving import EXE, ServerProcess, seeded_hive, stop_agents

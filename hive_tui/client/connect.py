@@ -21,7 +21,7 @@ from ..errors import HiveError
 from .base import HiveClient
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..host.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def default_state() -> Path:
 
 
 def has_hive(root: Path) -> bool:
-    from ..layout import StateRoot
+    from ..host.stateroot import StateRoot
 
     return StateRoot.at(root).db.exists()
 
@@ -56,7 +56,7 @@ def demo_hint(root: Path, state: Path | None) -> str:
 
 def open_engine(root: Path, options: EngineOptions) -> Engine:
     """An engine on `root`, made there if there is none yet."""
-    from ..engine import Engine
+    from ..host.engine import Engine
 
     return Engine(root, runtime=options.runtime, locker=options.locker,
                   runtime_options=dict(options.runtime_options))
@@ -74,7 +74,7 @@ async def open_client(host: Host | None, state: Path | None = None, options: Eng
 
         root = (host.state if host else None) or state or default_state()
         if seed_demo and root == default_state() and not has_hive(root):
-            from ..demo import seed_demo as seed
+            from ..host.demo_hive import seed_demo as seed
 
             engine = await asyncio.to_thread(open_engine, root, options)
             await asyncio.to_thread(seed, engine)

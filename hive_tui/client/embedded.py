@@ -8,8 +8,8 @@ from contextlib import aclosing
 from typing import Any
 
 from .. import wire
-from ..dispatch import Dispatcher
-from ..engine import Engine
+from ..host.dispatch import Dispatcher
+from ..host.engine import Engine
 from .base import Feed, HiveClient
 
 

@@ -146,7 +146,7 @@ async def trust_host_key(hostname: str, port: int | None, confirm) -> str:
 
 class SshClient(StreamClient):
     def __init__(self, host: Host, redial_for: float = 30.0):
-        super().__init__(host.describe(), redial_for)
+        super().__init__(host.address(), redial_for)
         if not host.hostname or not host.socket:
             raise HiveError(f"ssh host {host.name} needs an address and a socket path")
         self.host = host

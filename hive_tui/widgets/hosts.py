@@ -30,7 +30,7 @@ class HostsScreen(ModalScreen[Host | None]):
         table.add_columns("HOST", "WHERE", "STATE")
         for h in self.hosts:
             state = self.link if h.name == self.current else "not connected"
-            table.add_row(Text(one_line(h.name)), Text(one_line(h.describe())), Text(one_line(state)), key=h.name)
+            table.add_row(Text(one_line(h.name)), Text(one_line(h.address())), Text(one_line(state)), key=h.name)
         table.focus()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -19,8 +19,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
-from . import wire
-from .models import AgentStatus
+from .. import wire
+from ..models import AgentStatus
 
 SUBSCRIBER_BYTES = 256 << 10
 TOTAL_BYTES = 16 << 20

@@ -18,12 +18,12 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from . import wire
+from .. import wire
+from ..errors import HiveError
+from ..models import Approval
+from ..verbs import VERBS, Field, Verb, check_fields
 from .engine import Engine
-from .errors import HiveError
 from .logstream import follow, log_source
-from .models import Approval
-from .verbs import VERBS, Field, Verb, check_fields
 
 log = logging.getLogger(__name__)
 

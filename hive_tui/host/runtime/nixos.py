@@ -32,9 +32,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from ..errors import BuildFailed, HiveError
-from ..layout import StateRoot
-from ..names import check_name, is_valid_name
+from ...errors import BuildFailed, HiveError
+from ...names import check_name, is_valid_name
+from ..stateroot import StateRoot
 from . import OutputSink, RunState
 from .procs import run_streaming, signal_group
 

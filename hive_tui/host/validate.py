@@ -8,7 +8,7 @@ UTF-8 (lone surrogates from a mis-decoded argv), and sizes past a bound.
 
 from __future__ import annotations
 
-from .errors import HiveError
+from ..errors import HiveError
 
 MAX_TEXT = 64 * 1024
 MAX_REF_LEN = 256

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import pygit2
 
+from ..errors import BuildFailed, Conflict, HiveError, NotFound, error_text
+from ..models import AgentStatus, Approval, Event, TagRecord, Transient
+from ..names import check_name
 from . import gitrepo
 from .db import Database
 from .deploy import Deployer
 from .emitter import Emitter, Listener
-from .errors import BuildFailed, Conflict, HiveError, NotFound, describe
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import set_marker
-from .layout import OwnerLock, StateRoot
 from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, rebuild_agent
 from .meta import MetaCommit, MetaFlake, input_name
-from .models import AgentStatus, Approval, Event, TagRecord, Transient
-from .names import check_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
 from .runtime import OutputSink, make_runtime
+from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files
 from .transients import Transients
 from .validate import check_id, check_ref_text, check_text
@@ -281,7 +281,7 @@ class Engine:
             except Exception as e:
                 if not isinstance(e, HiveError):
                     log.exception("approval %s failed unexpectedly", approval.id)
-                return self._fail(approval, describe(e))
+                return self._fail(approval, error_text(e))
 
     def _spawn(self, approval: Approval, on_output: OutputSink) -> Approval:
         name = approval.agent
@@ -377,7 +377,7 @@ class Engine:
                     # recovery finishes an interrupted rebuild.
                     commit = self._settle(name, e, lambda: settle_rebuild(self.state, self.meta, self.runtime, name))
             except Exception as e:
-                self._record("Rebuilt", name, status="failed", error=describe(e))
+                self._record("Rebuilt", name, status="failed", error=error_text(e))
                 raise
             with self.db.write() as t:
                 t.clear_broken(name)
@@ -436,8 +436,8 @@ class Engine:
         try:
             return settle()
         except Exception as again:
-            log.exception("settling %s after: %s", name, describe(error))
-            reason = f"{describe(error)}\nputting it right failed too: {describe(again)}"
+            log.exception("settling %s after: %s", name, error_text(error))
+            reason = f"{error_text(error)}\nputting it right failed too: {error_text(again)}"
             mark_broken(self.db, name, reason)
             raise HiveError(reason) from again
 

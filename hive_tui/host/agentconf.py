@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import BuildFailed
+from ..errors import BuildFailed
 from .fsutil import NotRegular, read_regular
 
 CONFIG_FILE = "agent.yaml"

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pygit2
 
+from ..errors import Conflict, HiveError, error_text
+from ..names import check_name
 from . import gitrepo
-from .errors import Conflict, HiveError, describe
 from .faults import crash_point
-from .layout import StateRoot
 from .meta import MetaFlake
-from .names import check_name
 from .runtime import OutputSink, Runtime
+from .stateroot import StateRoot
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _destroy(state: StateRoot, meta: MetaFlake, runtime: Runtime, name: str, pur
     except Exception as e:
         if not isinstance(e, HiveError):
             log.exception("meta rerender after destroying %s", name)
-        error = f"the meta flake could not be rendered again after destroying {name}: {describe(e)}"
+        error = f"the meta flake could not be rendered again after destroying {name}: {error_text(e)}"
         log.warning("%s", error)
         return error
     return None

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pygit2
 
+from ...errors import BuildFailed, HiveError, NotFound
+from ...models import rfc3339
+from ...names import is_valid_name
 from .. import gitrepo
 from ..agentconf import load_agent_config
-from ..errors import BuildFailed, HiveError, NotFound
 from ..faults import crash_point
 from ..fsutil import is_marker, read_json, set_marker, write_atomic
-from ..layout import StateRoot
-from ..models import rfc3339
-from ..names import is_valid_name
+from ..stateroot import StateRoot
 from . import OutputSink, RunState
 from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, start_ticks, wait_group_gone
 from .supervisor import describe_exit

@@ -25,7 +25,7 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from pathlib import Path
 
-from .errors import HiveError
+from ..errors import HiveError
 from .runtime.procs import signal_group
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import Conflict, HiveError, NotFound
-from .models import Approval, Event, Transient, rfc3339
+from ..errors import Conflict, HiveError, NotFound
+from ..models import Approval, Event, Transient, rfc3339
 
 SCHEMA_VERSION = 3
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType
 
-from .errors import HiveError
+from ..errors import HiveError
 
 MAX_DEPTH = 64
 NAME_MAX = 255

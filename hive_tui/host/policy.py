@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .verbs import VERBS
+from ..verbs import VERBS
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..models import Event
 from .db import Database
-from .models import Event
 
 log = logging.getLogger(__name__)
 Listener = Callable[[object], None]

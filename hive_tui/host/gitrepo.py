@@ -10,10 +10,10 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode, ObjectType, RepositoryOpenFlag
 
+from ..errors import Conflict, HiveError, NotFound, RefLocked
+from ..models import TagRecord, rfc3339
 from . import safetree
-from .errors import Conflict, HiveError, NotFound, RefLocked
 from .faults import crash_point
-from .models import TagRecord, rfc3339
 from .validate import check_ref_text
 
 MAIN = "refs/heads/main"

@@ -18,7 +18,7 @@ import stat
 import threading
 from pathlib import Path
 
-from .errors import HiveError
+from ..errors import HiveError
 
 log = logging.getLogger(__name__)
 

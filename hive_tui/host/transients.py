@@ -16,15 +16,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ..errors import Conflict
+from ..models import TRANSIENT_KINDS, Transient, rfc3339
 from .db import Database
-from .errors import Conflict
 from .faults import crash_point
-from .models import TRANSIENT_KINDS, Transient, rfc3339
 
 log = logging.getLogger(__name__)
 
 
-def describe(kind: str) -> str:
+def kind_word(kind: str) -> str:
     """`Restarting` -> `restarting`, as it reads in a sentence."""
     return kind.lower()
 
@@ -58,7 +58,7 @@ class Transients:
         with self._cond:
             held = self._held.get(agent)
             if held is not None:
-                raise Conflict(f"{agent} is {describe(held.kind)} already; wait for that to finish")
+                raise Conflict(f"{agent} is {kind_word(held.kind)} already; wait for that to finish")
 
     @contextmanager
     def hold(self, agent: str, kind: str, wait: bool = False) -> Iterator[Transient]:

@@ -32,16 +32,16 @@ from dataclasses import dataclass
 
 import pygit2
 
+from ..errors import HiveError, error_text
+from ..models import Approval, Transient
 from . import gitrepo
 from .db import Database
 from .deploy import Deployer
-from .errors import HiveError, describe
-from .layout import StateRoot
 from .lifecycle import agents_for_meta_listing, destroy_agent, rebuild_agent
 from .meta import MetaFlake
-from .models import Approval, Transient
 from .runtime import Runtime
 from .runtime.procs import BUILD_RECORD, end_recorded_group
+from .stateroot import StateRoot
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,15 @@ class Recovery:
                 done.append(self._approval(approval))
             except Exception as e:
                 log.exception("recovering approval %s", approval.id)
-                done.append(f"approval {approval.id} of {approval.agent} could not be recovered: {describe(e)}")
+                done.append(f"approval {approval.id} of {approval.agent} could not be recovered: {error_text(e)}")
         for item in leftovers:
             try:
                 line = self._leftover(item, deploying)
             except Exception as e:
                 log.exception("recovering the %s of %s", item.kind, item.agent)
                 mark_broken(self.db, item.agent, f"{item.kind} was interrupted, and finishing it failed: "
-                                                 f"{describe(e)}")
-                line = f"finishing the {item.kind} of {item.agent} failed: {describe(e)}"
+                                                 f"{error_text(e)}")
+                line = f"finishing the {item.kind} of {item.agent} failed: {error_text(e)}"
             if line:
                 done.append(line)
         self.meta.reset_working()

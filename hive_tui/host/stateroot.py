@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import HiveError, StateLocked
+from ..errors import HiveError, StateLocked
+from ..names import check_name, path_under
 from .fsutil import NotRegular, is_marker, open_folder, read_json, read_regular, remove_entry, write_atomic
-from .names import check_name, path_under
 
 # The folders that hold something of each agent, all removed by a purge.
 AGENT_AREAS = ("applied", "proposed", "agents", "containers")

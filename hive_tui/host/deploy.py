@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 import pygit2
 
+from ..errors import BuildFailed, Conflict, HiveError, error_text
+from ..models import Approval, DeployStep
 from . import gitrepo
 from .db import Database
-from .errors import BuildFailed, Conflict, HiveError, describe
 from .faults import crash_point
-from .layout import StateRoot
 from .meta import MetaFlake
-from .models import Approval, DeployStep
 from .runtime import Runtime
+from .stateroot import StateRoot
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Deployer:
                 log.exception("deploy %s of %s failed unexpectedly", id, name)
             # A failed build leaves the container as it was (the runtime promises
             # that); any other failure once the rebuild began may have switched it.
-            return self.settle(approval, describe(e), restore=building and not isinstance(e, BuildFailed))
+            return self.settle(approval, error_text(e), restore=building and not isinstance(e, BuildFailed))
         return self.resolve(approval, "approved", f"deployed/{id}", str(target), error=None)
 
     def settle(self, approval: Approval, error: str, restore: bool) -> Approval:
@@ -113,7 +113,7 @@ class Deployer:
             return self._settle(approval, error, restore)
         except Exception as first:
             log.exception("settling deploy %s of %s", approval.id, approval.agent)
-            cause = describe(first)
+            cause = error_text(first)
         try:
             # Once more from what the stores now say, as a restarted engine would;
             # a failure inside a restore left the container no better known.
@@ -121,7 +121,7 @@ class Deployer:
         except Exception as second:
             log.exception("settling deploy %s of %s again", approval.id, approval.agent)
             return self._give_up(approval, f"{error}\nrolling back failed: {cause}\n"
-                                           f"and again: {describe(second)}")
+                                           f"and again: {error_text(second)}")
 
     def _settle(self, approval: Approval, error: str, restore: bool) -> Approval:
         journal = self.db.deploy_journal(approval.id)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from ..errors import Conflict
 from . import gitrepo
 from .engine import Engine
-from .errors import Conflict
 from .template import agent_yaml
 
 AGENTS = {
@@ -31,7 +31,7 @@ SPAWN = ("dune", "dune: a fourth agent to answer the support inbox")
 
 
 def _files(status: str, model: str) -> dict[str, bytes]:
-    demo = files("hive_tui") / "demo"
+    demo = files("hive_tui.host") / "demo_agent"
     return {
         "agent.yaml": agent_yaml(run=["sh", "agent.sh"], build=["sh", "build.sh"]),
         "agent.sh": (demo / "agent.sh").read_bytes(),

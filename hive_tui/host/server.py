@@ -32,13 +32,13 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from . import wire
+from .. import wire
+from ..errors import HiveError
+from ..models import Lagged
+from ..verbs import VERBS, check_fields
 from .dispatch import Caller, Dispatcher
-from .verbs import VERBS, check_fields
 from .engine import Engine
-from .errors import HiveError
 from .fanout import Fanout
-from .models import Lagged
 from .policy import MANAGER, OPERATOR, Policy
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pygit2
 
+from ..errors import HiveError
 from . import gitrepo
-from .errors import HiveError
 from .flakelock import Locker, dump_lock, empty_lock, input_url, locked_ref, locked_rev, read_lock
 from .fsutil import write_atomic
-from .layout import StateRoot
+from .stateroot import StateRoot
 
 _SYSTEMS = {"x86_64": "x86_64-linux", "aarch64": "aarch64-linux", "arm64": "aarch64-linux"}
 

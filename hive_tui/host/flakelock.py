@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import pygit2
 
-from .errors import HiveError
+from ..errors import HiveError
 from .fsutil import write_atomic
 from .gitrepo import open_repo
 from .nar import tree_nar_hash

@@ -13,8 +13,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import HiveError
-from ..layout import StateRoot
+from ...errors import HiveError
+from ..stateroot import StateRoot
 
 OutputSink = Callable[[str], None]
 

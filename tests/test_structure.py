@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import graphlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from hive_tui.host.runtime import RUNTIMES
@@ -72,3 +74,17 @@ def test_every_verb_that_answers_once_has_a_client_call():
     client = (ROOT / "hive_tui" / "client" / "base.py").read_text()
     asked = set(re.findall(r'"cmd": "(\w+)"', client))
     assert {n for n, v in VERBS.items() if not v.streams or v.call is not None} <= asked
+
+
+def test_the_import_contracts_hold():
+    """pyproject.toml's contracts: the host side imports no UI, the console reaches a hive only
+    through the client interface, remote clients never load the host side, the layers point one way."""
+    run = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_package_type_checks(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr

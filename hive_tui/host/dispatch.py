@@ -1,4 +1,4 @@
-"""The verbs of the host admin socket, carried out on an engine.
+"""The table of verbs (verbs.py), carried out on an engine.
 
 Every transport ends here: the embedded client calls `handle` in-process,
 the socket server with each line it reads. A request is checked against the
@@ -21,7 +21,7 @@ from typing import Any
 from .. import wire
 from ..errors import HiveError
 from ..models import Approval
-from ..verbs import VERBS, Field, Verb, check_fields
+from ..verbs import VERBS, Verb, check_fields
 from .engine import Engine
 from .logstream import follow, log_source
 
@@ -56,11 +56,6 @@ class Dispatcher:
         # Every verb answered with one response: all but the subscriptions, which only stream.
         self._verbs = {name: (verb.fields, self._runner(verb)) for name, verb in VERBS.items()
                        if verb.call is not None or not verb.streams}
-
-    @property
-    def verbs(self) -> dict[str, dict[str, Field]]:
-        """Each verb answered here, with its fields."""
-        return {name: fields for name, (fields, _) in self._verbs.items()}
 
     def _runner(self, verb: Verb) -> Callable[..., Awaitable[dict]]:
         if verb.name == "approve":

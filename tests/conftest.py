@@ -11,7 +11,8 @@ import pytest
 
 from hive_tui.engine import Engine
 
-from .helpers import require_program, stop_all
+from .helpers import GATED_BUILD, agent_files, require_program, stop_all
+from .serving import ServerProcess, seeded_hive, stop_agents
 
 
 @pytest.fixture
@@ -76,3 +77,14 @@ def engine(request: pytest.FixtureRequest, hive_root: Path, locker: str) -> Iter
     finally:
         stop_all(e)
         e.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real `hive-tui serve` on a hive of alpha (whose builds wait at a gate) and beta."""
+    root = tmp_path / "hive"
+    seeded_hive(root, {"alpha": agent_files(build=GATED_BUILD), "beta": agent_files()})
+    server = ServerProcess(root, tmp_path / "host.sock").start()
+    yield server
+    server.kill()
+    stop_agents(root)

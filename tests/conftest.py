@@ -11,7 +11,9 @@ import pytest
 
 from hive_tui.host.engine import Engine
 
-from .helpers import require_program, stop_all
+from .helpers import GATED_BUILD, agent_files, require_program, stop_all
+from .invariants import processes_in
+from .serving import ServerProcess, seeded_hive, stop_agents
 
 
 @pytest.fixture
@@ -26,26 +28,11 @@ def nix_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "nix-store"
 
 
-def _processes_under(root: Path) -> list[int]:
-    """Pids of processes whose working directory is inside `root`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:
-            continue
-        if cwd == root or root in cwd.parents:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_stray_processes(tmp_path: Path) -> Iterator[None]:
     """Every test leaves no process behind in its folder; any that remain are killed and reported."""
     yield
-    stray = _processes_under(tmp_path.resolve())
+    stray = [pid for pid, _, _ in processes_in(tmp_path.resolve())]
     for pid in stray:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -76,3 +63,14 @@ def engine(request: pytest.FixtureRequest, hive_root: Path, locker: str) -> Iter
     finally:
         stop_all(e)
         e.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real `hive-tui serve` on a hive of alpha (whose builds wait at a gate) and beta."""
+    root = tmp_path / "hive"
+    seeded_hive(root, {"alpha": agent_files(build=GATED_BUILD), "beta": agent_files()})
+    server = ServerProcess(root, tmp_path / "host.sock").start()
+    yield server
+    server.kill()
+    stop_agents(root)

@@ -91,7 +91,7 @@ def check_no_orphaned_process(engine: Engine) -> None:
     session of the supervisor its run.json records, in its current checkout."""
     root = engine.state.root.resolve()
     agents = set(engine.agents())
-    for pid, cwd, session in _processes_in(root):
+    for pid, cwd, session in processes_in(root):
         rel = cwd.relative_to(root).parts if cwd.is_relative_to(root) else ("?",)
         owner = rel[1] if len(rel) >= 2 and rel[0] == "containers" else None
         run = read_json(engine.state.container(owner) / "run.json") if owner in agents else None
@@ -99,7 +99,7 @@ def check_no_orphaned_process(engine: Engine) -> None:
             f"process {pid} in {cwd} belongs to no running agent"
 
 
-def _processes_in(root: Path) -> list[tuple[int, Path, int]]:
+def processes_in(root: Path) -> list[tuple[int, Path, int]]:
     """(pid, working folder, session id) of each process working under `root`."""
     found = []
     for entry in Path("/proc").iterdir():

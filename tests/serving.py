@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from hive_tui.host.engine import Engine
 
-from .helpers import stop_all, wait_for
+from .helpers import stop_all, tree_snapshot, wait_for
 
 EXE = Path(sys.executable).with_name("hive-tui")
 
@@ -94,3 +95,23 @@ async def ride_through_restart(client, server: ServerProcess) -> dict:
         seen["pushed"] = await feed.__anext__()
     await client.close()
     return seen
+
+
+def run_async(coro, timeout: float = 180):
+    """Run a client scenario, failing it if it hangs rather than hanging the suite."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def observable(root: Path) -> tuple:
+    """What a request could change: the files (but the database and what the
+    running agents write themselves), and the database's rows."""
+    def agents_own(path: str) -> bool:
+        return ".db" in path or path.endswith(("/log", "status.json"))
+
+    files = {k: v for k, v in tree_snapshot(root).items() if not agents_own(k)}
+    db = sqlite3.connect(f"file:{root / 'hive.db'}?mode=ro", uri=True)
+    try:
+        rows = tuple(tuple(db.execute(f"SELECT * FROM {t}").fetchall()) for t in ("approvals", "events", "transients"))
+    finally:
+        db.close()
+    return files, rows

@@ -4,12 +4,10 @@ nothing that resolves a request or acts on a container gets through."""
 
 from __future__ import annotations
 
-import asyncio
 import grp
 import json
 import os
 import socket
-import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -22,8 +20,8 @@ from hive_tui.client.stream import UnixClient
 from hive_tui.host.policy import MANAGER, Policy
 from hive_tui.verbs import VERBS
 
-from .helpers import agent_files, tree_snapshot, wait_for
-from .serving import EXE, ServerProcess, raw_connection, seeded_hive, stop_agents
+from .helpers import agent_files, wait_for
+from .serving import EXE, ServerProcess, observable, raw_connection, run_async, seeded_hive, stop_agents
 
 ADMIN_GROUP, MANAGER_GROUP = "nogroup", "daemon"
 
@@ -56,28 +54,10 @@ def served(tmp_path):
     stop_agents(root)
 
 
-def run_async(coro):
-    return asyncio.run(asyncio.wait_for(coro, 120))
-
-
 def commit_proposal(root, name: str, files: dict[str, bytes]) -> None:
     """The manager commits to the agent's proposed repo."""
     gitrepo.commit_files(gitrepo.open_repo(root / "proposed" / name), files, "change")
 
-
-def observable(root) -> tuple:
-    """What a request could change: the files (but the database and what the
-    running agents write themselves), and the database's rows."""
-    def agents_own(path: str) -> bool:
-        return ".db" in path or path.endswith(("/log", "status.json"))
-
-    files = {k: v for k, v in tree_snapshot(root).items() if not agents_own(k)}
-    db = sqlite3.connect(f"file:{root / 'hive.db'}?mode=ro", uri=True)
-    try:
-        rows = tuple(tuple(db.execute(f"SELECT * FROM {t}").fetchall()) for t in ("approvals", "events", "transients"))
-    finally:
-        db.close()
-    return files, rows
 
 
 def every_verb(tmp_path) -> dict[str, dict]:

@@ -13,7 +13,7 @@ import pygit2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pygit2.enums import FileMode, ObjectType
+from pygit2.enums import ObjectType
 
 from hive_tui.host import gitrepo
 from hive_tui.host.engine import Engine

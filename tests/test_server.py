@@ -4,16 +4,13 @@ outlives its client, shutdown, restart, and what bad input cannot do."""
 
 from __future__ import annotations
 
-import asyncio
 import grp
 import json
 import os
 import socket
-import sqlite3
 import stat
 import subprocess
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,22 +20,8 @@ from hive_tui.client.stream import UnixClient
 from hive_tui.host.engine import Engine
 from hive_tui.models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 
-from .helpers import GATED_BUILD, Gate, agent_files, tree_snapshot, wait_for
-from .serving import EXE, ServerProcess, raw_connection, ride_through_restart, seeded_hive, stop_agents
-
-
-@pytest.fixture
-def served(tmp_path):
-    root = tmp_path / "hive"
-    seeded_hive(root, {"alpha": agent_files(build=GATED_BUILD), "beta": agent_files()})
-    server = ServerProcess(root, tmp_path / "host.sock").start()
-    yield server
-    server.kill()
-    stop_agents(root)
-
-
-def run_async(coro):
-    return asyncio.run(asyncio.wait_for(coro, 120))
+from .helpers import Gate, wait_for
+from .serving import EXE, ServerProcess, observable, raw_connection, ride_through_restart, run_async, seeded_hive
 
 
 def propose_on(root, name: str, files: dict[str, bytes]) -> None:
@@ -282,20 +265,6 @@ HOSTILE_LINES = [
     b'{"cmd": "subscribe_everything"}',
 ]
 
-
-def observable(root) -> tuple:
-    """What a request could change: the files (but the database and what the
-    running agents write themselves), and the database's rows."""
-    def agents_own(path: str) -> bool:
-        return ".db" in path or path.endswith(("/log", "status.json"))
-
-    files = {k: v for k, v in tree_snapshot(root).items() if not agents_own(k)}
-    db = sqlite3.connect(f"file:{root / 'hive.db'}?mode=ro", uri=True)
-    try:
-        rows = tuple(tuple(db.execute(f"SELECT * FROM {t}").fetchall()) for t in ("approvals", "events", "transients"))
-    finally:
-        db.close()
-    return files, rows
 
 
 def test_hostile_lines_are_answered_and_change_nothing(served):

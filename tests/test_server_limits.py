@@ -17,29 +17,14 @@ import socket
 import threading
 from pathlib import Path
 
-import pytest
 
 from hive_tui import wire
 from hive_tui.client.stream import UnixClient
 from hive_tui.host.stateroot import StateRoot
 from hive_tui.host.server import Server
 
-from .helpers import GATED_BUILD, Gate, agent_files, wait_for
-from .serving import ServerProcess, raw_connection, seeded_hive, stop_agents
-
-
-@pytest.fixture
-def served(tmp_path):
-    root = tmp_path / "hive"
-    seeded_hive(root, {"alpha": agent_files(build=GATED_BUILD), "beta": agent_files()})
-    server = ServerProcess(root, tmp_path / "host.sock").start()
-    yield server
-    server.kill()
-    stop_agents(root)
-
-
-def run_async(coro):
-    return asyncio.run(asyncio.wait_for(coro, 180))
+from .helpers import Gate, wait_for
+from .serving import raw_connection, run_async
 
 
 def rss_mb(pid: int) -> float:

@@ -3,7 +3,6 @@ keys unknown, changed and trusted, ~/.ssh/config, and a server restart."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import fcntl
 import os
@@ -23,7 +22,7 @@ from hive_tui.errors import HiveError
 from hive_tui.models import AgentStatus
 
 from .helpers import GATED_BUILD, agent_files, require_program
-from .serving import EXE, ServerProcess, ride_through_restart, seeded_hive, stop_agents
+from .serving import EXE, ServerProcess, ride_through_restart, run_async, seeded_hive, stop_agents
 from .sshd import start_sshd
 
 
@@ -43,10 +42,6 @@ def hive(tmp_path, monkeypatch):
 
 def client_for(sshd, server, **kw) -> SshClient:
     return SshClient(parse_host(sshd.url(server.sock), load_config(None)), **kw)
-
-
-def run_async(coro):
-    return asyncio.run(asyncio.wait_for(coro, 120))
 
 
 def test_the_verbs_over_ssh(hive):

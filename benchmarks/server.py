@@ -70,13 +70,8 @@ def feed_latency(subscribers: int = 50, changes: int = 20, ssh: bool = False) ->
     server = sshd = None
     saved = dict(os.environ)
     try:
-        with Engine(root / "hive", locker="builtin") as engine:
-            engine.install_agent("alpha", new_agent_files("alpha"))
         sock = root / "host.sock"
-        server = subprocess.Popen([str(EXE), "--state", str(root / "hive"), "--locker", "builtin", "serve",
-                                   "--socket", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not sock.exists():
-            time.sleep(0.05)
+        server = _serve_one_agent(root, sock)
         if ssh:
             from tests.sshd import start_sshd
 
@@ -151,13 +146,8 @@ def server_rss(subscribers: int = 1000, pushes: int = 2000, cycles: int = 100_00
     root = Path(tempfile.mkdtemp(prefix="hive-bench-"))
     server = None
     try:
-        with Engine(root / "hive", locker="builtin") as engine:
-            engine.install_agent("alpha", new_agent_files("alpha"))
         sock = root / "host.sock"
-        server = subprocess.Popen([str(EXE), "--state", str(root / "hive"), "--locker", "builtin", "serve",
-                                   "--socket", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not sock.exists():
-            time.sleep(0.05)
+        server = _serve_one_agent(root, sock)
         asyncio.run(_toggle(sock, 50))
         figures = {"idle": _rss_mb(server.pid)}
         stuck = []
@@ -182,3 +172,14 @@ def server_rss(subscribers: int = 1000, pushes: int = 2000, cycles: int = 100_00
             for name in engine.runtime.containers():
                 engine.runtime.stop(name)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _serve_one_agent(root: Path, sock: Path) -> subprocess.Popen:
+    """A `hive-tui serve` on a new hive of one agent, once its socket is there."""
+    with Engine(root / "hive", locker="builtin") as engine:
+        engine.install_agent("alpha", new_agent_files("alpha"))
+    server = subprocess.Popen([str(EXE), "--state", str(root / "hive"), "--locker", "builtin", "serve",
+                               "--socket", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not sock.exists():
+        time.sleep(0.05)
+    return server

@@ -18,8 +18,8 @@ from hive_tui.host.engine import Engine
 from hive_tui.errors import BuildFailed, Conflict, InvalidName, NotFound
 from hive_tui.models import AgentStatus, Transient
 
-from .conftest import _processes_under
 from .helpers import GATED_BUILD, Gate, agent_files, applied_repo, main_sha, propose, tree_snapshot, wait_for
+from .invariants import processes_in
 
 TERM_TRAP = ["sh", "-c", 'trap "" TERM; echo trapped; while :; do sleep 0.1; done']
 
@@ -69,7 +69,7 @@ def test_stop_start_restart_drive_the_real_process(alpha):
     engine.stop("alpha")
     row = engine.agent_status("alpha")
     assert (row.running, row.failed) == (False, False)
-    assert not _processes_under(engine.state.container("alpha"))
+    assert not processes_in(engine.state.container("alpha"))
 
     engine.start("alpha")
     second = supervisor_pid(engine, "alpha")
@@ -94,14 +94,14 @@ def test_a_stop_the_agent_ignores_turns_forceful(engine):
     engine.stop("alpha")
     # SIGKILL took the supervisor too, before it could record an exit.
     assert not (engine.state.container("alpha") / "exit.json").exists()
-    assert not _processes_under(engine.state.container("alpha"))
+    assert not processes_in(engine.state.container("alpha"))
     assert not engine.agent_status("alpha").failed
 
 
 def test_stop_without_grace_kills_at_once(alpha):
     alpha.stop("alpha", graceful=False)
     assert not (alpha.state.container("alpha") / "exit.json").exists()
-    assert not _processes_under(alpha.state.container("alpha"))
+    assert not processes_in(alpha.state.container("alpha"))
 
 
 def test_rebuild_of_the_deployed_sha_restarts_without_a_meta_commit(alpha):

@@ -19,8 +19,8 @@ from hive_tui.errors import BuildFailed
 from hive_tui.host.runtime.local import SUPERVISOR
 from hive_tui.host.runtime.procs import start_ticks
 
-from .conftest import _processes_under
 from .helpers import agent_files, main_sha, propose, stop_all, tag_message, wait_for
+from .invariants import processes_in
 
 TERM_TRAP = ["sh", "-c", 'trap "" TERM; echo trapped; while :; do sleep 0.1; done']
 
@@ -136,7 +136,7 @@ def test_a_stop_returns_once_every_process_of_the_agent_is_gone(engine):
     pid = supervisor_pid(engine, "alpha")
     engine.runtime.stop("alpha")
     assert gone(pid)
-    assert not _processes_under(engine.state.container("alpha"))
+    assert not processes_in(engine.state.container("alpha"))
     state = engine.runtime.run_state("alpha")
     assert not state.running and not state.failed
 

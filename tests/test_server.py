@@ -298,11 +298,16 @@ REQUESTS = st.builds(
     st.sampled_from(VERBS),
     st.dictionaries(st.sampled_from(FIELDS), st.one_of(WRONG, BAD_NAME), max_size=4),
 )
+
+
+def _nested(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+
+
 LINES = st.one_of(
     REQUESTS.map(lambda r: json.dumps(r).encode()),
     st.binary(max_size=200).filter(lambda b: b"\n" not in b),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10), _nested,
                  max_leaves=10).map(lambda v: json.dumps(v).encode()),
 )
 READS = {"list", "agent_status", "pending", "approvals", "events", "meta_log", "transients", "urls", "whoami"}

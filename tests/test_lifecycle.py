@@ -16,7 +16,7 @@ from hive_tui.host import gitrepo
 from hive_tui.client.embedded import EmbeddedClient
 from hive_tui.host.engine import Engine
 from hive_tui.errors import BuildFailed, Conflict, InvalidName, NotFound
-from hive_tui.models import AgentStatus, Transient
+from hive_tui.models import AgentStatus, Approval, Transient
 
 from .helpers import GATED_BUILD, Gate, agent_files, applied_repo, main_sha, propose, tree_snapshot, wait_for
 from .invariants import processes_in
@@ -364,3 +364,24 @@ def test_an_interrupted_action_is_cleared_and_reported_on_start(hive_root):
             engine.runtime.stop("alpha")
     with Engine(hive_root, locker="builtin") as engine:
         assert engine.interrupted == []
+
+
+@pytest.mark.parametrize("outcome", ["deployed", "failed", "spawned"])
+def test_an_outcome_is_never_seen_with_its_action_still_in_flight(engine, outcome):
+    """Whoever hears an approval resolved finds the agent free: a client that
+    acts on it at once is not refused as busy, and no row shows it running."""
+    engine.install_agent("alpha", agent_files(build=["sh", "-c", 'test ! -e "$HIVE_AGENT_STATE/fail"']))
+    if outcome == "failed":
+        (engine.state.agent_state("alpha") / "fail").touch()
+    approval = (engine.request_spawn("beta") if outcome == "spawned"
+                else propose(engine, "alpha", {"notes.txt": b"more\n"}))
+    seen = []
+
+    def listener(item: object) -> None:
+        if isinstance(item, Approval) and item.id == approval.id and item.resolved_at is not None:
+            seen.append((engine.transients_in_flight(), engine.agent_status(approval.agent).transient))
+
+    engine.subscribe(listener)
+    done = engine.approve(approval.id)
+    assert done.status == ("failed" if outcome == "failed" else "approved")
+    assert seen and all(s == ([], None) for s in seen), seen

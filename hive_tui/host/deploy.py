@@ -32,6 +32,7 @@ from .faults import crash_point
 from .meta import MetaFlake
 from .runtime import Runtime
 from .stateroot import StateRoot
+from .transients import Transients
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Deployer:
     meta: MetaFlake
     runtime: Runtime
     emit: Callable[[object], None]
+    transients: Transients
 
     def run(self, approval: Approval) -> Approval:
         """Deploy a claimed approval; returns it resolved (approved or failed)."""
@@ -183,7 +185,7 @@ class Deployer:
                 tag = f"failed/{id}"
         except HiveError:
             pass
-        with self.db.write() as t:
+        with self.transients.outcome(name) as t:
             t.mark_broken(name, reason)
             if self.db.deploy_journal(id) is not None:
                 t.journal_finish(id, "failed")
@@ -198,7 +200,7 @@ class Deployer:
         """Record the outcome: journal, approval and events in one transaction, then tell watchers."""
         id, name = approval.id, approval.agent
         state = tag.split("/")[0] if tag else status
-        with self.db.write() as t:
+        with self.transients.outcome(name) as t:
             if self.db.deploy_journal(id) is not None:
                 t.journal_finish(id, status)
             done = t.finish(id, status, tag, error)

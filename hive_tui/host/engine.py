@@ -67,7 +67,7 @@ class Engine:
             raise
         self._emitter = Emitter(self.db)
         self.transients = Transients(self.db, self._transient_changed)
-        self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit)
+        self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit, self.transients)
         self.interrupted = self._clear_leftover_transients()
         # What the last engine left half done, brought back in line before any new work.
         self.recovered = Recovery(self.state, self.db, self.meta, self.runtime, self._deployer).run(self.interrupted)
@@ -296,7 +296,7 @@ class Engine:
             sha = self._settle(name, e, lambda: settle_spawn(self.state, self.meta, self.runtime, name))
             if sha is None:
                 raise
-        with self.db.write() as t:
+        with self.transients.outcome(name) as t:
             done, events = t.resolve_spawned(approval, sha)
         for item in (*events, done):
             self._emit(item)
@@ -312,7 +312,7 @@ class Engine:
                     tag = f"failed/{approval.id}"
             except HiveError:
                 pass  # the repo is gone; the failure is recorded without a tag
-        with self.db.write() as t:
+        with self.transients.outcome(approval.agent) as t:
             done, events = t.resolve_failed(approval, tag, error)
         for event in events:
             self._emit(event)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from ..errors import Conflict
 from ..models import TRANSIENT_KINDS, Transient, rfc3339
-from .db import Database
+from .db import Database, _Txn
 from .faults import crash_point
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,41 @@ class Transients:
             yield item
         finally:
             with self._cond:
+                # Not ours any more when it ended with the outcome it recorded
+                # (`outcome`): the agent may be another action's by now.
+                ours = self._held.get(agent) is item
+                if ours:
+                    del self._held[agent]
+                    self._cond.notify_all()
+                    try:
+                        crash_point("transient:clear")
+                        with self._db.write() as t:
+                            t.clear_transient(agent)
+                    except Exception:
+                        # The action itself is over, and its outcome is what to report: a
+                        # row left behind is replaced by the agent's next action.
+                        log.exception("clearing the %s transient of %s", kind, agent)
+            if ours:
+                self._on_change(Transient(agent=agent, kind=kind, since=item.since, ended=True))
+
+    @contextmanager
+    def outcome(self, agent: str) -> Iterator[_Txn]:
+        """A transaction that records the outcome of `agent`'s action in flight
+        and ends the action in the same commit.
+
+        Whoever reads the outcome (a resolved approval) then finds the agent
+        free: a client that acts on it at once is not refused as busy, and no
+        row shows an action that is already over. With nothing in flight, a
+        plain transaction.
+        """
+        with self._cond:
+            held = self._held.get(agent)
+            with self._db.write() as t:
+                yield t
+                if held is not None:
+                    t.clear_transient(agent)
+            if held is not None:
                 del self._held[agent]
                 self._cond.notify_all()
-                try:
-                    crash_point("transient:clear")
-                    with self._db.write() as t:
-                        t.clear_transient(agent)
-                except Exception:
-                    # The action itself is over, and its outcome is what to report: a
-                    # row left behind is replaced by the agent's next action.
-                    log.exception("clearing the %s transient of %s", kind, agent)
-            self._on_change(Transient(agent=agent, kind=kind, since=item.since, ended=True))
+        if held is not None:
+            self._on_change(Transient(agent=agent, kind=held.kind, since=held.since, ended=True))

@@ -12,7 +12,7 @@ from hive_tui import wire
 from hive_tui.client.embedded import EmbeddedClient
 from hive_tui.host.dispatch import Dispatcher
 from hive_tui.errors import HiveError
-from hive_tui.models import DeployStep, Event
+from hive_tui.models import AgentStatus, DeployStep, Event, Lagged
 
 from .helpers import GATED_BUILD, Gate, agent_files, manager_commit, tree_snapshot, wait_for
 
@@ -171,3 +171,36 @@ def test_integers_beyond_64_bits_are_refused_by_name(engine, dispatcher, request
     response = asyncio.run(dispatcher.handle(request_))
     assert response == wire.error(f"field `{field}` must be a 64-bit integer, from -2^63 to 2^63-1")
     assert ours() == before
+
+
+def test_one_subscription_stream_bounds_what_waits_and_the_embedded_feed_reads_on_after_lagging(engine):
+    """The socket's subscription and the embedded client's feed are the
+    dispatcher's one stream: a subscriber past its bound is told it lagged, and
+    the embedded feed, like a socket client after a dropped link, reads on."""
+    engine.install_agent("alpha", agent_files())
+
+    async def scenario():
+        client = EmbeddedClient(engine)  # not closed: that would close the fixture's engine
+        client.dispatcher.fanout.subscriber_bytes = 1
+        stuck = client.dispatcher.subscribe()
+        ack = await anext(stuck)
+        async with client.feed() as feed:
+            # Two pushes before the loop turns: both wait for each subscriber at once.
+            engine.set_paused("alpha", True)
+            engine.set_paused("alpha", False)
+            async with asyncio.timeout(60):
+                lagged = await anext(feed)
+                engine.set_paused("alpha", True)
+                async for after in feed:
+                    if isinstance(after, AgentStatus) and after.name == "alpha":
+                        break
+        rest = [wire.decode(line) async for line in stuck]
+        await client.dispatcher.close()
+        return ack, lagged, after, rest
+
+    ack, lagged, after, rest = asyncio.run(scenario())
+    assert wire.decode(ack) == wire.ok()
+    # What waited was dropped whole, and counted.
+    assert isinstance(lagged, Lagged) and lagged.lagged >= 2
+    assert after.paused
+    assert rest[-1] == wire.ok(lagged=rest[-1]["lagged"]) and rest[-1]["lagged"] >= 2

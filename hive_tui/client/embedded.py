@@ -30,18 +30,34 @@ class EmbeddedClient(HiveClient):
         return wire.check_response(await self.dispatcher.handle(message))
 
     def feed(self) -> Feed:
-        loop = asyncio.get_running_loop()
+        """The dispatcher's subscription, the one the socket serves; dropped
+        for lagging, it reads afresh, as a socket client does after a dropped link."""
 
-        def start(feed: Feed):
-            def listener(item: object) -> None:
-                message = wire.push(item)
-                if message is not None:
-                    # The engine calls back from its worker threads.
-                    loop.call_soon_threadsafe(feed.put, wire.decode_push(message))
+        async def start(feed: Feed):
+            lines = self.dispatcher.subscribe()
+            await anext(lines)  # subscribed from here on
+            task = asyncio.create_task(self._pump(feed, lines))
 
-            return self.engine.subscribe(listener)
+            async def stop() -> None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+            return stop
 
         return Feed(start)
+
+    async def _pump(self, feed: Feed, lines: AsyncGenerator[bytes, None]) -> None:
+        while True:
+            async with aclosing(lines):
+                async for line in lines:
+                    item = wire.decode_push(wire.check_response(wire.decode(line)))
+                    if item is not None:
+                        feed.put(item)
+            # The stream ended with `lagged`, which the feed now holds: subscribed
+            # again before whoever reads the feed gets to it, so nothing falls
+            # between what they read afresh and what is pushed next.
+            lines = self.dispatcher.subscribe()
+            await anext(lines)
 
     async def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
         # aclosing: the follower ends as soon as our caller stops, not at garbage collection.
@@ -51,5 +67,5 @@ class EmbeddedClient(HiveClient):
                     yield message["line"]
 
     async def close(self) -> None:
-        await self.dispatcher.drain()
+        await self.dispatcher.close()
         self.engine.close()

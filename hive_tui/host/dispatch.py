@@ -20,9 +20,10 @@ from typing import Any
 
 from .. import wire
 from ..errors import HiveError
-from ..models import Approval
+from ..models import Approval, Lagged
 from ..verbs import VERBS, Verb, check_fields
 from .engine import Engine
+from .fanout import Fanout
 from .logstream import follow, log_source
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,10 @@ class Dispatcher:
         # Approved work of each agent, in the order approved: one runs on a
         # thread, the rest wait here as tasks (agent -> [turn, how many hold or want it]).
         self._turns: dict[str, list] = {}
+        # Every subscriber of this dispatcher, in-process or over the socket,
+        # waits in this one fan-out, where what waits is bounded.
+        self.fanout = Fanout(engine.subscribe)
+        self._fanout_started = False
         # Every verb answered with one response: all but the subscriptions, which only stream.
         self._verbs = {name: (verb.fields, self._runner(verb)) for name, verb in VERBS.items()
                        if verb.call is not None or not verb.streams}
@@ -126,6 +131,31 @@ class Dispatcher:
         except HiveError as e:
             yield wire.error(str(e))
 
+    async def subscribe(self, rows_only: bool = False) -> AsyncGenerator[bytes, None]:
+        """`subscribe` (with `rows_only`, `subscribe_agent_status`), as the
+        lines the socket carries: an ack, then each push as it happens.
+
+        The socket server and the embedded client both subscribe through this
+        one stream. Lines, not messages: each push is encoded once for every
+        subscriber (see fanout.py). A subscriber that falls too far behind is
+        dropped: the stream ends with a `lagged` line saying how many pushes
+        it lost (the status rows' stream, hyperhive's, has no such message
+        and just ends). Whoever reads it then reads afresh.
+        """
+        if not self._fanout_started:
+            # Started with the first subscriber: the fan-out needs the running loop.
+            self.fanout.start()
+            self._fanout_started = True
+        sub = self.fanout.add(rows_only)
+        try:
+            yield wire.encode(wire.ok())
+            while (line := await sub.next()) is not None:
+                yield line
+            if not rows_only:
+                yield wire.encode(wire.ok(**Lagged(sub.lost or 0).to_wire()))
+        finally:
+            self.fanout.remove(sub)
+
     async def _approve(self, id: int) -> dict:
         """Claim at once, carry out in the background: a client that goes away
         does not stop the deploy, and the outcome reaches subscribers."""
@@ -154,3 +184,8 @@ class Dispatcher:
         """Wait for deploys and spawns started here to finish."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Drain, then stop listening to the engine's pushes."""
+        await self.drain()
+        self.fanout.close()

@@ -1,5 +1,5 @@
-"""The engine's pushes, fanned out to every subscriber of a server, with a
-bound on what waits for slow readers.
+"""The engine's pushes, fanned out to every subscriber of a dispatcher (over
+the socket or in process), with a bound on what waits for slow readers.
 
 Each push is encoded once, in the engine's thread, and the same bytes are
 queued for every subscriber: one call crosses into the event loop per push,
@@ -8,9 +8,9 @@ however many subscribers there are, so the engine is not slowed by them.
 What waits is bounded twice: per subscriber (SUBSCRIBER_BYTES) and across
 all of them (TOTAL_BYTES), counting each queued line against every queue it
 is in. Past either bound the subscriber with the most waiting (the slowest)
-is dropped: its queue is freed, and its connection is told how many pushes
-it lost (`lagged`) and closed. It reconnects and reads afresh, as after any
-dropped link. A subscriber is never dropped for the one line it holds.
+is dropped: its queue is freed, and its stream ends by telling it how many
+pushes it lost (`lagged`). It reads afresh, as after any dropped link. A
+subscriber is never dropped for the one line it holds.
 """
 
 from __future__ import annotations
@@ -74,10 +74,6 @@ class Fanout:
         self.subscribers.discard(sub)
         sub.lines.clear()
         sub.queued = 0
-
-    @property
-    def queued(self) -> int:
-        return sum(s.queued for s in self.subscribers)
 
     def _listener(self, item: object) -> None:
         """Called in the engine's threads."""

@@ -34,11 +34,9 @@ from typing import Any
 
 from .. import wire
 from ..errors import HiveError
-from ..models import Lagged
 from ..verbs import VERBS, check_fields
 from .dispatch import Caller, Dispatcher
 from .engine import Engine
-from .fanout import Fanout
 from .policy import MANAGER, OPERATOR, Policy
 
 log = logging.getLogger(__name__)
@@ -165,7 +163,6 @@ class Server:
         self.policy = policy
         self.max_connections = max_connections
         self.dispatcher = Dispatcher(engine)
-        self.fanout = Fanout(engine.subscribe)
         # Who is connected now; a connection's entry goes with it.
         self.peers: dict[asyncio.Task, Caller] = {}
         self._listener: socket.socket | None = None
@@ -177,7 +174,6 @@ class Server:
     async def start(self) -> None:
         raise_fd_limit(self.max_connections)
         self._listener = bind_socket(self.path, self.group)
-        self.fanout.start()
         self._accepting = asyncio.create_task(self._accept(self._listener))
         log.info("serving %s on %s", self.engine.state.root, self.path)
 
@@ -193,8 +189,7 @@ class Server:
         await asyncio.gather(*self._connections, return_exceptions=True)
         while self._in_flight:
             await asyncio.gather(*list(self._in_flight), return_exceptions=True)
-        await self.dispatcher.drain()
-        self.fanout.close()
+        await self.dispatcher.close()
         try:
             if stat.S_ISSOCK(self.path.lstat().st_mode):
                 self.path.unlink()
@@ -313,27 +308,23 @@ class Server:
 
     async def _subscription(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                             rows_only: bool) -> None:
-        sub = self.fanout.add(rows_only)
-        try:
-            await _send(writer, wire.ok())
+        async with aclosing(self.dispatcher.subscribe(rows_only)) as lines:
+            writer.write(await anext(lines))
+            await writer.drain()
             # What waits for this client waits in the fan-out, where it is counted:
             # the transport holds no more than the line being sent.
             writer.transport.set_write_buffer_limits(high=0)
 
             async def pump() -> None:
-                while (line := await sub.next()) is not None:
+                async for line in lines:
                     writer.write(line)
                     await writer.drain()
-                # Dropped for lagging: say how much was lost (hyperhive's status
-                # stream has no such message), then close once it is sent.
-                if not rows_only:
-                    writer.write(wire.encode(wire.ok(**Lagged(sub.lost or 0).to_wire())))
+                # The stream ends only when this client was dropped for lagging
+                # (its last line said so): close once that is sent.
                 writer.close()
                 await writer.wait_closed()
 
             await _while_connected(reader, pump())
-        finally:
-            self.fanout.remove(sub)
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       name: str, lines: int | None) -> None:

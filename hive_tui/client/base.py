@@ -9,7 +9,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import HiveError
 from ..models import AgentStatus, Approval, Event, Lagged, TagRecord, Transient
+from ..verbs import VERBS, check_fields
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,26 @@ class HiveClient(abc.ABC):
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
+
+    async def call(self, verb: str, **fields: Any) -> dict[str, Any]:
+        """Any verb of the table by name; returns its response, checked.
+
+        The verb and its fields are checked against the table here, before
+        anything is sent, so a verb added to the table is reachable without a
+        method of its own. The streams have theirs: `feed` and `follow_logs`.
+        """
+        spec = VERBS.get(verb)
+        if spec is None:
+            raise HiveError(f"unknown verb {verb!r}")
+        if spec.streams and spec.call is None:
+            raise HiveError(f"{verb} streams: use feed()")
+        unknown = sorted(set(fields) - set(spec.fields))
+        if unknown:
+            raise HiveError(f"{verb} has no field {', '.join(f'`{name}`' for name in unknown)}")
+        check_fields(fields, spec.fields)
+        if fields.get("follow") is True:
+            raise HiveError(f"{verb} with follow streams: use follow_logs()")
+        return await self.request({"cmd": verb, **fields})
 
     # the verbs
 

@@ -85,12 +85,7 @@ def feed_latency(subscribers: int = 50, changes: int = 20, ssh: bool = False) ->
     finally:
         if sshd is not None:
             sshd.stop()
-        if server is not None:
-            server.terminate()
-            server.wait(30)
-        with Engine(root / "hive", locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
-            for name in engine.runtime.containers():
-                engine.runtime.stop(name)
+        _stop_served(root, server)
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(root, ignore_errors=True)
@@ -165,12 +160,7 @@ def server_rss(subscribers: int = 1000, pushes: int = 2000, cycles: int = 100_00
         figures["cycles"] = _rss_mb(server.pid)
         return figures
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(60)
-        with Engine(root / "hive", locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
-            for name in engine.runtime.containers():
-                engine.runtime.stop(name)
+        _stop_served(root, server)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -183,3 +173,13 @@ def _serve_one_agent(root: Path, sock: Path) -> subprocess.Popen:
     while not sock.exists():
         time.sleep(0.05)
     return server
+
+
+def _stop_served(root: Path, server: subprocess.Popen | None) -> None:
+    """End the server and the agents it left running."""
+    if server is not None:
+        server.terminate()
+        server.wait(60)
+    with Engine(root / "hive", locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+        for name in engine.runtime.containers():
+            engine.runtime.stop(name)

@@ -36,7 +36,6 @@ from .livecells import Live, LiveCells
 
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
-AGE_EVERY = 1.0
 COLUMN = "agent"
 # Cells of the first line, by how long they stay: the name and the state never go.
 NAME, STATE, SHA, MODEL = 25, 16, 13, 13
@@ -87,9 +86,8 @@ class ContainerTable(LiveCells):
 
     def on_mount(self) -> None:
         self.add_column("agent", key=COLUMN)
-        if self.pulse:
-            self.set_interval(PULSE_EVERY, self._pulse)
-        self.set_interval(AGE_EVERY, self._tick)
+        # One timer for both: a pill turns every tick, an age is looked at and repainted if it moved.
+        self.set_interval(PULSE_EVERY, self._tick)
 
     def on_resize(self, event: events.Resize) -> None:
         if self._text_width() != self.width_built:
@@ -195,12 +193,9 @@ class ContainerTable(LiveCells):
 
     # -- what changes with time ------------------------------------------------------
 
-    def _pulse(self) -> None:
-        if self.transients:
-            self.frame += 1
-            self.repaint_live()
-
     def _tick(self) -> None:
+        if self.pulse and self.transients:
+            self.frame += 1
         self.repaint_live()
 
     def live_text(self, row_index: int, line: int) -> list[Live]:

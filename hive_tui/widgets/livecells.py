@@ -25,6 +25,11 @@ Live = tuple[int, int, str]
 class LiveCells(DataTable):
     LINES_PER_ROW = 1
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What each live cell shows on screen now, by (screen line, x): a tick skips those that read the same.
+        self.painted: dict[tuple[int, int], str] = {}
+
     def live_text(self, row_index: int, line: int) -> list[Live]:
         """What changes with time on this line of this row, as it should read now."""
         return []
@@ -47,9 +52,9 @@ class LiveCells(DataTable):
         for index in self.visible_rows():
             for line in range(self.LINES_PER_ROW):
                 y = index * self.LINES_PER_ROW + line - scroll_y + header
-                for x, cells, _ in self.live_text(index, line):
+                for x, cells, text in self.live_text(index, line):
                     x -= scroll_x
-                    if x + cells > 0 and x < width:
+                    if x + cells > 0 and x < width and self.painted.get((y, x)) != text:
                         regions.append(Region(x, y, cells, 1))
         if regions:
             self.refresh(*regions)
@@ -66,6 +71,7 @@ class LiveCells(DataTable):
             return strip
         for x, cells, text in self.live_text(index, line):
             strip = paint(strip, x - scroll_x, cells, text)
+            self.painted[y, x - scroll_x] = text
         return strip
 
 

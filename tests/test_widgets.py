@@ -11,9 +11,11 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.selection import Selection
 
-from hive_tui.models import AgentStatus, Approval
+from hive_tui.app import stylesheet
+from hive_tui.models import AgentStatus, Approval, DeployStep, Event
 from hive_tui.widgets.approvals import ApprovalTable
 from hive_tui.widgets.containers import ContainerTable
+from hive_tui.widgets.deploylog import DeployLog
 
 
 class Tables(App):
@@ -187,3 +189,29 @@ async def test_a_filter_reuses_built_rows_and_a_newer_one_replaces_one_under_way
         containers.refilter("")
         await until(pilot, lambda: containers.row_count == len(rows), what="the filter to clear")
         assert all(containers.get_cell(name, "agent") is cell for name, cell in built.items())
+
+
+# -- the deploy log takes room only while something runs ---------------------------------------------
+
+class Logged(App):
+    CSS_PATH = stylesheet()
+
+    def compose(self) -> ComposeResult:
+        yield DeployLog()
+
+
+async def test_the_deploy_log_shows_while_a_deploy_runs_and_a_while_after(monkeypatch):
+    from hive_tui.widgets import deploylog
+
+    monkeypatch.setattr(deploylog, "LINGER", 0.2)
+    async with Logged().run_test(size=(80, 24)) as pilot:
+        log = pilot.app.query_one(DeployLog)
+        await pilot.pause()
+        assert log.region.height == 0
+        log.step(DeployStep(id=1, agent="alpha", step="building", detail=""))
+        await until(pilot, lambda: log.region.height == 8, what="the log to show")
+        assert log.rest_timer is None, "a deploy under way keeps its log on screen"
+        log.event(Event(kind="ApprovalResolved", agent="alpha", id=1, status="approved", tag="deployed/1"))
+        assert log.rest_timer is not None and log.region.height == 8
+        await until(pilot, lambda: log.region.height == 0, what="the log to make room again")
+        assert any("deployed/1" in line.text for line in log.lines)

@@ -26,10 +26,11 @@ from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import set_marker
-from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, rebuild_agent
+from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, kept_agents,
+                        rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
-from .runtime import OutputSink, make_runtime
+from .runtime import OutputSink, RunState, make_runtime
 from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files
 from .transients import Transients
@@ -37,6 +38,8 @@ from .validate import check_id, check_ref_text, check_text
 
 LOG_LINES_MAX = 10_000
 LOG_TIMEOUT = 30.0
+# The note on the requests a purge leaves with nothing to apply to.
+PURGED_NOTE = "agent purged"
 
 log = logging.getLogger(__name__)
 
@@ -102,21 +105,23 @@ class Engine:
         self._emitter.emit(item)
 
     def _push_row(self, name: str) -> AgentStatus:
-        """Push the agent's row as it is now; the row is read in the agent's push turn."""
+        """Push the agent's row as it is now; the row is read in the agent's push turn.
+
+        NotFound when the agent has no row (never spawned, or purged).
+        """
         with self._emitter.row_turn(name):
-            row = self._row(name, self.meta.committed_lock())
+            row = self._current_row(name)
             self._emit(row)
         return row
 
     def _transient_changed(self, item: Transient) -> None:
         self._emit(item)
-        if item.agent in self.agents():
-            try:
-                self._push_row(item.agent)
-            except NotFound:
-                pass  # destroyed meanwhile: it has no row
-            except HiveError:
-                log.exception("status of %s after %s", item.agent, item.kind)
+        try:
+            self._push_row(item.agent)
+        except NotFound:
+            pass  # not spawned yet, or purged: it has no row
+        except HiveError:
+            log.exception("status of %s after %s", item.agent, item.kind)
 
     # -- reading ----------------------------------------------------------
 
@@ -129,31 +134,56 @@ class Engine:
             raise NotFound(f"no agent named {name}")
         return name
 
+    def kept(self, containers: list[str] | None = None) -> list[str]:
+        """The agents destroyed with their repos kept (see lifecycle.kept_agents).
+
+        A name being spawned again is not one: it is in flight, and shown as such.
+        """
+        return [n for n in kept_agents(self.state, self.runtime, self.meta, containers)
+                if self.transients.kind(n) != "Spawning"]
+
     def status(self) -> list[AgentStatus]:
-        """A row for each agent; one destroyed while the rows are read is left out."""
+        """A row for each agent, and a `kept` row for each agent destroyed with
+        its repos kept; one destroyed while the rows are read is left out."""
         lock = self.meta.committed_lock()
+        containers = self.runtime.containers()
         rows = []
-        for name in self.agents():
+        for name in agents_for_meta_listing(self.state, self.runtime, self.meta, containers):
             try:
                 rows.append(self._row(name, lock))
             except NotFound:
                 continue
-        return rows
+        rows += [self._kept_row(name) for name in self.kept(containers)]
+        return sorted(rows, key=lambda r: r.name)
 
     def agent_status(self, name: str) -> AgentStatus:
-        self._require_agent(name)
-        return self._row(name, self.meta.committed_lock())
+        check_name(name)
+        return self._current_row(name)
 
-    def _row(self, name: str, lock: dict) -> AgentStatus:
+    def _current_row(self, name: str) -> AgentStatus:
+        """The agent's row, or its `kept` row; NotFound when it has neither."""
+        if name in self.agents():
+            return self._row(name, self.meta.committed_lock())
+        if name in self.kept():
+            return self._kept_row(name)
+        raise NotFound(f"no agent named {name}")
+
+    def _kept_row(self, name: str) -> AgentStatus:
+        """A destroyed agent whose repos were kept: no container, nothing deployed."""
+        return self._row(name, {}, kept=True)
+
+    def _row(self, name: str, lock: dict, kept: bool = False) -> AgentStatus:
         """An agent's row, derived from the runtime, the repos and its state folder.
 
         NotFound if the agent is destroyed meanwhile: its container goes first,
         so an agent no longer listed when its repo cannot be read is gone.
         """
-        run = self.runtime.run_state(name)
+        run = RunState() if kept else self.runtime.run_state(name)
         locked = locked_rev(lock, input_name(name))
+        applied = None
         try:
-            applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
+            if not kept:
+                applied = str(gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target)
         except (HiveError, pygit2.GitError, KeyError, OSError):
             if name not in self.agents():
                 raise NotFound(f"no agent named {name}") from None
@@ -165,7 +195,7 @@ class Engine:
             name=name,
             running=run.running,
             failed=run.failed or error is not None,
-            needs_update=locked != str(applied),
+            needs_update=not kept and locked != applied,
             needs_login=reported.get("needs_login") is True,
             paused=self.state.agent_marker(name, "paused"),
             deployed_sha=locked[:12] if locked else None,
@@ -174,6 +204,7 @@ class Engine:
             status_set_at=_str_or_none(reported.get("set_at")) if text is not None else None,
             transient=self.transients.kind(name),
             error=error,
+            kept=kept,
         )
 
     def transients_in_flight(self) -> list[Transient]:
@@ -403,8 +434,27 @@ class Engine:
                 log.exception("destroy of %s failed", name)
                 warning = self._settle(name, e, lambda: settle_destroy(self.state, self.meta, self.runtime,
                                                                        name, purge))
+            if purge:
+                # Before the action ends: whoever sees the agent gone finds its requests resolved.
+                self._deny_purged(name)
         self._record("Destroyed", name, status="purged" if purge else "kept", error=warning)
         return warning
+
+    def _deny_purged(self, name: str) -> None:
+        """Deny the purged agent's pending requests: what they would apply to is gone.
+
+        A spawn request is left pending: spawning the name needs nothing a purge removed.
+        """
+        resolved: list[object] = []
+        with self.db.write() as t:
+            for approval in self.db.approvals(status="pending", agent=name):
+                if approval.kind == "spawn":
+                    continue
+                claimed = t.claim(approval.id, "denied", PURGED_NOTE)
+                done, events = t.resolve_denied(claimed, None, PURGED_NOTE)
+                resolved += [*events, done]
+        for item in resolved:
+            self._emit(item)
 
     def set_paused(self, name: str, paused: bool) -> AgentStatus:
         """Write or remove the agent's pause marker; idempotent both ways."""

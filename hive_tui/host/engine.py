@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files
 from .transients import Transients
 from .validate import check_id, check_ref_text, check_text
+from .watch import FolderWatch
 
 LOG_LINES_MAX = 10_000
 LOG_TIMEOUT = 30.0
@@ -69,6 +71,13 @@ class Engine:
             self._owner.release()
             raise
         self._emitter = Emitter(self.db)
+        # The row last pushed for each agent, so that a change on disk that
+        # leaves the row as it was pushes nothing.
+        self._last_rows: dict[str, AgentStatus] = {}
+        # Started with the first subscriber: nobody to push to before.
+        self._watch: FolderWatch | None = None
+        self._watch_lock = threading.Lock()
+        self._closed = False
         self.transients = Transients(self.db, self._transient_changed)
         self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit, self.transients)
         self.interrupted = self._clear_leftover_transients()
@@ -86,6 +95,11 @@ class Engine:
         return leftovers
 
     def close(self) -> None:
+        with self._watch_lock:
+            self._closed = True
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         self.db.close()
         self._owner.release()
 
@@ -98,21 +112,46 @@ class Engine:
     # -- watching ---------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call `listener` with every change; returns the function that stops it."""
-        return self._emitter.subscribe(listener)
+        """Call `listener` with every change; returns the function that stops it.
+
+        From the first subscriber on, the agents' folders are watched, so a
+        row follows what its agent writes (see watch.py).
+        """
+        unsubscribe = self._emitter.subscribe(listener)
+        with self._watch_lock:
+            if self._watch is None and not self._closed:
+                self._watch = FolderWatch(self.state.root, self._changed_on_disk)
+                self._watch.start()
+        return unsubscribe
 
     def _emit(self, item: object) -> None:
         self._emitter.emit(item)
 
-    def _push_row(self, name: str) -> AgentStatus:
+    def _push_row(self, name: str, if_changed: bool = False) -> AgentStatus:
         """Push the agent's row as it is now; the row is read in the agent's push turn.
 
-        NotFound when the agent has no row (never spawned, or purged).
+        With `if_changed`, a row equal to the one last pushed is not pushed
+        again. NotFound when the agent has no row (never spawned, or purged).
         """
         with self._emitter.row_turn(name):
-            row = self._current_row(name)
-            self._emit(row)
+            try:
+                row = self._current_row(name)
+            except NotFound:
+                self._last_rows.pop(name, None)
+                raise
+            if not (if_changed and self._last_rows.get(name) == row):
+                self._last_rows[name] = row
+                self._emit(row)
         return row
+
+    def _changed_on_disk(self, name: str) -> None:
+        """Something the agent's row is read from changed on disk (called by the watcher)."""
+        try:
+            self._push_row(name, if_changed=True)
+        except NotFound:
+            pass  # not spawned yet, or purged: it has no row
+        except HiveError:
+            log.exception("status of %s after a change on disk", name)
 
     def _transient_changed(self, item: Transient) -> None:
         self._emit(item)

@@ -18,7 +18,7 @@ from hive_tui.host.fsutil import read_json
 from hive_tui.host.watch import WINDOW
 from hive_tui.models import AgentStatus
 
-from .helpers import agent_files, wait_for
+from .helpers import agent_files, propose, wait_for
 from .serving import ServerProcess, run_async, seeded_hive, stop_agents
 
 
@@ -172,3 +172,47 @@ def test_a_spawned_agent_gets_its_model_and_status_text_pushed(served):
 
     row = run_async(scenario())
     assert row.running and row.status_text == "idle" and row.active_model == "none"
+
+
+def test_each_action_ends_with_the_fresh_row_pushed(engine):
+    engine.install_agent("alpha", agent_files())
+    pushed: list[AgentStatus] = []
+    engine.subscribe(lambda item: pushed.append(item) if isinstance(item, AgentStatus) else None)
+
+    def last_pushed(name: str) -> tuple:
+        row = [r for r in pushed if r.name == name][-1]
+        return (row.running, row.paused, row.deployed_sha, row.needs_update, row.transient, row.kept)
+
+    def now(name: str) -> tuple:
+        row = engine.agent_status(name)
+        return (row.running, row.paused, row.deployed_sha, row.needs_update, row.transient, row.kept)
+
+    actions = [
+        ("stop", lambda: engine.stop("alpha")),
+        ("start", lambda: engine.start("alpha")),
+        ("restart", lambda: engine.restart("alpha")),
+        ("pause", lambda: engine.set_paused("alpha", True)),
+        ("resume", lambda: engine.set_paused("alpha", False)),
+        ("rebuild", lambda: engine.rebuild("alpha")),
+        ("deploy", lambda: engine.approve(propose(engine, "alpha", {"notes.txt": b"one\n"}).id)),
+        ("spawn", lambda: engine.approve(engine.request_spawn("beta").id)),
+        ("destroy", lambda: engine.destroy("alpha")),
+    ]
+    for what, act in actions:
+        act()
+        name = "beta" if what == "spawn" else "alpha"
+        assert last_pushed(name) == now(name), f"after {what}, the last row pushed is stale"
+
+
+def test_an_agent_that_exits_on_its_own_has_its_row_pushed(served):
+    async def scenario():
+        c = UnixClient(str(served.sock))
+        async with c.feed() as feed:
+            # The idle agent runs while its state folder is there.
+            shutil.rmtree(served.root / "agents" / "beta")
+            row = await next_row(feed, "beta", lambda r: not r.running)
+        await c.close()
+        return row
+
+    row = run_async(scenario())
+    assert (row.running, row.transient) == (False, None)

@@ -26,10 +26,11 @@ from .deploy import Deployer
 from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
-from .fsutil import set_marker
+from .fsutil import is_marker, set_marker
 from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, kept_agents,
                         rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
+from .rowcache import CommittedLock, StatusFiles
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
 from .runtime import OutputSink, RunState, make_runtime
 from .stateroot import OwnerLock, StateRoot
@@ -74,6 +75,9 @@ class Engine:
         # The row last pushed for each agent, so that a change on disk that
         # leaves the row as it was pushes nothing.
         self._last_rows: dict[str, AgentStatus] = {}
+        # What the rows are read from, read again only when it changed.
+        self._committed_lock = CommittedLock(self.meta)
+        self._status_files = StatusFiles()
         # Started with the first subscriber: nobody to push to before.
         self._watch: FolderWatch | None = None
         self._watch_lock = threading.Lock()
@@ -184,15 +188,16 @@ class Engine:
     def status(self) -> list[AgentStatus]:
         """A row for each agent, and a `kept` row for each agent destroyed with
         its repos kept; one destroyed while the rows are read is left out."""
-        lock = self.meta.committed_lock()
+        lock = self._committed_lock.get()
+        broken = self.db.broken()
         containers = self.runtime.containers()
         rows = []
         for name in agents_for_meta_listing(self.state, self.runtime, self.meta, containers):
             try:
-                rows.append(self._row(name, lock))
+                rows.append(self._row(name, lock, broken))
             except NotFound:
                 continue
-        rows += [self._kept_row(name) for name in self.kept(containers)]
+        rows += [self._row(name, {}, broken, kept=True) for name in self.kept(containers)]
         return sorted(rows, key=lambda r: r.name)
 
     def agent_status(self, name: str) -> AgentStatus:
@@ -202,17 +207,14 @@ class Engine:
     def _current_row(self, name: str) -> AgentStatus:
         """The agent's row, or its `kept` row; NotFound when it has neither."""
         if name in self.agents():
-            return self._row(name, self.meta.committed_lock())
+            return self._row(name, self._committed_lock.get(), self.db.broken())
         if name in self.kept():
-            return self._kept_row(name)
+            return self._row(name, {}, self.db.broken(), kept=True)
         raise NotFound(f"no agent named {name}")
 
-    def _kept_row(self, name: str) -> AgentStatus:
-        """A destroyed agent whose repos were kept: no container, nothing deployed."""
-        return self._row(name, {}, kept=True)
-
-    def _row(self, name: str, lock: dict, kept: bool = False) -> AgentStatus:
-        """An agent's row, derived from the runtime, the repos and its state folder.
+    def _row(self, name: str, lock: dict, broken: dict[str, str], kept: bool = False) -> AgentStatus:
+        """An agent's row, derived from the runtime, the repos and its state folder;
+        `kept` for an agent destroyed with its repos kept: no container, nothing deployed.
 
         NotFound if the agent is destroyed meanwhile: its container goes first,
         so an agent no longer listed when its repo cannot be read is gone.
@@ -222,21 +224,25 @@ class Engine:
         applied = None
         try:
             if not kept:
-                applied = str(gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target)
-        except (HiveError, pygit2.GitError, KeyError, OSError):
+                applied = gitrepo.main_target(self.state.applied(name))
+        except (HiveError, pygit2.GitError, OSError):
             if name not in self.agents():
                 raise NotFound(f"no agent named {name}") from None
             raise
-        reported = self.state.read_agent_json(name, "status.json") or {}
+        try:
+            folder: Path | None = self.state.agent_state(name)
+        except HiveError:
+            folder = None  # a link in its place: nothing in it is read
+        reported = (self._status_files.read(folder / "status.json") if folder else None) or {}
         text = reported.get("text") if run.running else None
-        error = self.db.broken().get(name)
+        error = broken.get(name)
         return AgentStatus(
             name=name,
             running=run.running,
             failed=run.failed or error is not None,
             needs_update=not kept and locked != applied,
             needs_login=reported.get("needs_login") is True,
-            paused=self.state.agent_marker(name, "paused"),
+            paused=folder is not None and is_marker(folder / "paused"),
             deployed_sha=locked[:12] if locked else None,
             active_model=_str_or_none(reported.get("model")),
             status_text=_str_or_none(text),

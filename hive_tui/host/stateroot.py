@@ -20,6 +20,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,8 +45,14 @@ class StateRoot:
         for sub in AGENT_AREAS:
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
 
+    @cached_property
+    def resolved(self) -> Path:
+        """The root with its links resolved, once: it is the operator's, and
+        resolving it for each of a thousand agents' paths was most of a status."""
+        return self.root.resolve()
+
     def _agent_path(self, area: str, name: str) -> Path:
-        return path_under(self.root, area, check_name(name))
+        return path_under(self.resolved, area, check_name(name), resolved=True)
 
     def applied(self, name: str) -> Path:
         return self._agent_path("applied", name)

@@ -9,6 +9,7 @@ Approval, Transient and AgentStatus.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import threading
 import uuid
@@ -233,7 +234,7 @@ class Engine:
             folder: Path | None = self.state.agent_state(name)
         except HiveError:
             folder = None  # a link in its place: nothing in it is read
-        reported = (self._status_files.read(folder / "status.json") if folder else None) or {}
+        reported = (self._status_files.read(os.path.join(folder, "status.json")) if folder else None) or {}
         text = reported.get("text") if run.running else None
         error = broken.get(name)
         return AgentStatus(
@@ -242,7 +243,7 @@ class Engine:
             failed=run.failed or error is not None,
             needs_update=not kept and locked != applied,
             needs_login=reported.get("needs_login") is True,
-            paused=folder is not None and is_marker(folder / "paused"),
+            paused=folder is not None and is_marker(os.path.join(folder, "paused")),
             deployed_sha=locked[:12] if locked else None,
             active_model=_str_or_none(reported.get("model")),
             status_text=_str_or_none(text),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ def open_repo(path: Path) -> pygit2.Repository:
         raise NotFound(f"no git repository at {path}") from None
 
 
-def main_target(path: Path) -> str:
+def main_target(path: Path | str) -> str:
     """The sha `main` points at in the non-bare repo at `path`.
 
     Read from the loose ref file when there is one: a status reads this for
@@ -58,7 +59,7 @@ def main_target(path: Path) -> str:
     ref is read through libgit2. NotFound when there is no repo.
     """
     try:
-        raw = read_regular(path / ".git" / MAIN, 128)
+        raw = read_regular(os.path.join(path, ".git", MAIN), 128)
     except (NotRegular, OSError):
         raw = None
     text = raw.decode("ascii", "replace").strip() if raw else ""

@@ -13,8 +13,6 @@ import os
 import stat
 import threading
 import time
-from pathlib import Path
-
 from . import gitrepo
 from .fsutil import read_json
 
@@ -29,10 +27,10 @@ class StatusFiles:
 
     def __init__(self, racy_ns: int = RACY_NS) -> None:
         self.racy_ns = racy_ns
-        self._cache: dict[Path, tuple[tuple[int, ...], dict | None, int]] = {}
+        self._cache: dict[str, tuple[tuple[int, ...], dict | None, int]] = {}
         self._lock = threading.Lock()
 
-    def read(self, path: Path) -> dict | None:
+    def read(self, path: str) -> dict | None:
         """As fsutil.read_json(path)."""
         try:
             st = os.lstat(path)

@@ -69,7 +69,7 @@ class StateRoot:
     def has_applied_repo(self, name: str) -> bool:
         """Whether `name` has an applied repo; an entry that is a link has none."""
         try:
-            return (self.applied(name) / ".git").is_dir()
+            return os.path.isdir(os.path.join(self.applied(name), ".git"))
         except HiveError:
             return False
 

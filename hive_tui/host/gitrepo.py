@@ -66,7 +66,7 @@ def main_target(path: Path | str) -> str:
     if _SHA_RE.fullmatch(text):
         return text
     try:
-        return str(open_repo(path).references[MAIN].target)
+        return str(open_repo(Path(path)).references[MAIN].target)
     except (KeyError, pygit2.GitError):
         raise NotFound(f"no main in the repository at {path}") from None
 

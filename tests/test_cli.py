@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 from importlib.resources import files
 from pathlib import Path
 
@@ -339,16 +341,29 @@ def test_a_followed_log_prints_one_json_object_per_line(demo):
     proc = subprocess.Popen([str(EXE), "--state", str(demo), "--locker", "builtin", "--json",
                              "logs", "atlas", "--follow"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        with proc.stdout:
+            for line in proc.stdout:
+                printed.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
-        first = json.loads(proc.stdout.readline())
-        assert set(first) == {"line"} and "atlas up" in first["line"]
+        seen = []
+        while not any("atlas up" in line["line"] for line in seen):
+            seen.append(json.loads(printed.get(timeout=30)))
         with open(demo / "containers" / "atlas" / "log", "a") as log:
             log.write("later \x1b[31mred\n")
-        while (line := json.loads(proc.stdout.readline())) != {"line": "later \x1b[31mred"}:
-            assert set(line) == {"line"}
+        while seen[-1] != {"line": "later \x1b[31mred"}:
+            seen.append(json.loads(printed.get(timeout=30)))
+        assert all(set(line) == {"line"} for line in seen)
     finally:
         proc.terminate()
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        proc.stderr.close()
 
 
 def test_demo_prints_a_json_object(hive_root):

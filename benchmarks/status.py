@@ -1,4 +1,5 @@
-"""What `agent_status` costs the engine on a large hive of the local runtime.
+"""What `agent_status` costs the engine on a large hive of the local runtime,
+and how soon the rows follow when every agent writes its status file at once.
 
 The hive is laid out directly (applied repos, containers, status files and a
 meta flake locking them all) rather than spawned one by one, which would take
@@ -17,6 +18,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from hive_tui.host.engine import Engine
 from hive_tui.host.lifecycle import agents_for_meta_listing
 from hive_tui.host.runtime.procs import start_ticks
 from hive_tui.host.template import new_agent_files
+from hive_tui.models import AgentStatus
 
 
 def large_hive(root: Path, agents: int) -> list[str]:
@@ -69,6 +72,33 @@ def agent_status_cost(agents: int = 1000, runs: int = 5) -> dict[str, float]:
         shutil.rmtree(folder)
 
 
+def all_write_at_once(agents: int = 1000) -> float:
+    """Seconds from every agent writing its status file at once until the
+    engine has pushed every agent's new row (the watcher's batched pushes)."""
+    folder = Path(tempfile.mkdtemp(prefix="hive-status-"))
+    try:
+        names = large_hive(folder / "hive", agents)
+        with Engine(folder / "hive", locker="builtin") as engine:
+            pending = set(names)
+            done = threading.Event()
+
+            def listen(item: object) -> None:
+                if isinstance(item, AgentStatus) and item.status_text == "busy":
+                    pending.discard(item.name)
+                    if not pending:
+                        done.set()
+
+            engine.subscribe(listen)
+            start = time.perf_counter()
+            for name in names:
+                (engine.state.agent_state(name) / "status.json").write_text(json.dumps({"text": "busy"}))
+            if not done.wait(120):
+                raise RuntimeError(f"{len(pending)} rows never pushed")
+            return time.perf_counter() - start
+    finally:
+        shutil.rmtree(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -77,6 +107,8 @@ def main() -> None:
     cost = agent_status_cost(args.agents, args.runs)
     print(f"agent_status, {args.agents} agents, local runtime: first {cost['first'] * 1000:.0f} ms, "
           f"then {cost['again'] * 1000:.0f} ms")
+    print(f"{args.agents} agents write their status at once: every row pushed in "
+          f"{all_write_at_once(args.agents) * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -132,11 +132,10 @@ class Engine:
     def _emit(self, item: object) -> None:
         self._emitter.emit(item)
 
-    def _push_row(self, name: str, if_changed: bool = False) -> AgentStatus:
+    def _push_row(self, name: str) -> AgentStatus:
         """Push the agent's row as it is now; the row is read in the agent's push turn.
 
-        With `if_changed`, a row equal to the one last pushed is not pushed
-        again. NotFound when the agent has no row (never spawned, or purged).
+        NotFound when the agent has no row (never spawned, or purged).
         """
         with self._emitter.row_turn(name):
             try:
@@ -144,19 +143,40 @@ class Engine:
             except NotFound:
                 self._last_rows.pop(name, None)
                 raise
-            if not (if_changed and self._last_rows.get(name) == row):
-                self._last_rows[name] = row
-                self._emit(row)
+            self._last_rows[name] = row
+            self._emit(row)
         return row
 
-    def _changed_on_disk(self, name: str) -> None:
-        """Something the agent's row is read from changed on disk (called by the watcher)."""
-        try:
-            self._push_row(name, if_changed=True)
-        except NotFound:
-            pass  # not spawned yet, or purged: it has no row
-        except HiveError:
-            log.exception("status of %s after a change on disk", name)
+    def _changed_on_disk(self, names: list[str]) -> None:
+        """Something the rows of `names` are read from changed on disk (called
+        by the watcher): push each row that is not the one last pushed.
+
+        Who has a row is listed once for them all. An agent only joins or
+        leaves the list in an action, whose end pushes its row in the agent's
+        turn: a row pushed since the list was read says the list may be stale
+        for that agent, which is then looked up again.
+        """
+        before = {name: self._last_rows.get(name) for name in names}
+        containers = self.runtime.containers()
+        agents = set(agents_for_meta_listing(self.state, self.runtime, self.meta, containers))
+        kept = set(self.kept(containers))
+        lock, broken = self._committed_lock.get(), self.db.broken()
+        for name in names:
+            try:
+                with self._emitter.row_turn(name):
+                    if self._last_rows.get(name) is not before[name]:
+                        row = self._current_row(name)
+                    elif name in agents or name in kept:
+                        row = self._row(name, lock if name in agents else {}, broken, kept=name not in agents)
+                    else:
+                        raise NotFound(name)
+                    if self._last_rows.get(name) != row:
+                        self._last_rows[name] = row
+                        self._emit(row)
+            except NotFound:
+                self._last_rows.pop(name, None)  # not spawned yet, or purged: it has no row
+            except HiveError:
+                log.exception("status of %s after a change on disk", name)
 
     def _transient_changed(self, item: Transient) -> None:
         self._emit(item)

@@ -55,9 +55,11 @@ AREAS = {"agents": _AGENT_MASK, "containers": _CONTAINER_MASK}
 
 
 class FolderWatch:
-    """Calls `changed(name)` (in its own thread) when something of agent `name` changed on disk."""
+    """Calls `changed(names)` (in its own thread) with the agents of which
+    something changed on disk; one call for all those due at once, so that
+    whatever their rows share is read once."""
 
-    def __init__(self, root: Path, changed: Callable[[str], None], window: float = WINDOW):
+    def __init__(self, root: Path, changed: Callable[[list[str]], None], window: float = WINDOW):
         self.root = root
         self.changed = changed
         self.window = window
@@ -187,13 +189,16 @@ class FolderWatch:
 
     def _fire(self) -> None:
         now = time.monotonic()
-        for name in [n for n, at in self._due.items() if at <= now]:
+        due = [n for n, at in self._due.items() if at <= now]
+        if not due:
+            return
+        for name in due:
             del self._due[name]
-            self._last[name] = time.monotonic()
-            try:
-                self.changed(name)
-            except Exception:
-                log.exception("pushing the row of %s after a change on disk", name)
+            self._last[name] = now
+        try:
+            self.changed(due)
+        except Exception:
+            log.exception("pushing the rows of %s after a change on disk", ", ".join(due))
         if len(self._last) > 2 * len(self._watches) + 64:
             # Agents long gone: what is older than a window no longer holds anything up.
             cutoff = time.monotonic() - self.window

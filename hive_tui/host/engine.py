@@ -31,8 +31,8 @@ from .fsutil import is_marker, set_marker
 from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, kept_agents,
                         rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
-from .rowcache import CommittedLock, StatusFiles
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
+from .rowcache import CommittedLock, StatusFiles
 from .runtime import OutputSink, RunState, make_runtime
 from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files

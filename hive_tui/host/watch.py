@@ -8,10 +8,13 @@ folder in them: never the hive as a whole, and never by polling.
 
 Agents write their own folders and are hostile. Nothing they do there is
 read here: a change only asks for the agent's row, which the engine reads
-the safe way (fsutil). A flood of writes is coalesced to at most one request
-per agent per WINDOW; a change after a request always makes another, so the
-last change is never lost. A watched folder that goes takes its watch with
-it; a link in an agent's place is never watched through.
+the safe way (fsutil). Changes are handed over in batches, at most one per
+WINDOW, each naming every agent that changed since the last: so a flood of
+writes asks for at most one row per agent per WINDOW, what the rows share
+(who has one, the meta lock) is read once per batch however many agents
+change, and a change after a batch always makes another, so the last change
+is never lost. A watched folder that goes takes its watch with it; a link in
+an agent's place is never watched through.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ from . import inotify
 
 log = logging.getLogger(__name__)
 
-# At most one request per agent per WINDOW seconds.
+# At most one batch per WINDOW seconds.
 WINDOW = 0.2
-# A first change waits this long, so that a file written in a few steps is
-# read once, whole.
+# A change after a quiet spell waits this long, so that a file written in a
+# few steps is read once, whole.
 SETTLE = 0.02
 READ_SIZE = 1 << 16
 
@@ -56,8 +59,7 @@ AREAS = {"agents": _AGENT_MASK, "containers": _CONTAINER_MASK}
 
 class FolderWatch:
     """Calls `changed(names)` (in its own thread) with the agents of which
-    something changed on disk; one call for all those due at once, so that
-    whatever their rows share is read once."""
+    something changed on disk, in batches at most one WINDOW apart."""
 
     def __init__(self, root: Path, changed: Callable[[list[str]], None], window: float = WINDOW):
         self.root = root
@@ -68,8 +70,9 @@ class FolderWatch:
         self._lock = threading.Lock()
         # wd -> (area, agent name or None for the area itself)
         self._watches: dict[int, tuple[str, str | None]] = {}
-        self._due: dict[str, float] = {}
-        self._last: dict[str, float] = {}
+        self._dirty: set[str] = set()
+        self._next: float | None = None
+        self._last = float("-inf")
         self._warned: set[str] = set()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -135,8 +138,8 @@ class FolderWatch:
         poller.register(self._wake_r, select.POLLIN)
         while not self._stop:
             timeout = None
-            if self._due:
-                timeout = max(0, int((min(self._due.values()) - time.monotonic()) * 1000) + 1)
+            if self._next is not None:
+                timeout = max(0, int((self._next - time.monotonic()) * 1000) + 1)
             for fd, _ in poller.poll(timeout):
                 if fd == self._fd:
                     self._read()
@@ -183,26 +186,22 @@ class FolderWatch:
         self._mark(name)
 
     def _mark(self, name: str) -> None:
-        if name not in self._due:
-            now = time.monotonic()
-            self._due[name] = max(now + SETTLE, self._last.get(name, 0.0) + self.window)
+        self._dirty.add(name)
+        if self._next is None:
+            self._next = max(time.monotonic() + SETTLE, self._last + self.window)
 
     def _fire(self) -> None:
-        now = time.monotonic()
-        due = [n for n, at in self._due.items() if at <= now]
-        if not due:
+        if self._next is None or time.monotonic() < self._next:
             return
-        for name in due:
-            del self._due[name]
-            self._last[name] = now
+        due = sorted(self._dirty)
+        self._dirty.clear()
+        self._next = None
         try:
             self.changed(due)
         except Exception:
             log.exception("pushing the rows of %s after a change on disk", ", ".join(due))
-        if len(self._last) > 2 * len(self._watches) + 64:
-            # Agents long gone: what is older than a window no longer holds anything up.
-            cutoff = time.monotonic() - self.window
-            self._last = {n: t for n, t in self._last.items() if t > cutoff}
+        # Counted from the batch's end: a slow batch leaves the engine a window before the next.
+        self._last = time.monotonic()
 
 
 def _is_folder(path: Path) -> bool:

@@ -191,7 +191,7 @@ def _log_lines(text: str) -> int:
 
 
 OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto",
-                   "nixpkgs": None, "container_config_dir": None}
+                   "nixpkgs": None, "container_config_dir": None, "read_only": False}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a name from the hosts file (default: its default host, else the demo hive)")
     common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
                         help=f"the hosts file (default: {default_config_path()})")
+    common.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                        help="send no action: every verb that would change something is refused")
     common.add_argument("--runtime", choices=list(RUNTIMES), default=argparse.SUPPRESS,
                         help="container runtime: " + ", or ".join(
                             f"{what} (default)" if kind == OPTION_DEFAULTS["runtime"] else what for kind, (_, _, what) in RUNTIMES.items()))
@@ -313,7 +315,10 @@ def _target(args: argparse.Namespace) -> Host | None:
 
 
 async def _client(args: argparse.Namespace, host: Host | None, seed_demo: bool = False) -> HiveClient:
-    return await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
+    client = await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
+    # A read-only session: refused in the client, whatever the host allows.
+    client.read_only = client.read_only or args.read_only
+    return client
 
 
 async def _serve(args: argparse.Namespace) -> int:

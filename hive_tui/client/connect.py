@@ -67,8 +67,16 @@ async def open_client(host: Host | None, state: Path | None = None, options: Eng
     """A client for `host`; None means the engine in this process, on `state` or the demo hive.
 
     With `seed_demo`, a demo hive that is not there yet is seeded first;
-    any other state root must hold a hive already.
+    any other state root must hold a hive already. A host that is
+    `read_only` gives a client that refuses every action.
     """
+    client = await _open_client(host, state, options, seed_demo)
+    client.read_only = host is not None and host.read_only
+    return client
+
+
+async def _open_client(host: Host | None, state: Path | None, options: EngineOptions,
+                       seed_demo: bool) -> HiveClient:
     if host is None or host.transport == "embedded":
         from .embedded import EmbeddedClient
 

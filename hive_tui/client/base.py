@@ -25,6 +25,10 @@ class Unavailable(HiveError):
     """The host's daemon does not offer this: a feature to show as unavailable, not a failure."""
 
 
+class HostKeyRefused(HiveError):
+    """An SSH host's key is unknown, changed or revoked; the message carries the fingerprint it offers."""
+
+
 class ReadOnly(HiveError):
     """The host is read-only for this client: an action refused before it is sent."""
 
@@ -130,7 +134,7 @@ class HiveClient(abc.ABC):
             raise ReadOnly(f"{self.where} is read-only here: {cmd} refused")
         offer = await self.offered()
         if cmd not in offer:
-            raise Unavailable(f"{_feature(cmd)} is not available on this host ({self.where})")
+            raise Unavailable(_unavailable(cmd, self.where))
         lacking = [k for k, v in message.items() if k != "cmd" and k not in offer[cmd] and v is not None]
         if lacking:
             raise Unavailable(f"{cmd} with {', '.join(lacking)} is not available on this host ({self.where})")
@@ -140,7 +144,7 @@ class HiveClient(abc.ABC):
         except HiveError as e:
             if type(e) is HiveError and _UNKNOWN.match(str(e)):
                 offer.pop(cmd, None)
-                raise Unavailable(f"{_feature(cmd)} is not available on this host ({self.where})") from None
+                raise Unavailable(_unavailable(cmd, self.where)) from None
             raise
 
     # the verbs
@@ -282,15 +286,16 @@ def _read_offer(verbs: object) -> Offer:
             for name, fields in verbs.items() if isinstance(name, str) and isinstance(fields, list)}
 
 
-# A verb as the operator knows the feature it carries.
-_FEATURES = {"diff": "the diff", "history": "history", "events": "the helper events", "meta_log": "the deploy log",
-             "transients": "actions in flight", "subscribe": "deploy progress", "rebuild": "rebuild",
-             "destroy": "destroy", "logs": "logs", "approvals": "resolved approvals", "approval": "an approval's outcome",
-             "request_apply_commit": "filing a proposal", "request_spawn": "filing a spawn request"}
+# A verb as the operator knows the feature it carries, ready for "is" or "are".
+_FEATURES = {"diff": "the diff is", "history": "history is", "events": "the helper events are",
+             "meta_log": "the deploy log is", "transients": "actions in flight are", "subscribe": "deploy progress is",
+             "rebuild": "rebuild is", "destroy": "destroy is", "logs": "logs are",
+             "approvals": "resolved approvals are", "approval": "an approval's outcome is",
+             "request_apply_commit": "filing a proposal is", "request_spawn": "filing a spawn request is"}
 
 
-def _feature(verb: str) -> str:
-    return _FEATURES.get(verb, verb)
+def _unavailable(verb: str, where: str) -> str:
+    return f"{_FEATURES.get(verb, verb + ' is')} not available on this host ({where})"
 
 
 class Feed:

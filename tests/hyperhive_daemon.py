@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+ACTIONS = ("set_paused", "start", "stop", "restart")
 VERBS = ("list", "agent_status", "subscribe_agent_status", "set_paused", "start", "stop", "restart", "urls",
          "pending", "approve", "deny")
 
@@ -51,6 +52,10 @@ class HyperhiveDaemon:
     version0: bool = False
     # Every verb received, in order (unknown ones too).
     received: list[str] = field(default_factory=list)
+    # When set, every action waits for it: a test sees how many are in flight at once.
+    gate: threading.Event | None = None
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Condition()
@@ -102,6 +107,13 @@ class HyperhiveDaemon:
             if cmd == "subscribe_agent_status":
                 self._stream(wfile)
                 return
+            if self.gate is not None and cmd in ACTIONS:
+                with self._lock:
+                    self.in_flight += 1
+                    self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                self.gate.wait(60)
+                with self._lock:
+                    self.in_flight -= 1
             wfile.write(self._carry_out(cmd, request))
             wfile.flush()
 

@@ -173,8 +173,9 @@ class HostLink:
             retry_at = time.time() + delay
             if isinstance(failure, HostKeyRefused):
                 self._set(Link(KEY_REFUSED, str(failure), retry_at))
-            elif isinstance(failure, _Lost) and was_live:
-                self._set(Link(RECONNECTING, str(failure), retry_at))
+            elif was_live:
+                # Once live, a host that is gone is being reconnected to, however long it takes.
+                self._set(Link(RECONNECTING, _reason(failure, self.timeout), retry_at))
             else:
                 self._set(Link(UNREACHABLE, _reason(failure, self.timeout), retry_at))
             await asyncio.sleep(delay)

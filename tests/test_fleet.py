@@ -18,6 +18,7 @@ from hive_tui.client.stream import UnixClient
 from hive_tui.config import Host
 from hive_tui.errors import HiveError
 from hive_tui.host import gitrepo
+from hive_tui.models import Event
 
 from .helpers import agent_files
 from .hyperhive_daemon import sample_daemon
@@ -127,14 +128,17 @@ def test_one_queue_oldest_first_and_each_answer_goes_to_its_host(served, daemon)
     proposal = run_async(UnixClient(str(served.sock)).propose("beta", "main", "notes"))
     hosts = [unix("a", served.sock), unix("hh", daemon.sock)]
 
+    pushed: list[tuple[str, object]] = []
+
     async def scenario():
-        async with Fleet(hosts, opener, **OPTIONS) as fleet:
+        async with Fleet(hosts, opener, on_push=lambda host, item: pushed.append((host, item)), **OPTIONS) as fleet:
             await until(lambda: len(fleet.requests()) == 4, what="four requests")
             seen = {"queue": [(r.host, r.approval.id) for r in fleet.requests()]}
             await fleet.approve("hh", 1)
             await fleet.deny("a", proposal.id, "not now")
             await until(lambda: [(r.host, r.approval.id) for r in fleet.requests()] == [("hh", 2), ("hh", 3)],
                         what="both answered requests to leave the queue")
+            await until(lambda: any(isinstance(item, Event) for _, item in pushed), what="a's event pushed")
             with pytest.raises(HiveError, match="no host named 'elsewhere'"):
                 await fleet.approve("elsewhere", 1)
             return seen
@@ -145,6 +149,9 @@ def test_one_queue_oldest_first_and_each_answer_goes_to_its_host(served, daemon)
     assert [a["status"] for a in daemon.approvals] == ["approved", "pending", "pending"]
     denied = run_async(UnixClient(str(served.sock)).approval(proposal.id))
     assert (denied.status, denied.note) == ("denied", "not now")
+    # What a host pushes reaches a deploy log labelled with that host.
+    assert ("a", "ApprovalResolved", proposal.id) in [
+        (host, item.kind, item.id) for host, item in pushed if isinstance(item, Event)]
 
 
 def test_a_read_only_host_refuses_in_the_client(daemon):

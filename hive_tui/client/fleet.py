@@ -129,11 +129,14 @@ class HostLink:
     """
 
     def __init__(self, host: Host, opener: Opener, on_change: Callable[[str], None] = lambda name: None, *,
+                 on_push: Callable[[str, object], None] = lambda name, item: None,
                  timeout: float = DEFAULT_TIMEOUT, backoff_first: float = 0.5, backoff_max: float = 30.0,
                  poll: float = 5.0):
         self.host = host
         self.opener = opener
         self.on_change = on_change
+        # Every item the host pushes (deploy steps, events, rows...), labelled with the host: a deploy log's feed.
+        self.on_push = on_push
         self.timeout, self.backoff_first, self.backoff_max, self.poll = timeout, backoff_first, backoff_max, poll
         self.link = Link()
         self.rows: dict[str, AgentStatus] = {}
@@ -194,6 +197,8 @@ class HostLink:
                 async for item in feed:
                     if isinstance(item, LinkState) and not item.connected:
                         return _Lost(item.detail or "connection lost")
+                    if not isinstance(item, LinkState):
+                        self.on_push(self.name, item)
                     if isinstance(item, Lagged) or isinstance(item, LinkState):
                         await asyncio.wait_for(self._read(client), self.timeout)
                     elif isinstance(item, AgentStatus):

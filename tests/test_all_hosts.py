@@ -80,14 +80,14 @@ def hive_tui(config, *args: str, code: int) -> subprocess.CompletedProcess:
 
 def test_every_host_at_once(fleet):
     files, servers = fleet
-    proc = hive_tui(files["all"], "--all-hosts", "--timeout", "3", "--json", "status", code=3)
+    proc = hive_tui(files["all"], "--all-hosts", "--timeout", "8", "--json", "status", code=3)
     rows = json.loads(proc.stdout)
     assert [(r["host"], r["name"]) for r in rows] == [
         ("a", "alpha"), ("a", "beta"), ("b-ssh", "gamma"), ("hh", "north"), ("hh", "south"), ("hh", "west")]
     # The failed hosts are named on stderr, each with its reason, while the others printed.
     errors = dict(line.removeprefix("hive-tui: ").split(": ", 1) for line in proc.stderr.splitlines())
     assert set(errors) == {"dead", "slow"}, proc.stderr
-    assert "cannot reach" in errors["dead"] and errors["slow"] == "no answer within 3s"
+    assert "cannot reach" in errors["dead"] and errors["slow"] == "no answer within 8s"
 
     text = hive_tui(files["good"], "--all-hosts", "status", code=0).stdout.splitlines()
     assert text[0].split() == ["HOST", "NAME", "STATE", "DEPLOYED", "FLAGS", "MODEL", "STATUS"]

@@ -57,7 +57,8 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
 async def _status(client: HiveClient, args: argparse.Namespace) -> int:
     rows = await client.status()
     # hyperhive's daemon has neither: the table goes without them.
-    spawning = [t for t in await client.transients() if t.kind == "Spawning"] if await client.offers("transients") else []
+    in_flight = await client.transients() if await client.offers("transients") else []
+    spawning = [t for t in in_flight if t.kind == "Spawning"]
     human = report.status_table(rows, spawning)
     commits = await client.meta_log() if await client.offers("meta_log") else []
     if commits and commits[0].get("nixpkgs"):
@@ -94,7 +95,8 @@ async def _approve(client: HiveClient, args: argparse.Namespace) -> int:
     a = await client.approve(args.id, progress)
     if not await client.offers("subscribe"):
         # Its ack is all the host says: claim no deploy it did not report.
-        _emit(args, a.to_wire(), f"approval {a.id} for {plain(a.agent)}: approved; this host reports no deploy progress")
+        _emit(args, a.to_wire(),
+              f"approval {a.id} for {plain(a.agent)}: approved; this host reports no deploy progress")
         return 0
     _emit(args, a.to_wire(), report.approval_outcome(a))
     return 0 if a.status == "approved" else 1

@@ -23,7 +23,8 @@ def table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
     return "\n".join([line(headers), *map(line, rows)])
 
 
-def _hosted(headers: list[str], rows: list[Sequence[str]], hosts: Sequence[str]) -> tuple[list[str], list[Sequence[str]]]:
+def _hosted(headers: list[str], rows: list[Sequence[str]],
+            hosts: Sequence[str]) -> tuple[list[str], list[Sequence[str]]]:
     """With `hosts` (one per row, as for --all-hosts), a HOST column first."""
     if not hosts:
         return headers, rows

@@ -195,8 +195,8 @@ def sample_daemon(sock: Path, version0: bool = False) -> HyperhiveDaemon:
     approvals = [
         {"id": 1, "agent": "north", "kind": "apply_commit", "commit_ref": "main", "fetched_sha": "c0ffee" * 6 + "c0ff",
          "requested_at": "2026-01-01T00:00:00Z", "status": "pending", "description": "more notes"},
-        {"id": 2, "agent": "south", "kind": "merge_config_pr", "commit_ref": "17", "requested_at": "2026-01-01T00:00:10Z",
-         "status": "pending"},
+        {"id": 2, "agent": "south", "kind": "merge_config_pr", "commit_ref": "17",
+         "requested_at": "2026-01-01T00:00:10Z", "status": "pending"},
         {"id": 3, "agent": "east", "kind": "spawn", "commit_ref": "", "requested_at": "2026-01-01T00:00:20Z",
          "status": "pending"},
     ]

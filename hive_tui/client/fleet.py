@@ -84,7 +84,8 @@ async def ask_every_host(hosts: Iterable[Host], ask: Callable[[HiveClient], Awai
 
 # -- a host's link, kept up for as long as the fleet runs -----------------------
 
-LIVE, CONNECTING, RECONNECTING, KEY_REFUSED, UNREACHABLE = "live", "connecting", "reconnecting", "key refused", "unreachable"
+LIVE, CONNECTING, RECONNECTING = "live", "connecting", "reconnecting"
+KEY_REFUSED, UNREACHABLE = "key refused", "unreachable"
 _FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/=]+")
 
 

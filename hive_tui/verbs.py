@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import HiveError, NotFound
+from .models import rfc3339
 from .names import check_name
 
 if TYPE_CHECKING:
@@ -82,28 +83,6 @@ def scope_agents(scope: dict[str, Any]) -> list[str]:
     return names
 
 
-def _each(engine: Engine, action: Callable[[str], object], scope: dict[str, Any]) -> dict[str, Any]:
-    """`action` on every agent the scope names, in its order, once all of them are known to exist.
-
-    One that fails does not stop the others; the error names each failure and what was done.
-    """
-    names = scope_agents(scope)
-    known = set(engine.agents())
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise NotFound(f"no agent named {', '.join(missing)}")
-    done, failed = [], []
-    for name in names:
-        try:
-            action(name)
-            done.append(name)
-        except HiveError as e:
-            failed.append(f"{name}: {e}")
-    if failed:
-        raise HiveError("; ".join(failed) + (f" (done: {', '.join(done)})" if done else ""))
-    return {}
-
-
 EngineCall = Callable[..., dict[str, Any]]
 
 
@@ -127,6 +106,45 @@ class Verb:
 
 def _ack(_: object) -> dict[str, Any]:
     return {}
+
+
+def _each(engine: Engine, action: Callable[[str], bool | None], scope: dict[str, Any]) -> dict[str, Any]:
+    """`action` on every agent the scope names, in its order, once all of them are known to exist.
+
+    One that fails does not stop the others; the error names each failure and
+    what was done. The answer's `already` lists the agents the action found
+    as it would leave them; it is left out when the runtime could not tell.
+    """
+    names = scope_agents(scope)
+    known = set(engine.agents())
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise NotFound(f"no agent named {', '.join(missing)}")
+    done: list[str] = []
+    already: list[str] | None = []
+    failed: list[str] = []
+    for name in names:
+        try:
+            was = action(name)
+        except HiveError as e:
+            failed.append(f"{name}: {e}")
+            continue
+        done.append(name)
+        if was is None:
+            already = None
+        elif was and already is not None:
+            already.append(name)
+    if failed:
+        raise HiveError("; ".join(failed) + (f" (done: {', '.join(done)})" if done else ""))
+    return {} if already is None else {"already": already}
+
+
+def _start(e: Engine, scope: dict[str, Any]) -> dict[str, Any]:
+    return _each(e, e.start, scope)
+
+
+def _stop(e: Engine, scope: dict[str, Any], graceful: bool | None = None) -> dict[str, Any]:
+    return _each(e, lambda name: e.stop(name, graceful is not False), scope)
 
 
 def _table(*verbs: Verb) -> dict[str, Verb]:
@@ -157,15 +175,15 @@ VERBS: dict[str, Verb] = _table(
          call=lambda e, name: {"tags": [t.to_wire() for t in e.history(name)]}),
     Verb("events", {"since": Field(int, False)}, reads_only=True,
          call=lambda e, since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
-    Verb("meta_log", reads_only=True, call=lambda e: {"commits": [vars(c) for c in e.meta_log()]}),
+    Verb("meta_log", reads_only=True,
+         call=lambda e: {"commits": [{**vars(c), "at": rfc3339(c.at)} for c in e.meta_log()]}),
     Verb("diff", {"id": Field(int)}, reads_only=True, call=lambda e, id: e.diff(id)),
     Verb("urls", reads_only=True, hyperhive=True,
          call=lambda e: {"urls": {"domain": socket.getfqdn(), "home": None}}),
     Verb("transients", reads_only=True,
          call=lambda e: {"transients": [t.to_wire() for t in e.transients_in_flight()]}),
-    Verb("start", {"scope": Field(dict)}, hyperhive=True, call=lambda e, scope: _each(e, e.start, scope)),
-    Verb("stop", {"scope": Field(dict), "graceful": Field(bool, False)}, hyperhive=True,
-         call=lambda e, scope, graceful=None: _each(e, lambda n: e.stop(n, graceful is not False), scope)),
+    Verb("start", {"scope": Field(dict)}, hyperhive=True, call=_start),
+    Verb("stop", {"scope": Field(dict), "graceful": Field(bool, False)}, hyperhive=True, call=_stop),
     Verb("restart", {"name": Field(str)}, hyperhive=True, call=lambda e, name: _ack(e.restart(name))),
     Verb("rebuild", {"name": Field(str)}, call=lambda e, name: {"meta_commit": e.rebuild(name)}),
     Verb("destroy", {"name": Field(str), "purge": Field(bool, False)},

@@ -171,6 +171,11 @@ class HostLink:
                     delay = self.backoff_first
                 except (HiveError, OSError, asyncio.TimeoutError, TimeoutError) as e:
                     failure = e
+                except Exception as e:
+                    # A daemon that answers what this client cannot make sense of must not
+                    # end the link for good: logged, shown as unreachable, tried again.
+                    log.exception("%s: the link failed", self.name)
+                    failure = e
                 finally:
                     self.client = None
                     await _close(client)

@@ -79,6 +79,7 @@ def test_each_host_has_its_own_link_and_state(served, daemon, tmp_path, monkeypa
             await until(lambda: [links[h].link.state for h in links] == [LIVE, LIVE, KEY_REFUSED, LIVE, UNREACHABLE],
                         what="every host to settle")
             seen = {"described": {h: links[h].link.describe() for h in links},
+                    "history": {h: "history" in links[h].offer for h in ("a", "hh")},
                     "fingerprint": links["refused"].link.fingerprint,
                     "agents": [(h, r.name) for h, r in fleet.agents()]}
             # The dead host keeps trying on its own backoff; the live ones stay live.
@@ -95,6 +96,7 @@ def test_each_host_has_its_own_link_and_state(served, daemon, tmp_path, monkeypa
     assert seen["agents"] == [("a", "alpha"), ("a", "beta"), ("a-ssh", "alpha"), ("a-ssh", "beta"),
                               ("hh", "north"), ("hh", "south"), ("hh", "west")]
     assert seen["fingerprint"] == sshd.fingerprint()
+    assert seen["history"] == {"a": True, "hh": False}
     described = seen["described"]
     assert described["a"] == described["hh"] == "live"
     assert described["refused"].startswith(f"host key refused: {sshd.fingerprint()} (next try in ")

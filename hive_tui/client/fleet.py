@@ -143,6 +143,8 @@ class HostLink:
         self.rows: dict[str, AgentStatus] = {}
         self.approvals: dict[int, Approval] = {}
         self.client: HiveClient | None = None
+        # What the host's daemon offers (verb -> fields), once live: a view hides what it lacks.
+        self.offer: dict[str, frozenset[str]] = {}
         # Tries so far, including the one under way: a test or a view can wait for the next.
         self.tries = 0
 
@@ -193,7 +195,7 @@ class HostLink:
     async def _follow(self, client: HiveClient) -> BaseException:
         """Read the host, go live, and keep its rows current until the link drops; returns why it ended."""
         async with asyncio.timeout(self.timeout):
-            offer = await client.offered()
+            offer = self.offer = await client.offered()
         # Subscribed before the first read, so nothing changes unseen between the two.
         async with client.feed() as feed:
             await asyncio.wait_for(self._read(client), self.timeout)

@@ -234,12 +234,12 @@ def test_the_supervisor_needs_nothing_but_the_standard_library(tmp_path):
     folder.mkdir()
     supervisor = HiveSupervisor(tmp_path)
     with open(folder / "log", "ab") as log:
-        pid = supervisor.start(folder, ["sh", "-c", "echo hi; exit 3"], tmp_path, dict(os.environ), log.fileno())
-    assert pid is not None
-    supervisor.wait_recorded(pid)
+        started = supervisor.start(folder, ["sh", "-c", "echo hi; exit 3"], tmp_path, dict(os.environ), log.fileno())
+    assert started is not None
+    assert supervisor.wait_recorded(*started)
     assert (folder / "log").read_text() == "hi\n[hive-tui] sh exited with code 3\n"
     assert json.loads((folder / "exit.json").read_text())["code"] == 3
-    assert json.loads((folder / "run.json").read_text())["pid"] == pid
+    assert json.loads((folder / "run.json").read_text())["pid"] == started[0]
     assert "Traceback" not in (tmp_path / "hive.supervisor.log").read_text()
 
 
@@ -360,3 +360,56 @@ def test_a_program_that_cannot_be_started_is_a_failed_agent(engine):
     wait_for(lambda: engine.agent_status("alpha").failed, what="the failure to show")
     assert json.loads((engine.state.container("alpha") / "exit.json").read_text())["code"] == 127
     assert "[hive-tui] cannot start 'no-such-program-here'" in engine.runtime.log_path("alpha").read_text()
+
+
+def test_a_link_planted_where_the_exit_record_is_written_is_not_followed(engine, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the agent's")
+    # The agent waits for its gate to be there, then for a line through it.
+    wait_gate = 'g="$HIVE_AGENT_STATE/gate"; while [ ! -p "$g" ]; do sleep 0.05; done; read v < "$g"; exit 5'
+    engine.install_agent("alpha", agent_files(run=["sh", "-c", wait_gate]))
+    cdir = engine.state.container("alpha")
+    for name in ("exit.json.tmp", "run.json.tmp"):
+        (cdir / name).symlink_to(outside)
+    gate = engine.state.agent_state("alpha") / "gate"
+    os.mkfifo(gate)
+
+    def writer() -> int | None:
+        try:
+            return os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # no reader yet
+            return None
+
+    fd = wait_for(writer, what="the agent to open its gate")
+    os.write(fd, b"go\n")
+    os.close(fd)
+    wait_for(lambda: engine.agent_status("alpha").failed, what="the exit to be recorded")
+    assert outside.read_text() == "not the agent's"
+    assert not (cdir / "exit.json").is_symlink()
+    assert json.loads((cdir / "exit.json").read_text())["code"] == 5
+
+
+def test_a_hive_whose_path_is_longer_than_a_socket_address_runs_agents(tmp_path):
+    root = tmp_path / ("deep-" * 20) / "hive"
+    root.mkdir(parents=True)
+    folder = root / "agent"
+    folder.mkdir()
+    supervisor = HiveSupervisor(root)
+    with open(folder / "log", "ab") as log:
+        started = supervisor.start(folder, ["sh", "-c", "exit 4"], root, dict(os.environ), log.fileno())
+    assert started is not None
+    assert supervisor.wait_recorded(*started)
+    assert json.loads((folder / "exit.json").read_text())["code"] == 4
+
+
+def test_an_agent_that_exits_cleanly_never_reads_as_failed_on_its_way_out(engine):
+    engine.install_agent("alpha", agent_files(run=["sh", "-c", "exit 0"]))
+    exit_file = engine.state.container("alpha") / "exit.json"
+    for _ in range(20):
+        seen = set()
+        while not exit_file.exists():
+            seen.add(engine.runtime.run_state("alpha"))
+        seen.add(engine.runtime.run_state("alpha"))
+        assert all(not state.failed for state in seen), seen
+        engine.runtime.start("alpha")
+    engine.runtime.stop("alpha")

@@ -136,16 +136,17 @@ class LocalRuntime:
         crash_point("runtime:start")
         with open(cdir / "log", "ab") as log:
             # The supervisor records run.json before it answers.
-            pid = self.supervisor.start(cdir, conf.run, current, self._env(name), log.fileno())
-        if pid is None:
+            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log.fileno())
+        if started is None:
             return  # it could not be started: its log and exit.json say why
+        pid, ticks = started
         try:
             crash_point("runtime:started")
         except BaseException:
             # A start that fails leaves no agent behind.
             signal_group(pid, signal.SIGKILL)
             wait_group_gone(pid, self.stop_grace)
-            self.supervisor.wait_recorded(pid)
+            self.supervisor.wait_recorded(pid, ticks)
             raise
 
     def stop(self, name: str, graceful: bool = True) -> None:
@@ -168,11 +169,12 @@ class LocalRuntime:
                 signal_group(pid, signal.SIGKILL)
                 wait_group_gone(pid, self.stop_grace)
         # Gone, and recorded: exit.json says how it ended before the stop returns.
-        self.supervisor.wait_recorded(pid)
+        self.supervisor.wait_recorded(pid, ticks)
 
     def run_state(self, name: str) -> RunState:
         cdir = self._dir(name)
         exit_record = read_json(cdir / "exit.json")
+        recorded = None
         if exit_record is None:
             recorded = _agent(cdir)
             if recorded is None:
@@ -181,6 +183,10 @@ class LocalRuntime:
                 return RunState(running=True)
         if is_marker(cdir / "stopped"):
             return RunState()
+        if recorded is not None:
+            # Gone, and not recorded yet: its supervisor may be writing the record now.
+            self.supervisor.wait_recorded(*recorded)
+            exit_record = read_json(cdir / "exit.json")
         # Gone without a stop: a non-zero exit, one that could not start, or one
         # whose supervisor was killed before it could record the exit.
         return RunState(failed=exit_record is None or exit_record.get("code") != 0)

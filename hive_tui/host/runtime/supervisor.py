@@ -36,8 +36,9 @@ their exit is then unrecorded, which reads as a failure unless stopped.
 Requests are one JSON line per connection, answered with one JSON line:
     {"op": "start", "dir", "cwd", "argv", "env"} with the log's descriptor
         -> {"pid": N, "ticks": T} or {"pid": null, "error": "..."}
-    {"op": "wait", "pid": N}
-        -> {} once that agent's exit is recorded, at once if it is no agent of ours
+    {"op": "wait", "pid": N, "ticks": T}
+        -> {} once that agent's exit is recorded; at once if no agent of ours
+           has that pid and start time (a pid can be reused)
 """
 
 from __future__ import annotations
@@ -46,14 +47,12 @@ import fcntl
 import json
 import os
 import resource
-import selectors
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 SOCKET = "hive.supervisor.sock"
 LOCK = "hive.supervisor.lock"
@@ -80,10 +79,10 @@ def _start_ticks(pid: int) -> int | None:
     return int(stat[stat.rindex(b")") + 2:].split()[19])
 
 
-def _write_record(folder: Path, name: str, record: dict) -> None:
+def _write_record(folder: str, name: str, record: dict) -> None:
     """Replace folder/name with `record`, atomically; a link planted in the
     temporary file's place is replaced, never written through."""
-    tmp = folder / f"{name}.tmp"
+    tmp = os.path.join(folder, f"{name}.tmp")
     try:
         os.unlink(tmp)
     except FileNotFoundError:
@@ -91,32 +90,50 @@ def _write_record(folder: Path, name: str, record: dict) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with open(fd, "w") as f:
         f.write(json.dumps(record))
-    os.replace(tmp, folder / name)
+    os.replace(tmp, os.path.join(folder, name))
 
 
-@contextmanager
-def _address(path: Path):
-    """A name for the socket at `path` that fits a Unix socket address (108
-    bytes): the path itself, or the same file reached through a descriptor
-    of its folder when the path is too long."""
-    if len(os.fsencode(path)) < 100:
-        yield str(path)
-        return
-    folder = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        yield f"/proc/self/fd/{folder}/{path.name}"
-    finally:
-        os.close(folder)
+# The supervisor process imports as little as it can (no pathlib, contextlib
+# or selectors): every module is resident memory for as long as agents run.
+
+class _Address:
+    """A name for the socket in `root` that fits a Unix socket address (108
+    bytes): its path, or the same file reached through a descriptor of
+    `root` when the path is too long."""
+
+    def __init__(self, root: str):
+        self.root, self.folder = root, -1
+
+    def __enter__(self) -> str:
+        path = os.path.join(self.root, SOCKET)
+        if len(os.fsencode(path)) < 100:
+            return path
+        self.folder = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{self.folder}/{SOCKET}"
+
+    def __exit__(self, *exc) -> None:
+        if self.folder != -1:
+            os.close(self.folder)
 
 
-@contextmanager
-def _locked(root: Path, blocking: bool = True):
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        yield
-    finally:
-        os.close(fd)
+class _Lock:
+    """ROOT's supervisor lock, held for a `with` block; BlockingIOError at
+    entry when not `blocking` and someone else holds it."""
+
+    def __init__(self, root: str, blocking: bool = True):
+        self.root, self.blocking, self.fd = root, blocking, -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(os.path.join(self.root, LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB))
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
 
 
 # -- the client, in the engine -------------------------------------------------
@@ -129,27 +146,34 @@ class HiveSupervisor:
     """The engine's side: asks the hive's supervisor to start an agent or to
     say when one's exit is recorded, launching the supervisor when none runs."""
 
-    def __init__(self, root: Path, python: str = sys.executable, timeout: float = 30.0):
-        self.root = root
+    def __init__(self, root: os.PathLike | str, python: str = sys.executable, timeout: float = 30.0):
+        self.root = os.fspath(root)
         self.python = python
         self.timeout = timeout
 
-    def start(self, folder: Path, argv: list[str], cwd: Path, env: dict[str, str], log_fd: int) -> int | None:
+    def start(self, folder: os.PathLike | str, argv: list[str], cwd: os.PathLike | str, env: dict[str, str],
+              log_fd: int) -> tuple[int, int | None] | None:
         """Run `argv` as an agent whose records go in `folder` and output to
-        `log_fd`; its pid, or None when it could not be started (which its
-        log and exit.json then say)."""
-        request = {"op": "start", "dir": str(folder), "cwd": str(cwd), "argv": argv, "env": env}
+        `log_fd`; its pid and start ticks, or None when it could not be
+        started (which its log and exit.json then say)."""
+        request = {"op": "start", "dir": os.fspath(folder), "cwd": os.fspath(cwd), "argv": argv, "env": env}
         reply = self._ask(request, log_fd, launch=True)
         pid = reply.get("pid") if reply is not None else None
         if reply is None or (pid is not None and type(pid) is not int):
             raise SupervisorError(f"the supervisor did not start the agent: {reply!r}")
-        return pid
+        ticks = reply.get("ticks")
+        return None if pid is None else (pid, ticks if type(ticks) is int else None)
 
-    def wait_recorded(self, pid: int) -> None:
-        """Return once the supervisor has recorded the exit of agent `pid`
-        (the agent must be on its way out); at once when no supervisor runs
-        or `pid` is not one of its agents."""
-        self._ask({"op": "wait", "pid": pid}, None, launch=False)
+    def wait_recorded(self, pid: int, ticks: int | None) -> bool:
+        """Wait until the supervisor has recorded the exit of the agent `pid`
+        started at `ticks` (it must be on its way out). Returns at once when
+        no supervisor runs or that is none of its agents; False when the
+        supervisor could not be asked."""
+        try:
+            self._ask({"op": "wait", "pid": pid, "ticks": ticks}, None, launch=False)
+        except (OSError, ValueError, SupervisorError):
+            return False
+        return True
 
     def _ask(self, request: dict, fd: int | None, launch: bool) -> dict | None:
         sock = self._connect(launch)
@@ -177,7 +201,7 @@ class HiveSupervisor:
     def _connect(self, launch: bool) -> socket.socket | None:
         # Under the lock, a supervisor found listening cannot be on its way out,
         # and only one caller launches a new one.
-        with _locked(self.root):
+        with _Lock(self.root):
             sock = _try_connect(self.root)
             if sock is not None or not launch:
                 return sock
@@ -189,19 +213,19 @@ class HiveSupervisor:
 
     def _launch(self) -> None:
         """Start a supervisor; it returns once the new one listens."""
-        with open(self.root / LOG, "ab") as log:
-            done = subprocess.run([self.python, "-I", "-S", __file__, str(self.root)], cwd="/",
+        with open(os.path.join(self.root, LOG), "ab") as log:
+            done = subprocess.run([self.python, "-I", "-S", __file__, self.root], cwd="/",
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
                                   timeout=self.timeout)
         if done.returncode != 0:
             raise SupervisorError(f"the supervisor of {self.root} could not start (code {done.returncode}); "
-                                  f"see {self.root / LOG}")
+                                  f"see {os.path.join(self.root, LOG)}")
 
 
-def _try_connect(root: Path) -> socket.socket | None:
+def _try_connect(root: str) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
-        with _address(root / SOCKET) as address:
+        with _Address(root) as address:
             sock.connect(address)
     except (FileNotFoundError, ConnectionRefusedError):
         sock.close()
@@ -215,18 +239,18 @@ def _try_connect(root: Path) -> socket.socket | None:
 # -- the supervisor process ------------------------------------------------------
 
 class _Agent:
-    def __init__(self, proc: subprocess.Popen, folder: Path, log_fd: int, program: str):
-        self.proc, self.folder, self.log_fd, self.program = proc, folder, log_fd, program
+    def __init__(self, proc: subprocess.Popen, ticks: int | None, folder: str, log_fd: int, program: str):
+        self.proc, self.ticks, self.folder, self.log_fd, self.program = proc, ticks, folder, log_fd, program
 
 
 class _Supervisor:
-    def __init__(self, root: Path, listener: socket.socket):
+    def __init__(self, root: str, listener: socket.socket):
         self.root = root
         self.listener = listener
         self.agents: dict[int, _Agent] = {}
         self.waiting: dict[int, list[socket.socket]] = {}
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(listener, selectors.EVENT_READ)
+        self.poll = select.poll()
+        self.poll.register(listener, select.POLLIN)
         # SIGCHLD wakes the loop through this pair; the handler itself does nothing.
         self.wake, wake_write = socket.socketpair()
         self.wake.setblocking(False)
@@ -234,15 +258,15 @@ class _Supervisor:
         self._wake_write = wake_write
         signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        self.selector.register(self.wake, selectors.EVENT_READ)
+        self.poll.register(self.wake, select.POLLIN)
 
     def run(self) -> None:
         while True:
             idle = not self.agents and not self.waiting
             if idle and self._exit_if_still_idle():
                 return
-            for key, _ in self.selector.select(IDLE_RECHECK if idle else None):
-                if key.fileobj is self.listener:
+            for fd, _ in self.poll.poll(IDLE_RECHECK * 1000 if idle else None):
+                if fd == self.listener.fileno():
                     self._accept()
                 else:
                     try:
@@ -254,13 +278,13 @@ class _Supervisor:
 
     def _exit_if_still_idle(self) -> bool:
         try:
-            with _locked(self.root, blocking=False):
+            with _Lock(self.root, blocking=False):
                 # A caller that connected before the lock was ours is served first.
                 self.listener.setblocking(False)
                 try:
                     conn, _ = self.listener.accept()
                 except BlockingIOError:
-                    with _address(self.root / SOCKET) as address:
+                    with _Address(self.root) as address:
                         os.unlink(address)
                     self.listener.close()
                     return True
@@ -295,7 +319,8 @@ class _Supervisor:
             if request.get("op") == "start" and len(fds) == 1:
                 reply = self._start(request, fds[0])
             elif request.get("op") == "wait" and type(request.get("pid")) is int:
-                if request["pid"] in self.agents:
+                agent = self.agents.get(request["pid"])
+                if agent is not None and agent.ticks == request.get("ticks"):
                     self.waiting.setdefault(request["pid"], []).append(conn)
                     keep = True
                     return
@@ -313,7 +338,7 @@ class _Supervisor:
 
     def _start(self, request: dict, log_fd: int) -> dict:
         """Start the agent; `log_fd` stays the caller's to close."""
-        folder, argv = Path(request["dir"]), request["argv"]
+        folder, argv = request["dir"], request["argv"]
         try:
             proc = subprocess.Popen(argv, cwd=request["cwd"], env=request["env"], stdin=subprocess.DEVNULL,
                                     stdout=log_fd, stderr=subprocess.STDOUT, start_new_session=True)
@@ -322,7 +347,7 @@ class _Supervisor:
             _write_record(folder, "exit.json", _exit_record(127))
             return {"pid": None, "error": str(e)}
         ticks = _start_ticks(proc.pid)
-        self.agents[proc.pid] = _Agent(proc, folder, os.dup(log_fd), argv[0])
+        self.agents[proc.pid] = _Agent(proc, ticks, folder, os.dup(log_fd), argv[0])
         try:
             _write_record(folder, "run.json", {"pid": proc.pid, "ticks": ticks, "argv": argv,
                                                "started_at": _now()})
@@ -372,9 +397,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python supervisor.py ROOT", file=sys.stderr)
         return 2
-    root = Path(argv[0])
+    root = argv[0]
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    with _address(root / SOCKET) as address:
+    with _Address(root) as address:
         try:
             os.unlink(address)  # the caller holds the lock and found no one listening there
         except FileNotFoundError:

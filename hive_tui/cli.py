@@ -24,9 +24,9 @@ from .client.base import HiveClient
 from .client.connect import EngineOptions, default_state, demo_hint, open_client, open_engine, require_hive
 from .config import Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
-from .host.runtime import RUNTIMES
 from .names import check_name
 from .plain import one_line, plain
+from .runtimes import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
 

@@ -1,0 +1,31 @@
+"""The baseline the console's figures are ratios of: a bare Textual app with a
+header, a 20-row DataTable and a footer, and nothing else.
+
+    python -m benchmarks.bare
+"""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+from textual.widgets import DataTable, Footer, Header
+
+ROWS = 20
+LAST_ROW = f"row-{ROWS - 1:02d}"
+
+
+class Bare(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("name", "state", "model", "status")
+        for i in range(ROWS):
+            table.add_row(f"row-{i:02d}", "running", "sonnet", f"working on task {i}")
+        table.focus()
+
+
+if __name__ == "__main__":
+    Bare().run()

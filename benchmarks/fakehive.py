@@ -4,8 +4,9 @@ measured at 1,000 or 10,000 agents without installing that many.
 
     python -m benchmarks.fakehive SOCKET --agents 10000 [--pills 20] [--change-every 0.01]
 
-With --change-every, every subscriber gets one agent's row changed that
-often, round the hive; the row's status text carries the push's send time
+With --change-every, once the process gets SIGUSR1, every subscriber gets
+one agent's row changed that often, every other change round the whole hive and the others among the first
+ten rows (on screen); the row's status text carries the push's send time
 (`time.monotonic()`, one clock for every process on the machine) so the
 console side can tell how late it applied it.
 """
@@ -15,16 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from hive_tui import wire
 from hive_tui.models import AgentStatus, Approval
 
 CHANGE = "change"
+ON_SCREEN = 10
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,6 +46,7 @@ class FakeHive:
                                    "2026-11-26T11:50:00Z", description=f"change {i}").to_wire()
                           for i in range(pending)]
         self.subscribers: list[asyncio.StreamWriter] = []
+        self.go = asyncio.Event()
 
     def answer(self, cmd: str) -> dict:
         payload = {"agent_status": {"agent_statuses": self.rows}, "transients": {"transients": []},
@@ -68,6 +73,7 @@ class FakeHive:
     async def changes(self) -> None:
         """One changed row every `every` seconds, on a fixed schedule (late ticks do not drift it)."""
         assert self.every is not None
+        await self.go.wait()
         loop = asyncio.get_running_loop()
         start, seq = loop.time(), 0
         while True:
@@ -75,7 +81,9 @@ class FakeHive:
             await asyncio.sleep(max(0.0, start + seq * self.every - loop.time()))
             if not self.subscribers:
                 continue
-            line = wire.encode(wire.push(row(seq % self.agents, text=f"{CHANGE} {seq} {time.monotonic():.6f}")))
+            # Every other change is to one of the ten rows on screen, so it must be drawn too.
+            changed = seq % ON_SCREEN if seq % 2 else seq % self.agents
+            line = wire.encode(wire.push(row(changed, text=f"{CHANGE} {seq} {time.monotonic():.6f}")))
             for writer in list(self.subscribers):
                 writer.write(line)
 
@@ -83,6 +91,7 @@ class FakeHive:
 async def main_async(args: argparse.Namespace) -> None:
     hive = FakeHive(args.agents, args.pills, args.pending, args.change_every)
     server = await asyncio.start_unix_server(hive.serve, path=str(args.socket), limit=wire.MAX_REQUEST)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, hive.go.set)
     tasks = [asyncio.create_task(hive.changes())] if args.change_every else []
     async with server:
         await server.serve_forever()
@@ -104,9 +113,18 @@ if __name__ == "__main__":
     main()
 
 
+@dataclass
+class Served:
+    sock: Path
+    proc: subprocess.Popen
+
+    def start_changes(self) -> None:
+        self.proc.send_signal(signal.SIGUSR1)
+
+
 @contextlib.contextmanager
-def served(folder: Path, agents: int, pills: int = 0, every: float | None = None) -> Iterator[Path]:
-    """A simulated hive in a process of its own, for as long as the block runs: its socket."""
+def served(folder: Path, agents: int, pills: int = 0, every: float | None = None) -> Iterator[Served]:
+    """A simulated hive in a process of its own, for as long as the block runs."""
     sock = folder / f"fake-{agents}-{pills}.sock"
     argv = [sys.executable, "-m", "benchmarks.fakehive", str(sock), "--agents", str(agents), "--pills", str(pills)]
     if every:
@@ -118,7 +136,7 @@ def served(folder: Path, agents: int, pills: int = 0, every: float | None = None
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the simulated hive did not start")
             time.sleep(0.01)
-        yield sock
+        yield Served(sock, proc)
     finally:
         proc.terminate()
         proc.wait(30)

@@ -1,8 +1,9 @@
 """The console's first frame in a real terminal (tmux), each as a ratio of a
 bare Textual app's (a header, a 20-row DataTable, a footer) measured in the
 same run: at 1,000 and 10,000 agents from a simulated hive on a Unix socket
-(with resident memory), the demo hive opened in this process, and the demo
-hive served over a real sshd on 127.0.0.1.
+(with resident memory, and then typing a filter: benchmarks/filtering.py),
+the demo hive opened in this process, and the demo hive served over a real
+sshd on 127.0.0.1.
 
 A first frame is the time from starting the program in the pane to the pane
 showing the agents' rows; runs of each kind alternate so that load from the
@@ -17,20 +18,18 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from benchmarks import bare, fakehive
-from benchmarks.terminal import Terminal
+from benchmarks import bare, fakehive, filtering
+from benchmarks.terminal import EXE, PY, ROOT, Terminal
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-EXE = str(Path(PY).with_name("hive-tui"))
+NAN = float("nan")
 ROWS_SHOWN = "s start · x stop"  # only an agent's row carries its action keys
+SIZES = (1000, 10_000)
 
 
 def bare_frame(term: Terminal) -> tuple[float, float]:
@@ -45,27 +44,36 @@ def console_frame(term: Terminal, argv: list[str], env: dict[str, str], shown: s
     return term.wait_for(shown) - start, term.rss_mib()
 
 
-def medians(runs: int, kinds: dict[str, Callable[[], tuple[float, float]]]) -> dict[str, tuple[float, float]]:
-    """Each kind run `runs` times, interleaved; the median of each figure."""
-    seen: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+def medians(term: Terminal, runs: int, kinds: dict[str, Callable[[], tuple[float, ...]]]) -> dict[str, tuple[float, ...]]:
+    """Each kind run `runs` times, interleaved; the median of each of its figures (NaN for a kind
+    that never ran)."""
+    seen: dict[str, list[tuple[float, ...]]] = {k: [] for k in kinds}
     for _ in range(runs):
         for kind, run in kinds.items():
-            seen[kind].append(run())
-    return {k: (statistics.median(s for s, _ in v), statistics.median(m for _, m in v)) for k, v in seen.items()}
+            term.sample(seen, kind, run)
+    return {k: tuple(statistics.median(column) for column in zip(*v)) if v else (NAN,) * 4
+            for k, v in seen.items()}
 
 
-def at_scale(runs: int, sizes: tuple[int, ...] = (1000, 10_000)) -> dict[str, tuple[float, float]]:
-    """First frames of the bare app and of the console on simulated hives of `sizes` agents."""
+def at_scale(runs: int, sizes: tuple[int, ...] = SIZES) -> tuple[dict[str, tuple[float, ...]], dict[str, int]]:
+    """Seconds and resident MiB at the first frame of the bare app ("bare") and of the console on
+    simulated hives of `sizes` agents, then in that console the filter's seconds from the first
+    key and after the last; the bare Input's ("bare typing"); and how many runs of each failed."""
     folder = Path(tempfile.mkdtemp(prefix="hive-bench-"))
     env = {"XDG_CONFIG_HOME": str(folder / "config")}
+
+    def console(sock: Path, agents: int) -> tuple[float, ...]:
+        frame = console_frame(term, ["--host", f"unix:{sock}"], env, shown="agent-0000")
+        return frame + filtering.type_filter(term, agents)
+
     try:
         with Terminal("frames") as term, ExitStack() as stack:
-            kinds: dict[str, Callable[[], tuple[float, float]]] = {"bare": lambda: bare_frame(term)}
+            kinds: dict[str, Callable[[], tuple[float, ...]]] = {
+                "bare": lambda: bare_frame(term), "bare typing": lambda: filtering.bare_typing(term)}
             for n in sizes:
-                sock = stack.enter_context(fakehive.served(folder, n))
-                kinds[str(n)] = lambda sock=sock: console_frame(term, ["--host", f"unix:{sock}"], env,
-                                                                 shown="agent-0000")
-            return medians(runs, kinds)
+                sock = stack.enter_context(fakehive.served(folder, n)).sock
+                kinds[str(n)] = lambda sock=sock, n=n: console(sock, n)
+            return medians(term, runs, kinds), term.failed
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -77,12 +85,13 @@ def breakdown(agents: int, runs: int) -> dict[str, float]:
     env = {"XDG_CONFIG_HOME": str(folder / "config")}
     seen: dict[str, list[float]] = {}
     try:
-        with Terminal("probe") as term, fakehive.served(folder, agents) as sock:
+        with Terminal("probe") as term, fakehive.served(folder, agents) as hive:
+            sock = hive.sock
             for _ in range(runs):
                 out.unlink(missing_ok=True)
                 start = term.start([PY, "-m", "benchmarks.probe", str(out), "--host", f"unix:{sock}"],
                                    env=env, cwd=ROOT)
-                term.wait_until(lambda _: out.exists() and not term.alive())
+                term.wait_exit()
                 probed = json.loads(out.read_text())
                 for stage, at in probed["marks"].items():
                     seen.setdefault(stage, []).append((at - start) * 1000)
@@ -106,9 +115,9 @@ class _Env:
         os.environ.pop(name, None)
 
 
-def demo(runs: int) -> dict[str, tuple[float, float]]:
+def demo(runs: int) -> tuple[dict[str, tuple[float, ...]], dict[str, int]]:
     """First frames of the bare app, the demo hive opened in the console's process, and the same
-    hive served over SSH on 127.0.0.1; and ("ssh round trip", "ssh connect") in seconds."""
+    hive served over SSH on 127.0.0.1; ("ssh connect", "ssh round trip") in seconds; failed runs."""
     from hive_tui.host.engine import Engine
     from tests.sshd import start_sshd
 
@@ -122,11 +131,11 @@ def demo(runs: int) -> dict[str, tuple[float, float]]:
         subprocess.run([EXE, "--locker", "builtin", "demo"], env={**os.environ, **env}, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
         with Terminal("demo") as term:
-            figures = medians(runs, {
+            figures = medians(term, runs, {
                 "bare": lambda: bare_frame(term),
                 "in process": lambda: console_frame(term, ["--locker", "builtin"], env),
             })
-            term.start(["sleep", "3600"])  # the embedded engine let go before the server takes the hive
+            term.end()  # the embedded engine lets go of the hive before the server takes it
             server = subprocess.Popen([EXE, "--state", str(root), "--locker", "builtin", "serve", "--socket",
                                        str(sock)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
@@ -134,14 +143,14 @@ def demo(runs: int) -> dict[str, tuple[float, float]]:
             sshd = start_sshd(folder, _Env())
             sshd.trust()
             ssh_env = {**env, "HOME": os.environ["HOME"]}
-            figures |= medians(runs, {
+            figures |= medians(term, runs, {
                 "bare over ssh": lambda: bare_frame(term),
                 "ssh": lambda: console_frame(term, ["--host", sshd.url(sock)], ssh_env),
             })
             connect, trip = _ssh_round_trip(sshd.url(sock))
             figures["ssh connect"] = (connect, 0.0)
             figures["ssh round trip"] = (trip, 0.0)
-            return figures
+            return figures, term.failed
     finally:
         if sshd is not None:
             sshd.stop()
@@ -186,3 +195,48 @@ def _ssh_round_trip(url: str) -> tuple[float, float]:
             await client.close()
 
     return asyncio.run(measure())
+
+
+def _failed(failed: dict[str, int], kind: str, runs: int) -> str:
+    return f" [{failed[kind]} of {runs} runs never showed the rows]" if failed.get(kind) else ""
+
+
+def figures(figure: Callable[[str, str], None], runs: int, quick: bool = False) -> None:
+    """The first-frame and filter rows of the table, each against the bare app measured beside it."""
+    runs = 1 if quick else runs
+    seen, failed = at_scale(runs)
+    bare_s, bare_mib = seen["bare"][:2]
+    figure("bare Textual app (header, 20-row DataTable, footer): first frame in tmux, ms", f"{bare_s * 1000:.0f}")
+    for n in SIZES:
+        s = seen[str(n)][0]
+        figure(f"console first frame in tmux, {n} agents, ms (× bare)",
+               f"{s * 1000:.0f} ({s / bare_s:.2f}×)" + _failed(failed, str(n), runs))
+    mib = seen[str(SIZES[-1])][1]
+    figure(f"console resident memory at that frame, {SIZES[-1]} agents, MiB (× bare)",
+           f"{mib:.0f} ({mib / bare_mib:.2f}×, bare {bare_mib:.0f})")
+    bare_first, bare_last = seen["bare typing"][:2]
+    figure("typing 10 characters into a bare Textual Input in tmux, ms after the last key (from the first)",
+           f"{bare_last * 1000:.0f} ({bare_first * 1000:.0f})")
+    for n in SIZES:
+        first, last = seen[str(n)][2:4]
+        figure(f"console, {n} agents: a 10-character filter until only the match shows, "
+               f"ms after the last key (from the first) (× bare)",
+               f"{last * 1000:.0f} ({first * 1000:.0f}) ({last / bare_last:.1f}×)")
+    if not quick:
+        stages = breakdown(1000, max(1, runs // 2))
+        for stage, ms in sorted(stages.items(), key=lambda kv: kv[1] if not kv[0].startswith("(") else 1e9):
+            figure(f"  first frame at 1000 agents: {stage}, ms" + ("" if stage.startswith("(") else " from start"),
+                   f"{ms:.0f}")
+    frames, failed = demo(runs)
+    bare_s = frames["bare"][0]
+    s = frames["in process"][0]
+    figure("demo hive opened in process: first frame with agents in tmux, ms (× bare)",
+           f"{s * 1000:.0f} ({s / bare_s:.2f}×)" + _failed(failed, "in process", runs))
+    bare_s = frames["bare over ssh"][0]
+    s = frames["ssh"][0]
+    connect, trip = frames["ssh connect"][0], frames["ssh round trip"][0]
+    figure("console first frame over SSH (sshd on 127.0.0.1, demo hive), ms (× bare)",
+           f"{s * 1000:.0f} ({s / bare_s:.2f}×)" + _failed(failed, "ssh", runs))
+    figure("  one status round trip over that SSH link, ms; (first frame − it) / bare",
+           f"{trip * 1000:.1f}; {(s - trip) / bare_s:.2f}×")
+    figure("  an SSH client's connect and first status from a script, ms", f"{connect * 1000:.0f}")

@@ -2,7 +2,12 @@
 each stage up to the first frame that shows agents, written as JSON to OUT;
 then the console quits.
 
-    python -m benchmarks.probe OUT [hive-tui arguments...]
+    python -m benchmarks.probe OUT [--feed] [hive-tui arguments...]
+
+With --feed the console stays up after its first frame and notes, for each
+row a simulated hive (benchmarks/fakehive.py) changed, how late it was
+applied, and for the rows on screen how late it was drawn; all of it is
+written to OUT when the console quits.
 
 Timestamps are `time.perf_counter()`, CLOCK_MONOTONIC on Linux: one clock for
 the benchmark that started this process and for this process. Style parsing
@@ -60,6 +65,9 @@ def timed(cls: type, method: str, before: str | None = None, after: str | None =
 
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
+    feed = argv[:1] == ["--feed"]
+    if feed:
+        argv = argv[1:]
     from hive_tui import cli
     mark("hive_tui.cli imported")
     from hive_tui.app import HiveApp
@@ -67,7 +75,9 @@ def main() -> int:
     from textual.app import App
     from textual.css.stylesheet import Stylesheet
 
+    from benchmarks.fakehive import CHANGE, ON_SCREEN
     from hive_tui.client.base import HiveClient
+    from hive_tui.models import AgentStatus
     from hive_tui.widgets.containers import ContainerTable
 
     timed(HiveApp, "__init__", after="app made")
@@ -77,19 +87,47 @@ def main() -> int:
     timed(Stylesheet, "apply", total="style application")
     timed(HiveClient, "status", before="status asked", after="status read")
     timed(ContainerTable, "set_rows", before="rows given", after="rows set")
+
+    # (when sent, how late): the benchmark keeps those sent in its window.
+    applied: list[tuple[float, float]] = []
+    drawn: list[tuple[float, float]] = []
+    undrawn: list[float] = []
+
+    def write() -> None:
+        with open(out, "w") as f:
+            json.dump({"marks": MARKS, "spent": SPENT, "applied": applied, "drawn": drawn}, f)
+
     display = App._display
 
     def probed_display(self, screen, renderable):
         display(self, screen, renderable)
         mark("first frame")
+        now = time.perf_counter()
+        drawn.extend((sent, now - sent) for sent in undrawn)
+        undrawn.clear()
         if "rows set" in MARKS and "frame with rows" not in MARKS:
             mark("frame with rows")
-            with open(out, "w") as f:
-                json.dump({"marks": MARKS, "spent": SPENT}, f)
-            self.exit()
+            if not feed:
+                write()
+                self.exit()
 
     App._display = probed_display  # type: ignore[method-assign]
-    return cli.main(argv)
+    apply = HiveApp.apply
+
+    async def probed_apply(self, item):
+        await apply(self, item)
+        if isinstance(item, AgentStatus) and item.status_text.startswith(CHANGE + " "):
+            sent = float(item.status_text.split()[2])
+            applied.append((sent, time.perf_counter() - sent))
+            if int(item.name.rsplit("-", 1)[1]) < ON_SCREEN:
+                undrawn.append(sent)
+
+    HiveApp.apply = probed_apply  # type: ignore[method-assign]
+    try:
+        return cli.main(argv)
+    finally:
+        if feed:
+            write()
 
 
 if __name__ == "__main__":

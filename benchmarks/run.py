@@ -8,10 +8,8 @@ asserts a time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import console, deploys, server  # noqa: E402
+from benchmarks import deploys, feed, filtering, firstframe, idle, imports, server  # noqa: E402
 
 
 def machine() -> str:
@@ -47,6 +45,7 @@ def server_rss(runs: int, figure) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="hive-tui benchmarks")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians)")
+    parser.add_argument("--quick", action="store_true", help="a rough version of every figure: fewer, smaller runs")
     parser.add_argument("--out", type=Path, default=HERE.parent / "BENCHMARKS.md")
     parser.add_argument("--only", choices=["server-rss"],
                         help="print only these figures, and leave the file alone")
@@ -68,15 +67,11 @@ def main() -> None:
     for agents in (1, 5, 20):
         wall = statistics.median(deploys.parallel(agents) for _ in range(max(1, args.runs // 2)))
         figure(f"{agents} deploys at once, wall time / one build's (1 s)", f"{wall:.2f}")
-    for agents in (10, 100, 1000):
-        frame = statistics.median(asyncio.run(console.first_frame(agents)) for _ in range(args.runs))
-        latency = statistics.median(asyncio.run(console.update_latency(agents)) for _ in range(args.runs))
-        figure(f"console, {agents} agents: first interactive frame, ms", f"{frame * 1000:.0f}")
-        figure(f"console, {agents} agents: push-update latency, ms", f"{latency * 1000:.1f}")
-    cpu = statistics.median(asyncio.run(console.idle_cpu()) for _ in range(max(1, args.runs // 2)))
-    figure("console idle CPU with 20 pulsing pills, % of one core", f"{cpu:.1f}")
-    figure("console resident memory after the runs above, MiB",
-           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+    imports.figures(figure, args.runs, args.quick)
+    firstframe.figures(figure, args.runs, args.quick)
+    idle.figures(figure, args.runs, args.quick)
+    filtering.figures(figure, args.runs, args.quick)
+    feed.figures(figure, args.runs, args.quick)
     for ssh in (False, True):
         latency = statistics.median(server.feed_latency(ssh=ssh) for _ in range(max(1, args.runs // 2)))
         figure(f"status feed to 50 subscribers over {'SSH on 127.0.0.1' if ssh else 'a Unix socket'}, ms",

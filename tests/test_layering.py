@@ -64,3 +64,5 @@ def test_a_remote_console_loads_no_host_side(served, tmp_path):
     loaded = json.loads(out.stdout.splitlines()[-1])
     assert "hive_tui.app" in loaded and "hive_tui.client.stream" in loaded
     assert [m for m in loaded if m.split(".")[0] == "pygit2" or m.startswith("hive_tui.host")] == []
+    # Nor the SSH library, on a Unix socket: it was a good third of the console's imports.
+    assert [m for m in loaded if m.split(".")[0] == "asyncssh"] == []

@@ -78,26 +78,26 @@ def at_scale(runs: int, sizes: tuple[int, ...] = SIZES) -> tuple[dict[str, tuple
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def breakdown(agents: int, runs: int) -> dict[str, float]:
-    """Where the first frame at `agents` goes: ms from the start of the program to each stage (medians)."""
+def breakdown(agents: int, runs: int) -> dict[str, dict[str, float]]:
+    """Where the first frame goes, for the bare app ("bare") and the console at `agents` ("console"),
+    run by turns: ms from the start of the program to each stage (medians)."""
     folder = Path(tempfile.mkdtemp(prefix="hive-bench-"))
     out = folder / "probe.json"
     env = {"XDG_CONFIG_HOME": str(folder / "config")}
-    seen: dict[str, list[float]] = {}
+    seen: dict[str, dict[str, list[float]]] = {"bare": {}, "console": {}}
     try:
         with Terminal("probe") as term, fakehive.served(folder, agents) as hive:
-            sock = hive.sock
             for _ in range(runs):
-                out.unlink(missing_ok=True)
-                start = term.start([PY, "-m", "benchmarks.probe", str(out), "--host", f"unix:{sock}"],
-                                   env=env, cwd=ROOT)
-                term.wait_exit()
-                probed = json.loads(out.read_text())
-                for stage, at in probed["marks"].items():
-                    seen.setdefault(stage, []).append((at - start) * 1000)
-                for what, spent in probed["spent"].items():
-                    seen.setdefault(f"({what}, in all)", []).append(spent * 1000)
-        return {stage: statistics.median(v) for stage, v in seen.items()}
+                for kind, what in (("bare", ["--bare"]), ("console", ["--host", f"unix:{hive.sock}"])):
+                    out.unlink(missing_ok=True)
+                    start = term.start([PY, "-m", "benchmarks.probe", str(out), *what], env=env, cwd=ROOT)
+                    term.wait_exit()
+                    probed = json.loads(out.read_text())
+                    for stage, at in probed["marks"].items():
+                        seen[kind].setdefault(stage, []).append((at - start) * 1000)
+                    for spent_on, spent in probed["spent"].items():
+                        seen[kind].setdefault(f"({spent_on}, in all)", []).append(spent * 1000)
+        return {kind: {stage: statistics.median(v) for stage, v in stages.items()} for kind, stages in seen.items()}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -223,10 +223,11 @@ def figures(figure: Callable[[str, str], None], runs: int, quick: bool = False) 
                f"ms after the last key (from the first) (× bare)",
                f"{last * 1000:.0f} ({first * 1000:.0f}) ({last / bare_last:.1f}×)")
     if not quick:
-        stages = breakdown(1000, max(1, runs // 2))
-        for stage, ms in sorted(stages.items(), key=lambda kv: kv[1] if not kv[0].startswith("(") else 1e9):
-            figure(f"  first frame at 1000 agents: {stage}, ms" + ("" if stage.startswith("(") else " from start"),
-                   f"{ms:.0f}")
+        for kind, stages in breakdown(1000, max(1, runs // 2)).items():
+            who = "bare app" if kind == "bare" else "console at 1000 agents"
+            for stage, ms in sorted(stages.items(), key=lambda kv: kv[1] if not kv[0].startswith("(") else 1e9):
+                figure(f"  first frame, {who}: {stage}, ms" + ("" if stage.startswith("(") else " from start"),
+                       f"{ms:.0f}")
     frames, failed = demo(runs)
     bare_s = frames["bare"][0]
     s = frames["in process"][0]

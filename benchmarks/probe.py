@@ -3,6 +3,10 @@ each stage up to the first frame that shows agents, written as JSON to OUT;
 then the console quits.
 
     python -m benchmarks.probe OUT [--feed] [hive-tui arguments...]
+    python -m benchmarks.probe OUT --bare
+
+With --bare it runs the bare Textual app (benchmarks/bare.py) instead, for
+the same stages to set beside the console's.
 
 With --feed the console stays up after its first frame and notes, for each
 row a simulated hive (benchmarks/fakehive.py) changed, how late it was
@@ -63,8 +67,36 @@ def timed(cls: type, method: str, before: str | None = None, after: str | None =
     setattr(cls, method, wrapper)
 
 
+def bare_app(out: str) -> int:
+    from textual.app import App
+    from textual.css.stylesheet import Stylesheet
+    mark("textual imported")
+    from benchmarks.bare import Bare
+
+    timed(Bare, "__init__", after="app made")
+    timed(Bare, "compose", before="compose")
+    timed(Bare, "on_mount", before="mounted")
+    timed(Stylesheet, "_parse_rules", total="style parsing")
+    timed(Stylesheet, "apply", total="style application")
+    display = App._display
+
+    def probed_display(self, screen, renderable):
+        display(self, screen, renderable)
+        if "frame with rows" not in MARKS:
+            mark("frame with rows")
+            with open(out, "w") as f:
+                json.dump({"marks": MARKS, "spent": SPENT}, f)
+            self.exit()
+
+    App._display = probed_display  # type: ignore[method-assign]
+    Bare().run()
+    return 0
+
+
 def main() -> int:
     out, argv = sys.argv[1], sys.argv[2:]
+    if argv == ["--bare"]:
+        return bare_app(out)
     feed = argv[:1] == ["--feed"]
     if feed:
         argv = argv[1:]

@@ -79,11 +79,14 @@ def main() -> None:
     server_rss(args.runs, figure)
 
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    # Sections written by hand below the table (## headings) are kept.
+    previous = args.out.read_text() if args.out.exists() else ""
+    notes = previous[previous.index("\n## "):] if "\n## " in previous else ""
     args.out.write_text(
         "# Benchmarks\n\n"
         f"Written by `.venv/bin/python benchmarks/run.py` on {time.strftime('%Y-%m-%d')}, on {machine()}.\n"
         f"Each figure is the median of {args.runs} runs (fewer for the slow ones); nothing asserts a time.\n\n"
-        f"| figure | value |\n|---|---|\n{table}\n"
+        f"| figure | value |\n|---|---|\n{table}\n{notes}"
     )
     print(f"\nwritten to {args.out}")
 

@@ -5,8 +5,9 @@ measured at 1,000 or 10,000 agents without installing that many.
     python -m benchmarks.fakehive SOCKET --agents 10000 [--pills 20] [--change-every 0.01]
 
 With --change-every, once the process gets SIGUSR1, every subscriber gets
-one agent's row changed that often, every other change round the whole hive and the others among the first
-ten rows (on screen); the row's status text carries the push's send time
+one agent's row changed that often, every other change round the whole hive
+and the others among the first ten rows (on screen); the row's status text
+carries the push's send time
 (`time.monotonic()`, one clock for every process on the machine) so the
 console side can tell how late it applied it.
 """
@@ -47,12 +48,13 @@ class FakeHive:
                           for i in range(pending)]
         self.subscribers: list[asyncio.StreamWriter] = []
         self.go = asyncio.Event()
+        self.answers = {"agent_status": {"agent_statuses": self.rows}, "transients": {"transients": []},
+                        "pending": {"approvals": self.approvals}, "approvals": {"approvals": self.approvals},
+                        "list": {"agents": [r["name"] for r in self.rows]}, "meta_log": {"commits": []},
+                        "whoami": {"uid": 0}}
 
     def answer(self, cmd: str) -> dict:
-        payload = {"agent_status": {"agent_statuses": self.rows}, "transients": {"transients": []},
-                   "pending": {"approvals": self.approvals}, "approvals": {"approvals": self.approvals},
-                   "list": {"agents": [r["name"] for r in self.rows]}, "meta_log": {"commits": []},
-                   "whoami": {"uid": 0}}.get(cmd)
+        payload = self.answers.get(cmd)
         return wire.ok(**payload) if payload is not None else wire.error(f"the simulated hive has no {cmd}")
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -14,7 +14,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import fakehive
@@ -59,17 +58,17 @@ def feed(agents: int = 10_000, seconds: float = 5.0, settle: float = SETTLE) -> 
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def figures(figure: Callable[[str, str], None], runs: int, quick: bool = False) -> None:
+def figures(bench) -> None:
     try:
-        f = feed(seconds=1.2, settle=0.3) if quick else feed()
+        f = feed(seconds=1.2, settle=0.3) if bench.quick else feed()
     except NeverShown as e:
         print(f"benchmark run 'feed' failed: {e}", file=sys.stderr)
-        figure("status feed of 10000 agents, a change every 10 ms", "failed: the console never showed the rows")
+        bench.figure("status feed of 10000 agents, a change every 10 ms", "failed: the console never showed the rows")
         return
-    figure("status feed of 10000 agents, a change every 10 ms: console CPU in tmux, % of one core (idle)",
-           f"{f['cpu']:.1f} ({f['idle cpu']:.2f})")
-    figure("  changes applied a second (of 100 sent)", f"{f['changes']:.0f}")
-    figure("  push latency to the table, ms, median / 95th percentile",
-           f"{f['applied'] * 1000:.1f} / {f['applied p95'] * 1000:.1f}")
-    figure("  push latency to the screen (rows in view), ms, median / 95th percentile",
-           f"{f['drawn'] * 1000:.1f} / {f['drawn p95'] * 1000:.1f}")
+    bench.ratio("status feed of 10000 agents, a change every 10 ms: console CPU in tmux, % of one core",
+                f["cpu"], "the same console idle", f["idle cpu"], unit="%", scale=1.0)
+    bench.figure("  changes applied a second (100 sent)", f"{f['changes']:.0f}")
+    bench.figure("  push latency to the table, ms, median / 95th percentile",
+                 f"{f['applied'] * 1000:.1f} / {f['applied p95'] * 1000:.1f}")
+    bench.figure("  push latency to the screen (rows in view), ms, median / 95th percentile",
+                 f"{f['drawn'] * 1000:.1f} / {f['drawn p95'] * 1000:.1f}")

@@ -30,7 +30,7 @@ def type_text(term: Terminal, text: str, done: Callable[[str], bool]) -> tuple[f
     for c in text:
         term.keys(c, literal=True)
     last = time.perf_counter()
-    shown = term.wait_until(done)
+    shown = term.wait_until(done, timeout=60.0)
     return shown - first, shown - last
 
 

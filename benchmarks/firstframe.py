@@ -201,43 +201,35 @@ def _failed(failed: dict[str, int], kind: str, runs: int) -> str:
     return f" [{failed[kind]} of {runs} runs never showed the rows]" if failed.get(kind) else ""
 
 
-def figures(figure: Callable[[str, str], None], runs: int, quick: bool = False) -> None:
-    """The first-frame and filter rows of the table, each against the bare app measured beside it."""
-    runs = 1 if quick else runs
+def figures(bench) -> None:
+    """The first-frame and filter rows of the table, each against the bare app measured beside it
+    (`bench`: benchmarks/run.py's figure groups' interface)."""
+    runs = 1 if bench.quick else bench.runs
     seen, failed = at_scale(runs)
     bare_s, bare_mib = seen["bare"][:2]
-    figure("bare Textual app (header, 20-row DataTable, footer): first frame in tmux, ms", f"{bare_s * 1000:.0f}")
+    bare = "bare Textual app, 20-row DataTable"
+    for n, goal in zip(SIZES, ("<= 1.3", "<= 2.5")):
+        bench.ratio(f"console first frame in tmux, {n} agents" + _failed(failed, str(n), runs),
+                    seen[str(n)][0], bare, bare_s, goal=goal)
+    bench.ratio(f"console resident memory at that frame, {SIZES[-1]} agents", seen[str(SIZES[-1])][1], bare,
+                bare_mib, unit="MiB", scale=1.0, goal="~2.1")
+    bare_last = seen["bare typing"][1]
     for n in SIZES:
-        s = seen[str(n)][0]
-        figure(f"console first frame in tmux, {n} agents, ms (× bare)",
-               f"{s * 1000:.0f} ({s / bare_s:.2f}×)" + _failed(failed, str(n), runs))
-    mib = seen[str(SIZES[-1])][1]
-    figure(f"console resident memory at that frame, {SIZES[-1]} agents, MiB (× bare)",
-           f"{mib:.0f} ({mib / bare_mib:.2f}×, bare {bare_mib:.0f})")
-    bare_first, bare_last = seen["bare typing"][:2]
-    figure("typing 10 characters into a bare Textual Input in tmux, ms after the last key (from the first)",
-           f"{bare_last * 1000:.0f} ({bare_first * 1000:.0f})")
-    for n in SIZES:
-        first, last = seen[str(n)][2:4]
-        figure(f"console, {n} agents: a 10-character filter until only the match shows, "
-               f"ms after the last key (from the first) (× bare)",
-               f"{last * 1000:.0f} ({first * 1000:.0f}) ({last / bare_last:.1f}×)")
-    if not quick:
+        bench.ratio(f"console, {n} agents: a 10-character filter in tmux until only the match shows, "
+                    "after the last key", seen[str(n)][3], "the same keys into a bare Input", bare_last,
+                    goal="<= 0.15 s" if n == SIZES[-1] else "")
+    if not bench.quick:
         for kind, stages in breakdown(1000, max(1, runs // 2)).items():
             who = "bare app" if kind == "bare" else "console at 1000 agents"
             for stage, ms in sorted(stages.items(), key=lambda kv: kv[1] if not kv[0].startswith("(") else 1e9):
-                figure(f"  first frame, {who}: {stage}, ms" + ("" if stage.startswith("(") else " from start"),
-                       f"{ms:.0f}")
+                bench.figure(f"  first frame, {who}: {stage}, ms" + ("" if stage.startswith("(") else " from start"),
+                             f"{ms:.0f}")
     frames, failed = demo(runs)
-    bare_s = frames["bare"][0]
-    s = frames["in process"][0]
-    figure("demo hive opened in process: first frame with agents in tmux, ms (× bare)",
-           f"{s * 1000:.0f} ({s / bare_s:.2f}×)" + _failed(failed, "in process", runs))
-    bare_s = frames["bare over ssh"][0]
-    s = frames["ssh"][0]
-    connect, trip = frames["ssh connect"][0], frames["ssh round trip"][0]
-    figure("console first frame over SSH (sshd on 127.0.0.1, demo hive), ms (× bare)",
-           f"{s * 1000:.0f} ({s / bare_s:.2f}×)" + _failed(failed, "ssh", runs))
-    figure("  one status round trip over that SSH link, ms; (first frame − it) / bare",
-           f"{trip * 1000:.1f}; {(s - trip) / bare_s:.2f}×")
-    figure("  an SSH client's connect and first status from a script, ms", f"{connect * 1000:.0f}")
+    bench.ratio("demo hive opened in process: first frame with agents in tmux" + _failed(failed, "in process", runs),
+                frames["in process"][0], bare, frames["bare"][0], goal="<= 1.5")
+    ssh, trip = frames["ssh"][0], frames["ssh round trip"][0]
+    bench.ratio("console first frame over SSH (sshd on 127.0.0.1, demo hive)" + _failed(failed, "ssh", runs),
+                ssh, bare, frames["bare over ssh"][0])
+    bench.ratio("  the same less one status round trip over that link "
+                f"({trip * 1000:.1f} ms)", ssh - trip, bare, frames["bare over ssh"][0], goal="<= 1.5")
+    bench.figure("  an SSH client's connect and first status from a script, ms", f"{frames['ssh connect'][0] * 1000:.0f}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import bare, fakehive
@@ -41,12 +40,10 @@ def idle_cpu(runs: int, seconds: float, settle: float = 1.0,
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def figures(figure: Callable[[str, str], None], runs: int, quick: bool = False) -> None:
-    cpu, failed = idle_cpu(1, 0.8, settle=0.3) if quick else idle_cpu(max(1, runs // 2), 5.0)
-    bare_cpu = cpu["bare"]
-    figure("idle CPU in tmux, bare Textual app with a 20-row DataTable, % of one core", f"{bare_cpu:.2f}")
+def figures(bench) -> None:
+    cpu, failed = idle_cpu(1, 0.8, settle=0.3) if bench.quick else idle_cpu(max(1, bench.runs // 2), 5.0)
     for p, what in PILLS.items():
         note = f" [{failed[str(p)]} runs never showed the rows]" if failed.get(str(p)) else ""
-        ratio = f"{cpu[str(p)] / bare_cpu:.0f}×" if bare_cpu > 0 else "bare used none"
-        figure(f"console idle CPU in tmux, 20 agents, {what}, % of one core (× bare)",
-               f"{cpu[str(p)]:.2f} ({ratio})" + note)
+        bench.ratio(f"console idle CPU in tmux, 20 agents, {what}, % of one core" + note, cpu[str(p)],
+                    "bare Textual app, 20-row DataTable", cpu["bare"], unit="%", scale=1.0,
+                    goal="<= 1 %" if p else "")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
 
 from benchmarks.terminal import compile_sources
 
@@ -34,20 +33,19 @@ def group(module: str) -> str:
     return module if module.startswith("hive_tui") else module.split(".")[0]
 
 
-def figures(figure: Callable[[str, str], None], runs: int, quick: bool = False) -> None:
-    runs = 2 if quick else max(5, runs)
+def figures(bench) -> None:
+    runs = 2 if bench.quick else max(5, bench.runs)
     compile_sources()
     console, bare = self_times(CONSOLE, runs), self_times(BARE, runs)
-    figure("imports before the first frame: console / bare Textual app, ms",
-           f"{sum(console.values()):.0f} / {sum(bare.values()):.0f}")
+    bench.ratio("console imports before its first frame (python -X importtime, least of runs)",
+                sum(console.values()), "bare Textual app", sum(bare.values()), scale=1.0)
     extra: dict[str, float] = {}
     for module, ms in console.items():
         if module not in bare:
             extra[group(module)] = extra.get(group(module), 0.0) + ms
-    figure("  the console's imports the bare app does not make, ms", f"{sum(extra.values()):.0f}")
+    bench.figure("  the console's imports the bare app does not make, ms", f"{sum(extra.values()):.0f}")
     for name, ms in sorted(extra.items(), key=lambda kv: -kv[1])[:8]:
-        figure(f"    {name}, ms", f"{ms:.1f}")
-    loaded = set(console)
-    figure("  a remote console loads asyncssh / pygit2 / hive_tui.host",
-           " / ".join("yes" if any(group(m) == p or m.startswith(p + ".") for m in loaded) else "no"
-                      for p in ("asyncssh", "pygit2", "hive_tui.host")))
+        bench.figure(f"    {name}, ms", f"{ms:.1f}")
+    bench.figure("  a remote console loads asyncssh / pygit2 / hive_tui.host",
+                 " / ".join("yes" if any(group(m) == p or m.startswith(p + ".") for m in console) else "no"
+                            for p in ("asyncssh", "pygit2", "hive_tui.host")))

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import deploys, feed, filtering, firstframe, idle, imports, server  # noqa: E402
+from benchmarks import deploys, feed, firstframe, idle, imports, server  # noqa: E402
 
 
 def machine() -> str:
@@ -40,6 +40,23 @@ def server_rss(runs: int, figure) -> None:
            f"{after_subscribers:.0f} (+{after_subscribers - idle:.0f})")
     figure(f"server RSS after {cycles} connect/close cycles more, MiB (idle +)",
            f"{after_cycles:.0f} (+{after_cycles - idle:.0f})")
+
+
+class _Bench:
+    """What a figure group is given: how hard to try, and where its rows go."""
+
+    def __init__(self, quick: bool, runs: int, figure) -> None:
+        self.quick, self.runs, self.figure_ = quick, runs, figure
+
+    def figure(self, name: str, value: str, goal: str = "") -> None:
+        self.figure_(name, value + (f" (goal {goal})" if goal else ""))
+
+    def ratio(self, name: str, value: float, baseline_name: str, baseline: float, unit: str = "ms",
+              goal: str = "", scale: float = 1000.0) -> float:
+        ratio = value / baseline if baseline else float("inf")
+        self.figure(f"{name}, {unit} (× {baseline_name})",
+                    f"{value * scale:.1f} ({ratio:.2f}× {baseline * scale:.1f})", goal)
+        return ratio
 
 
 def main() -> None:
@@ -67,11 +84,11 @@ def main() -> None:
     for agents in (1, 5, 20):
         wall = statistics.median(deploys.parallel(agents) for _ in range(max(1, args.runs // 2)))
         figure(f"{agents} deploys at once, wall time / one build's (1 s)", f"{wall:.2f}")
-    imports.figures(figure, args.runs, args.quick)
-    firstframe.figures(figure, args.runs, args.quick)
-    idle.figures(figure, args.runs, args.quick)
-    filtering.figures(figure, args.runs, args.quick)
-    feed.figures(figure, args.runs, args.quick)
+    console = _Bench(args.quick, args.runs, figure)
+    imports.figures(console)
+    firstframe.figures(console)
+    idle.figures(console)
+    feed.figures(console)
     for ssh in (False, True):
         latency = statistics.median(server.feed_latency(ssh=ssh) for _ in range(max(1, args.runs // 2)))
         figure(f"status feed to 50 subscribers over {'SSH on 127.0.0.1' if ssh else 'a Unix socket'}, ms",

@@ -22,7 +22,6 @@ PY = sys.executable
 EXE = str(Path(PY).with_name("hive-tui"))
 SIZE = (160, 48)
 POLL = 0.01
-CLOCK = os.sysconf("SC_CLK_TCK")
 
 
 def compile_sources() -> None:
@@ -91,7 +90,7 @@ class Terminal:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "bench")
 
-    def wait_until(self, shown: Callable[[str], bool], timeout: float = 120.0) -> float:
+    def wait_until(self, shown: Callable[[str], bool], timeout: float = 30.0) -> float:
         """The moment the pane first shows a screen `shown` accepts."""
         deadline = time.perf_counter() + timeout
         while True:
@@ -105,7 +104,7 @@ class Terminal:
                 raise NeverShown(f"the program in the terminal ended; it shows:\n{screen}")
             time.sleep(POLL)
 
-    def wait_for(self, text: str, timeout: float = 120.0) -> float:
+    def wait_for(self, text: str, timeout: float = 30.0) -> float:
         return self.wait_until(lambda screen: text in screen, timeout)
 
     def wait_exit(self, timeout: float = 60.0) -> None:
@@ -121,13 +120,6 @@ class Terminal:
 
     def alive(self) -> bool:
         return self("display-message", "-p", "-t", "bench", "#{pane_dead}").strip() == "0"
-
-    def cpu(self) -> float:
-        """Seconds of CPU the pane's program has used, all its threads: user and system time,
-        in clock ticks (coarse, but counting threads that have ended)."""
-        assert self.pid is not None
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK
 
     def _threads_ns(self) -> dict[str, int]:
         """Nanoseconds on a CPU of each of the program's threads (the scheduler's own count)."""

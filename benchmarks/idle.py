@@ -41,7 +41,7 @@ def idle_cpu(runs: int, seconds: float, settle: float = 1.0,
 
 
 def figures(bench) -> None:
-    cpu, failed = idle_cpu(1, 0.8, settle=0.3) if bench.quick else idle_cpu(max(1, bench.runs // 2), 5.0)
+    cpu, failed = idle_cpu(1, 1.0, settle=0.5) if bench.quick else idle_cpu(max(1, bench.runs // 2), 5.0)
     for p, what in PILLS.items():
         note = f" [{failed[str(p)]} runs never showed the rows]" if failed.get(str(p)) else ""
         bench.ratio(f"console idle CPU in tmux, 20 agents, {what}, % of one core" + note, cpu[str(p)],

@@ -34,7 +34,7 @@ def group(module: str) -> str:
 
 
 def figures(bench) -> None:
-    runs = 2 if bench.quick else max(5, bench.runs)
+    runs = 4 if bench.quick else max(7, bench.runs)
     compile_sources()
     console, bare = self_times(CONSOLE, runs), self_times(BARE, runs)
     bench.ratio("console imports before its first frame (python -X importtime, least of runs)",

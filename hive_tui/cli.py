@@ -14,19 +14,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 from . import __version__, report
 from .client.base import HiveClient
 from .client.connect import EngineOptions, default_state, demo_hint, open_client, open_engine, require_hive
+from .client.fleet import DEFAULT_TIMEOUT, ask_every_host
 from .config import Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
-from .host.runtime import RUNTIMES
 from .names import check_name
 from .plain import one_line, plain
+from .runtimes import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
 
@@ -48,15 +52,17 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
     if args.json:
         # ensure_ascii keeps every control character escaped, C1 included.
         print(json.dumps(data, indent=2, ensure_ascii=True))
-    else:
+    elif human:
         print(human)
 
 
 async def _status(client: HiveClient, args: argparse.Namespace) -> int:
     rows = await client.status()
-    spawning = [t for t in await client.transients() if t.kind == "Spawning"]
+    # hyperhive's daemon has neither: the table goes without them.
+    in_flight = await client.transients() if await client.offers("transients") else []
+    spawning = [t for t in in_flight if t.kind == "Spawning"]
     human = report.status_table(rows, spawning)
-    commits = await client.meta_log()
+    commits = await client.meta_log() if await client.offers("meta_log") else []
     if commits and commits[0].get("nixpkgs"):
         # What the containers are built from, as the last deploy locked it.
         human += f"\nnixpkgs: {one_line(commits[0]['nixpkgs'])}"
@@ -89,6 +95,11 @@ async def _approve(client: HiveClient, args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     a = await client.approve(args.id, progress)
+    if not await client.offers("subscribe"):
+        # Its ack is all the host says: claim no deploy it did not report.
+        _emit(args, a.to_wire(),
+              f"approval {a.id} for {plain(a.agent)}: approved; this host reports no deploy progress")
+        return 0
     _emit(args, a.to_wire(), report.approval_outcome(a))
     return 0 if a.status == "approved" else 1
 
@@ -123,23 +134,32 @@ async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
 
 
 _DONE = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused", "resume": "resumed"}
+# What start and stop found when the engine says there was nothing to do.
+_ALREADY = {"start": "running", "stop": "stopped"}
 
 
 async def _act(client: HiveClient, args: argparse.Namespace) -> int:
     """start, stop, restart, pause and resume: one agent each, done when it returns."""
+    done: dict[str, object] = {"verb": args.verb, "name": args.name}
     if args.verb == "stop":
-        await client.stop(args.name, graceful=not args.force)
+        done["already"] = await client.stop(args.name, graceful=not args.force)
+    elif args.verb == "start":
+        done["already"] = await client.start(args.name)
     elif args.verb in ("pause", "resume"):
-        await client.set_paused(args.name, args.verb == "pause")
+        done["agent_status"] = (await client.set_paused(args.name, args.verb == "pause")).to_wire()
     else:
-        await getattr(client, args.verb)(args.name)
-    print(f"{_DONE[args.verb]} {args.name}")
+        await client.restart(args.name)
+    # None is an engine that does not say (hyperhive's): the plain message then.
+    human = (f"{args.name} was already {_ALREADY[args.verb]}" if done.get("already")
+             else f"{_DONE[args.verb]} {args.name}")
+    _emit(args, done, human)
     return 0
 
 
 async def _rebuild(client: HiveClient, args: argparse.Namespace) -> int:
     commit = await client.rebuild(args.name)
-    print(f"rebuilt {args.name}" + (f"; meta flake at {commit[:12]}" if commit else ""))
+    _emit(args, {"verb": "rebuild", "name": args.name, "meta_commit": commit},
+          f"rebuilt {args.name}" + (f"; meta flake at {commit[:12]}" if commit else ""))
     return 0
 
 
@@ -147,7 +167,8 @@ async def _destroy(client: HiveClient, args: argparse.Namespace) -> int:
     if args.purge and not args.yes:
         await asyncio.to_thread(_confirm_purge, args.name)
     warning = await client.destroy(args.name, purge=args.purge)
-    print(f"{'purged' if args.purge else 'destroyed'} {args.name}")
+    _emit(args, {"verb": "destroy", "name": args.name, "purge": args.purge, "warning": warning},
+          f"{'purged' if args.purge else 'destroyed'} {args.name}")
     if warning:
         print(f"hive-tui: warning: {plain(warning)}", file=sys.stderr)
     return 0
@@ -169,13 +190,15 @@ def _confirm_purge(name: str) -> None:
 
 
 async def _logs(client: HiveClient, args: argparse.Namespace) -> int:
+    """The lines as one object; followed, one object per line as it comes
+    (JSON Lines, as the socket streams them), since a follow never ends."""
     if not args.follow:
-        for line in await client.logs(args.name, args.lines):
-            print(plain(line))
+        lines = await client.logs(args.name, args.lines)
+        _emit(args, {"name": args.name, "lines": lines}, "\n".join(map(plain, lines)))
         return 0
     async with aclosing(client.follow_logs(args.name, args.lines)) as followed:
         async for line in followed:
-            print(plain(line), flush=True)
+            print(json.dumps({"line": line}, ensure_ascii=True) if args.json else plain(line), flush=True)
     return 0
 
 
@@ -186,7 +209,8 @@ def _log_lines(text: str) -> int:
 
 
 OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto",
-                   "nixpkgs": None, "container_config_dir": None}
+                   "nixpkgs": None, "container_config_dir": None, "read_only": False, "all_hosts": False,
+                   "timeout": DEFAULT_TIMEOUT}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a name from the hosts file (default: its default host, else the demo hive)")
     common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
                         help=f"the hosts file (default: {default_config_path()})")
+    common.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                        help="send no action: every verb that would change something is refused")
+    common.add_argument("--all-hosts", action="store_true", default=argparse.SUPPRESS,
+                        help=f"ask every host in the hosts file at once ({', '.join(ALL_HOSTS_VERBS)}); "
+                             f"exit status 3 when any host failed")
+    common.add_argument("--timeout", type=_timeout, metavar="SECONDS", default=argparse.SUPPRESS,
+                        help=f"with --all-hosts: how long each host may take (default {DEFAULT_TIMEOUT:g})")
     common.add_argument("--runtime", choices=list(RUNTIMES), default=argparse.SUPPRESS,
                         help="container runtime: " + ", or ".join(
                             f"{what} (default)" if kind == OPTION_DEFAULTS["runtime"] else what for kind, (_, _, what) in RUNTIMES.items()))
@@ -259,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", type=_agent_name, metavar="AGENT")
     p = verb("events", _events, "the helper events sent to the manager, in order")
     p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this one")
-    verb("meta-log", _meta_log, "the meta flake's deploy log, newest first")
+    verb("meta-log", _meta_log, "the meta flake's log, newest first: spawns, deploys, rebuilds, destroys")
     for name, fn, help in (
         ("start", _act, "start the agent's container"),
         ("stop", _act, "stop the agent: a signal and a grace period, then by force"),
@@ -304,11 +335,17 @@ def _target(args: argparse.Namespace) -> Host | None:
     config = load_config(args.config)
     if args.host is not None:
         return parse_host(args.host, config)
+    if config.all_hosts and args.verb in (None, "console"):
+        # Until the console shows every host at once, it opens on the first.
+        return next(iter(config.hosts.values()), None)
     return default_host(config)
 
 
 async def _client(args: argparse.Namespace, host: Host | None, seed_demo: bool = False) -> HiveClient:
-    return await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
+    client = await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
+    # A read-only session: refused in the client, whatever the host allows.
+    client.read_only = client.read_only or args.read_only
+    return client
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -350,11 +387,14 @@ async def _trust_host(args: argparse.Namespace) -> int:
               f"Add it to known_hosts? [y/N] ", end="", file=sys.stderr, flush=True)
         return sys.stdin.readline().strip().lower() in ("y", "yes")
 
-    print(await trust_host_key(host.hostname, host.port, confirm))
+    outcome = await trust_host_key(host.hostname, host.port, confirm)
+    _emit(args, {"host": args.target, "outcome": outcome}, outcome)
     return 0
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if _wants_all_hosts(args):
+        return await _all_hosts(args)
     host = _target(args)
     if args.verb == "serve":
         return await _serve(args)
@@ -368,14 +408,22 @@ async def _run(args: argparse.Namespace) -> int:
             await asyncio.to_thread(seed_demo, engine)
         finally:
             engine.close()
-        print(f"demo hive ready in {engine.state.root}")
+        _emit(args, {"state": str(engine.state.root)}, f"demo hive ready in {engine.state.root}")
         return 0
     async with await _client(args, host) as client:
         return await args.func(client, args)
 
 
 def console(args: argparse.Namespace) -> int:
+    # A console drawn into a file or a pipe is escape codes nobody reads,
+    # and one reading keys from /dev/null waits forever.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise HiveError("not a terminal; give a verb (hive-tui --help lists them)")
     from .app import HiveApp
+
+    if args.all_hosts:
+        raise HiveError(f"--all-hosts works with the read verbs ({', '.join(ALL_HOSTS_VERBS)}); "
+                        f"the console shows one host at a time (H switches)")
 
     config = load_config(args.config)
     host = _target(args)
@@ -394,18 +442,111 @@ def console(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+# -- every host at once ---------------------------------------------------------
+
+ALL_HOSTS_VERBS = ("status", "pending", "events", "history")
+# The exit status when some host failed while the others answered.
+SOME_HOSTS_FAILED = 3
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"timeout must be a number of seconds from 0 to 3600, not {text!r}")
+    return seconds
+
+
+def _wants_all_hosts(args: argparse.Namespace) -> bool:
+    """--all-hosts, or a read verb with no host named when the hosts file says `default: all`."""
+    if args.all_hosts:
+        if args.host is not None or args.state is not None:
+            raise HiveError("--all-hosts asks every host in the hosts file: give no --host or --state")
+        if args.verb not in ALL_HOSTS_VERBS:
+            raise HiveError(f"--all-hosts works with {', '.join(ALL_HOSTS_VERBS)}; "
+                            f"{args.verb} goes to one host: name it with --host")
+        return True
+    return (args.host is None and args.state is None and args.verb in ALL_HOSTS_VERBS
+            and load_config(args.config).all_hosts)
+
+
+def _all_hosts_question(args: argparse.Namespace) -> Callable[[HiveClient], Awaitable[list[Any]]]:
+    """What each host is asked for the verb: a list of wire models."""
+    if args.verb == "status":
+        return lambda client: client.status()
+    if args.verb == "pending":
+        return lambda client: client.approvals() if args.all else client.pending()
+    if args.verb == "events":
+        return lambda client: client.events(args.since)
+
+    async def history(client: HiveClient) -> list[Any]:
+        # The agent lives on some hosts only: the others have no history of it, which is no failure.
+        return await client.history(args.agent) if args.agent in await client.agents() else []
+
+    return history
+
+
+async def _all_hosts(args: argparse.Namespace) -> int:
+    """A read verb asked of every host at once; each row labelled with its host."""
+    config = load_config(args.config)
+    if not config.hosts:
+        raise HiveError(f"--all-hosts asks every host in {config.path or default_config_path()}, which names none")
+
+    async def opener(host: Host) -> HiveClient:
+        # No redialling: a host that cannot be reached says so now, within the timeout.
+        return await open_client(host, None, engine_options(args), redial_for=0)
+
+    answers = await ask_every_host(config.hosts.values(), _all_hosts_question(args), opener, args.timeout)
+    failed = [a for a in answers if a.error is not None]
+    for a in answers:
+        if a.error is not None or a.unavailable is not None:
+            print(f"hive-tui: {a.host.name}: {plain(a.error or a.unavailable or '')}", file=sys.stderr)
+    got = [(a.host.name, item) for a in answers for item in (a.value or [])]
+    hosts, items = [h for h, _ in got], [item for _, item in got]
+    tables: dict[str, Callable[..., str]] = {"status": report.status_table, "pending": report.approvals_table,
+                                             "events": report.events_table, "history": report.history_table}
+    _emit(args, [{"host": h, **item.to_wire()} for h, item in got], tables[args.verb](items, hosts=hosts))
+    return SOME_HOSTS_FAILED if failed else 0
+
+
+# What a shell reports for a program that SIGPIPE ended: `status | head` stops
+# the verb as it stops any other filter, with no traceback.
+SIGPIPE_EXIT = 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        # Whatever is still buffered fails here, not at exit where it can only be reported.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader is gone. Python's own flush at exit would fail again and
+        # say so on stderr: point stdout at /dev/null for it (the pattern of
+        # the Python docs' note on SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return SIGPIPE_EXIT
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     for option, default in OPTION_DEFAULTS.items():
         setattr(args, option, getattr(args, option, default))
     try:
+        if args.json and args.verb in (None, "console", "tour", "serve"):
+            raise HiveError(f"--json: {args.verb or 'the console'} prints no objects; it is for the other verbs")
         if args.verb in (None, "console"):
             return console(args)
         if args.verb == "tour":
             from .tour import tour
 
-            return tour(args, main)
+            # The steps run through _main: a reader gone mid-tour ends the tour, in main.
+            return tour(args, _main)
         return asyncio.run(_run(args))
     except HiveError as e:
         print(f"hive-tui: {plain(str(e))}", file=sys.stderr)

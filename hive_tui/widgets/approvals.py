@@ -14,6 +14,7 @@ from datetime import datetime
 from rich.cells import cell_len
 from rich.text import Text
 from textual import events
+from textual.coordinate import Coordinate
 
 from .. import actions
 from ..models import Approval
@@ -81,7 +82,7 @@ class ApprovalTable(LiveCells):
     def live_text(self, row_index: int, line: int) -> list[Live]:
         if self.age_x is None or row_index >= self.row_count:
             return []
-        key = self.coordinate_to_cell_key((row_index, 0)).row_key.value
+        key = self.coordinate_to_cell_key(Coordinate(row_index, 0)).row_key.value
         a = self.items.get(int(key)) if key is not None else None
         return [(self.age_x, AGE_CELLS, self._age(a))] if a is not None else []
 

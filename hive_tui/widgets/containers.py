@@ -18,13 +18,12 @@ Every word comes from the agents or the manager, so every cell is a Text
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from rich.style import Style
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.coordinate import Coordinate
 
 from .. import actions
@@ -144,9 +143,9 @@ class ContainerTable(LiveCells):
         if len(self.rows_by_name) <= FILTER_CHUNK:
             self._refill(names, matched=True)
         else:
-            # Made into a coroutine only if it runs: most are replaced before they start.
-            self.run_worker(partial(self._refill_in_steps, names), group="filter", exclusive=True)
+            self._refill_in_steps(names)
 
+    @work(group="filter", exclusive=True)
     async def _refill_in_steps(self, names: list[str]) -> None:
         for _ in self._refilling(names):
             await asyncio.sleep(0)
@@ -202,6 +201,8 @@ class ContainerTable(LiveCells):
         if not self.live or row_index >= self.row_count:
             return []
         name = self.coordinate_to_cell_key(Coordinate(row_index, 0)).row_key.value
+        if name is None:
+            return []
         fields = []
         for at_line, x, kind in self.live.get(name, ()):
             if at_line != line:

@@ -77,7 +77,10 @@ class ApprovalTable(LiveCells):
 
     def refilter(self, text: str) -> None:
         self.filter_text = text.lower()
-        self._redraw()
+        # Most keys typed into a filter leave the requests shown as they were.
+        if [str(a.id) for a in sorted(self.items.values(), key=lambda a: a.id) if self.shows(a)] != [
+                key.value for key in self.rows]:
+            self._redraw()
 
     def live_text(self, row_index: int, line: int) -> list[Live]:
         if self.age_x is None or row_index >= self.row_count:

@@ -78,6 +78,8 @@ class ContainerTable(LiveCells):
         self.rows_by_name: dict[str, AgentStatus | None] = {}
         self.transients: dict[str, str] = {}
         self.filter_text = ""
+        # A filter's steps are under way: the table holds only part of what it will.
+        self.filling = False
         # Each row's cell as last built for `self.width_built`, and where its live text sits.
         self.cells: dict[str, Text] = {}
         self.live: dict[str, list[tuple[int, int, str]]] = {}
@@ -140,6 +142,10 @@ class ContainerTable(LiveCells):
         filter (the next key typed) replaces one still under way."""
         self.filter_text = text.lower()
         names = [n for n in sorted(self.rows_by_name) if self.matches(n)]
+        if not self.filling and names == list(self.rows):
+            # The first keys of a name often match every row: nothing to do.
+            self.workers.cancel_group(self, "filter")
+            return
         if len(self.rows_by_name) <= FILTER_CHUNK:
             self._refill(names, matched=True)
         else:
@@ -147,8 +153,12 @@ class ContainerTable(LiveCells):
 
     @work(group="filter", exclusive=True)
     async def _refill_in_steps(self, names: list[str]) -> None:
-        for _ in self._refilling(names):
-            await asyncio.sleep(0)
+        self.filling = True
+        try:
+            for _ in self._refilling(names):
+                await asyncio.sleep(0)
+        finally:
+            self.filling = False
 
     def _refill(self, names: list[str], matched: bool = False) -> None:
         # A filter under way worked from rows that are no longer the table's.

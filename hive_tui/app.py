@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -116,6 +116,15 @@ class HiveApp(App[None]):
         self.deploys.can_focus = False
         self.containers.focus()
         self.connect_to(self.host, first=True)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # A pane lights its title while the focus is inside it. Set as a class:
+        # `:focus-within` alone does not restyle the title beside the focused table.
+        focused = event.widget
+        for title in self.query(".pane-title"):
+            pane = title.parent
+            if pane is not None:
+                pane.set_class(pane in focused.ancestors_with_self, "has-focus")
 
     def _label(self) -> str:
         return self.host.address() if self.host else "demo hive (in this process)"

@@ -26,6 +26,8 @@ from hive_tui.widgets.prompt import PromptModal
 from hive_tui.widgets.purge import PurgeModal
 
 from .helpers import GATED_BUILD, Gate, agent_files
+from .scripted import NOW, ScriptedClient
+from .scripted import row as scripted_row
 from .serving import ServerProcess, seeded_hive, stop_agents
 
 SIZE = (160, 48)
@@ -511,3 +513,203 @@ async def test_history_of_an_agent_purged_while_it_is_open(hive):
         assert app.is_running
         await pilot.press("escape")
         await until(pilot, lambda: "beta" not in app.containers.rows_by_name, what="beta's row to go")
+
+
+# -- the detail pane, kept agents, focus and keys ----------------------------------------------
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_the_detail_pane_follows_the_selection_and_shows_nothing_stale(hive):
+    root, connect, _ = hive
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        await until(pilot, lambda: app.diff.shown.startswith("#1 beta: first [b]notes[/b]"), what="#1 shown")
+        await select_request(pilot, 2)
+        await until(pilot, lambda: app.diff.shown.startswith("#2 alpha: alpha notes"), what="#2 shown")
+        await pilot.press("n", "enter")
+        await until(pilot, lambda: app.approvals.row_count == 1, what="#2 to be resolved")
+        # The cursor is on #1 now: the pane shows it, not the request that went.
+        await until(pilot, lambda: app.diff.shown.startswith("#1 beta"), what="the pane to follow")
+        await pilot.press("n", "enter")
+        await until(pilot, lambda: app.approvals.row_count == 0, what="#1 to be resolved")
+        await until(pilot, lambda: app.diff.shown == "No pending requests.", what="the pane to say so")
+        await pilot.press("v")
+        await until(pilot, lambda: app.approvals.row_count == 2, what="resolved requests")
+        await until(pilot, lambda: "denied" in app.diff.shown, what="a resolved request, as resolved")
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_request_keys_act_whatever_has_focus_and_agent_keys_say_where_they_act(hive):
+    root, connect, _ = hive
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        await until(pilot, lambda: "2" in app.approvals.rows, what="request 2")
+        app.approvals.move_cursor(row=app.approvals.get_row_index("2"))
+        await select_agent(pilot, "beta")
+        assert app.focused is app.containers
+        await pilot.press("n")
+        assert isinstance(app.screen, PromptModal)
+        await pilot.press(*"not now", "enter")
+        await until(pilot, lambda: tag(root, "alpha", "denied/2") is not None, what="denied/2")
+        app.approvals.focus()
+        await pilot.press("x")
+        await until(pilot, lambda: any("acts on the selected agent" in str(n.message) for n in app._notifications),
+                    what="the agent key to say where it acts")
+        assert not (root / "containers" / "beta" / "stopped").exists()
+        # Under another screen, the console's keys are that screen's letters.
+        await pilot.press("question_mark", "a")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert tag(root, "beta", "approved/1") is None and tag(root, "beta", "deployed/1") is None
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_the_focused_pane_lights_its_title(hive):
+    root, connect, _ = hive
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        left, right = (app.query_one(f"#{side} > .pane-title") for side in ("left", "right"))
+        lit = app.current_theme.to_color_system().generate()["primary"]
+        assert left.styles.background.hex.upper() == lit.upper() != right.styles.background.hex.upper()
+        stops = []
+        for _ in range(4):
+            stops.append(app.focused.id)
+            await pilot.press("tab")
+        assert stops == ["containers", "approvals", "diff", "containers"]
+        await pilot.press("tab")
+        assert right.styles.background.hex.upper() == lit.upper() != left.styles.background.hex.upper()
+
+
+async def test_the_cursor_stays_by_a_row_that_went(tmp_path):
+    root = tmp_path / "hive"
+    seeded_hive(root, {name: agent_files() for name in ("alpha", "beta", "gamma")})
+    server = ServerProcess(root, tmp_path / "host.sock").start()
+
+    async def connect(host):
+        return UnixClient(str(server.sock))
+
+    try:
+        async with HiveApp(connect).run_test(size=SIZE) as pilot:
+            app = pilot.app
+            await until(pilot, lambda: app.link == "live" and app.containers.row_count == 3, what="the console")
+            await select_agent(pilot, "beta")
+            await pilot.press("D", *"beta", "enter")
+            await until(pilot, lambda: "beta" not in app.containers.rows, what="the purge")
+            assert app.selected_agent() == "gamma"
+            # A destroy's dialog answers to its keys; n and Escape leave it be.
+            await pilot.press("d")
+            assert isinstance(app.screen, ConfirmModal) and app.screen.focused.id == "no"
+            await pilot.press("n")
+            assert not isinstance(app.screen, ConfirmModal)
+            await pilot.press("d", "escape")
+            await pilot.pause()
+            assert (root / "containers" / "gamma").is_dir()
+    finally:
+        server.kill()
+        stop_agents(root)
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_keys_while_the_link_is_down_are_refused_never_held(hive):
+    root, connect, server = hive
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        await select_agent(pilot, "beta")
+        await asyncio.to_thread(server.terminate)
+        await until(pilot, lambda: app.link.startswith("reconnecting"), what="reconnecting")
+        assert app.sub_title.count("reconnecting") == 1, app.sub_title
+        await pilot.press("x")
+        await until(pilot, lambda: any("not sent" in str(n.message) for n in app._notifications),
+                    what="the refusal")
+        await pilot.press("D")
+        assert not isinstance(app.screen, PurgeModal)
+        await asyncio.to_thread(server.start)
+        await until(pilot, lambda: app.link == "live", what="the link to come back")
+        # Nothing was left waiting to be sent once the link is back.
+        assert not [w for w in app.workers if w.group == "actions"]
+        assert not (root / "containers" / "beta" / "stopped").exists()
+        assert app.containers.rows_by_name["beta"].running
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_dialogs_wrap_their_text(hive):
+    root, connect, _ = hive
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        await select_agent(pilot, "beta")
+        await pilot.press("d")
+        question = app.screen.query_one(".modal-question")
+        assert question.size.height >= 2 and "spawned again" in str(question.render())
+        await pilot.press("escape", "n")
+        question = app.screen.query_one(".modal-question")
+        assert question.size.height >= 2 and "sent to the manager" in str(question.render())
+        await pilot.press("escape")
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_hosts_with_no_hosts_file_names_the_file_to_write(hive, tmp_path):
+    root, connect, _ = hive
+    hosts_file = tmp_path / "config" / "hosts.yaml"
+    async with HiveApp(connect, hosts_file=hosts_file).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        await pilot.press("H")
+        await until(pilot, lambda: any(str(hosts_file) in str(n.message) for n in app._notifications),
+                    what="the hosts file's path")
+
+
+def test_help_says_rows_are_two_lines():
+    from hive_tui.widgets.help import help_markdown
+
+    text = help_markdown()
+    assert "two lines per agent" in text and "one row per agent" not in text
+
+
+class KeptClient(ScriptedClient):
+    """The scripted hive, and kestrel: destroyed, its repos kept."""
+
+    async def request(self, message):
+        answer = await super().request(message)
+        if message["cmd"] == "agent_status":
+            kept = scripted_row("kestrel", running=False, kept=True, deployed_sha=None, active_model=None,
+                                status_text=None)
+            answer = {**answer, "agent_statuses": [*answer["agent_statuses"], kept]}
+        return answer
+
+
+async def test_a_kept_agent_shows_dim_and_only_purge_acts_on_it():
+    client = KeptClient()
+
+    async def connect(host):
+        return client
+
+    async with HiveApp(connect, now=lambda: NOW, pulse=False).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        await until(pilot, lambda: app.link == "live" and "kestrel" in app.containers.rows, what="the console")
+        text = row_text(app, "kestrel")
+        assert "destroyed" in text and "repos kept" in text and "s start" not in text
+        await select_agent(pilot, "kestrel")
+        for key in ("s", "x", "r", "b", "p", "d"):
+            await pilot.press(key)
+            assert app.screen is app.screen_stack[0]
+        await until(pilot, lambda: sum("only purge (D) acts on it" in str(n.message) for n in app._notifications) == 6,
+                    what="each refusal to say why")
+        assert not [m for m in client.sent if m["cmd"] not in ("agent_status", "transients", "pending", "diff")]
+        await pilot.press("D")
+        assert isinstance(app.screen, PurgeModal)
+        await pilot.press(*"kestrel", "enter")
+        await until(pilot, lambda: {"cmd": "destroy", "name": "kestrel", "purge": True} in client.sent,
+                    what="the purge to be sent")
+
+
+async def test_the_request_header_names_the_agent_once_and_the_diff_follows_the_theme():
+    async def connect(host):
+        return ScriptedClient()
+
+    async with HiveApp(connect, now=lambda: NOW, pulse=False).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        await until(pilot, lambda: app.diff.shown.startswith("#1"), what="the diff")
+        assert app.diff.shown.startswith("#1 atlas: move to the larger model\n")
+        assert app.diff.syntax_theme == "ansi_dark"
+        app.theme = "textual-light"
+        await until(pilot, lambda: app.diff.syntax_theme == "ansi_light", what="the light diff")
+        assert "+opus" in app.diff.shown

@@ -16,6 +16,8 @@ class DiffView(VerticalScroll):
     shown = ""
     # The diff on show, drawn again when the theme turns light or dark.
     _diff: tuple[str, dict] | None = None
+    # The patch's colours, the light or the dark ones as the app's theme is.
+    syntax_theme = "ansi_dark"
 
     def compose(self):
         yield Static(Text(""), id="diff-body")
@@ -43,8 +45,8 @@ class DiffView(VerticalScroll):
             lines.append(Text("  (the patch is cut at 1 MiB)"))
         lines.append(Text(""))
         # The lexer colours the patch; what it shows is the plain text, never markup.
-        theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
-        patch = Syntax(plain(diff.get("patch", "")), "diff", theme=theme, word_wrap=False)
+        self.syntax_theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
+        patch = Syntax(plain(diff.get("patch", "")), "diff", theme=self.syntax_theme, word_wrap=False)
         self.shown = "\n".join([*(line.plain for line in lines), patch.code])
         self.query_one("#diff-body", Static).update(Group(*lines, patch))
         self.scroll_home(animate=False)

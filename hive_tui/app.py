@@ -441,8 +441,6 @@ class HiveApp(App[None]):
             self.show_diff(a.id)
 
     def _no_request(self) -> str:
-        if self.link != "live" and not self.approvals.items:
-            return ""
         if self.approvals.filter_text and self.approvals.items:
             return "No request matches the filter."
         return "No requests yet." if self.approvals.show_resolved else "No pending requests."

@@ -26,8 +26,8 @@ from hive_tui.widgets.prompt import PromptModal
 from hive_tui.widgets.purge import PurgeModal
 
 from .helpers import GATED_BUILD, Gate, agent_files
+from .kept import KeptClient
 from .scripted import NOW, ScriptedClient
-from .scripted import row as scripted_row
 from .serving import ServerProcess, seeded_hive, stop_agents
 
 SIZE = (160, 48)
@@ -662,18 +662,6 @@ def test_help_says_rows_are_two_lines():
 
     text = help_markdown()
     assert "two lines per agent" in text and "one row per agent" not in text
-
-
-class KeptClient(ScriptedClient):
-    """The scripted hive, and kestrel: destroyed, its repos kept."""
-
-    async def request(self, message):
-        answer = await super().request(message)
-        if message["cmd"] == "agent_status":
-            kept = scripted_row("kestrel", running=False, kept=True, deployed_sha=None, active_model=None,
-                                status_text=None)
-            answer = {**answer, "agent_statuses": [*answer["agent_statuses"], kept]}
-        return answer
 
 
 async def test_a_kept_agent_shows_dim_and_only_purge_acts_on_it():

@@ -701,3 +701,16 @@ async def test_the_request_header_names_the_agent_once_and_the_diff_follows_the_
         app.theme = "textual-light"
         await until(pilot, lambda: app.diff.syntax_theme == "ansi_light", what="the light diff")
         assert "+opus" in app.diff.shown
+
+
+def test_the_readme_names_every_console_key():
+    from pathlib import Path
+
+    from hive_tui.actions import ACTIONS
+    from hive_tui.widgets.help import _KEYS
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## The console\n", 1)[1].split("\n## ", 1)[0]
+    missing = [a.key for a in ACTIONS if f"`{_KEYS.get(a.key, a.key)}`" not in section]
+    assert not missing, missing
+    assert "two lines each" in section and "repos kept" in section and "refused" in section

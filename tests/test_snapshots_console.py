@@ -43,12 +43,8 @@ async def settled_empty(pilot) -> None:
 
 
 def test_a_kept_agent(snap_compare):
-    async def on_kestrel(pilot):
-        await settled(pilot)
-        pilot.app.jump_to("kestrel")
-        await pilot.pause()
-
-    assert snap_compare(app(KeptClient()), terminal_size=SIZE, run_before=on_kestrel)
+    # The cursor stays on atlas: kestrel's dim row is drawn as it is, not as selected.
+    assert snap_compare(app(KeptClient()), terminal_size=SIZE, run_before=settled)
 
 
 def test_no_pending_requests(snap_compare):

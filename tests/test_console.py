@@ -714,3 +714,23 @@ def test_the_readme_names_every_console_key():
     missing = [a.key for a in ACTIONS if f"`{_KEYS.get(a.key, a.key)}`" not in section]
     assert not missing, missing
     assert "two lines each" in section and "repos kept" in section and "refused" in section
+
+
+@pytest.mark.parametrize("hive", ["unix"], indirect=True)
+async def test_a_destroyed_agent_with_its_repos_kept_stays_a_dim_row_to_purge(hive):
+    root, connect, _ = hive
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot)
+        await select_agent(pilot, "beta")
+        await pilot.press("d", "y")
+        await until(pilot, lambda: getattr(app.containers.rows_by_name.get("beta"), "kept", False),
+                    what="beta's kept row")
+        assert "destroyed" in row_text(app, "beta") and "repos kept" in row_text(app, "beta")
+        assert app.selected_agent() == "beta"
+        await pilot.press("s")
+        await until(pilot, lambda: any("only purge (D) acts on it" in str(n.message) for n in app._notifications),
+                    what="start to be refused")
+        assert not (root / "containers" / "beta").exists()
+        await pilot.press("D", *"beta", "enter")
+        await until(pilot, lambda: "beta" not in app.containers.rows_by_name, what="the purge")
+        assert not (root / "applied" / "beta").exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import console, deploys, server  # noqa: E402
+from benchmarks import console, deploys, fleet, memory, server  # noqa: E402
 
 
 def machine() -> str:
@@ -82,6 +82,8 @@ def main() -> None:
         figure(f"status feed to 50 subscribers over {'SSH on 127.0.0.1' if ssh else 'a Unix socket'}, ms",
                f"{latency * 1000:.1f}")
     server_rss(args.runs, figure)
+    fleet.figures(max(1, args.runs // 2), figure)
+    memory.figures((10, 100), figure)
 
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     args.out.write_text(

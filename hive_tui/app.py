@@ -182,7 +182,9 @@ class HiveApp(App[None]):
         """Read everything afresh: on connect, after a gap in the feed."""
         assert self.client is not None
         rows = await self.client.status()
-        moving = {t.agent: t.kind for t in await self.client.transients()}
+        # hyperhive's daemon has no actions in flight to show: left out, not an error.
+        in_flight = await self.client.transients() if await self.client.offers("transients") else []
+        moving = {t.agent: t.kind for t in in_flight}
         pending = await self.client.approvals() if self.approvals.show_resolved else await self.client.pending()
         table = self.containers
         was, at = table.selected(), table.cursor_row

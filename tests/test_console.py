@@ -456,6 +456,10 @@ async def test_no_failure_of_any_call_ends_the_console(hive):
                                          f"raised {[f.raised for f in made]}; it says {what_it_says(pilot.app)!r}")
                 raised = next(f.raised for f in made if f.raised)
                 assert pilot.app.is_running and pilot.app.return_code is None, (fail_at, error)
+                if error is HiveError and "(capabilities)" in raised:
+                    # A daemon that refuses to say what it offers is taken to offer
+                    # everything, each verb answering for itself: not a failure.
+                    continue
                 assert raised in what_it_says(pilot.app), (fail_at, error)
 
 
@@ -498,14 +502,16 @@ async def test_history_of_an_agent_purged_while_it_is_open(hive):
 
     async with HiveApp(connect).run_test(size=SIZE) as pilot:
         app = await started(pilot)
-        await select_agent(pilot, "beta")
         other = UnixClient(str(served.sock))
         await other.destroy("beta", purge=True)
         await other.close()
-        # The console has not heard of the purge yet: its row is still there.
-        await pilot.press("enter")
-        assert isinstance(app.screen, HistoryScreen)
-        title = lambda: str(app.screen.query_one("#history-title").render())  # noqa: E731
+        # The screen as it is when opened just before the purge: it reads after.
+        app.push_screen(HistoryScreen(app.client, "beta"))
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="the history screen")
+        def title() -> str:
+            found = app.screen.query("#history-title")
+            return str(found.first().render()) if found else ""
+
         await until(pilot, lambda: "cannot be read" in title(), what="the history to say beta is gone")
         # Which read fails first (the tags, or the log) is a race; either names beta.
         assert title().startswith("beta: history (cannot be read:") and title().count("beta") == 2
@@ -513,6 +519,7 @@ async def test_history_of_an_agent_purged_while_it_is_open(hive):
         assert app.is_running
         await pilot.press("escape")
         await until(pilot, lambda: "beta" not in app.containers.rows_by_name, what="beta's row to go")
+        assert app.link == "live"
 
 
 # -- the detail pane, kept agents, focus and keys ----------------------------------------------
@@ -681,7 +688,8 @@ async def test_a_kept_agent_shows_dim_and_only_purge_acts_on_it():
             assert app.screen is app.screen_stack[0]
         await until(pilot, lambda: sum("only purge (D) acts on it" in str(n.message) for n in app._notifications) == 6,
                     what="each refusal to say why")
-        assert not [m for m in client.sent if m["cmd"] not in ("agent_status", "transients", "pending", "diff")]
+        assert not [m for m in client.sent
+                    if m["cmd"] not in ("capabilities", "agent_status", "transients", "pending", "diff")]
         await pilot.press("D")
         assert isinstance(app.screen, PurgeModal)
         await pilot.press(*"kestrel", "enter")

@@ -260,7 +260,7 @@ class HiveApp(App[None]):
         """Whether an action can be sent now; says why not. An action is never
         held for a link that is down and sent later, unseen."""
         if self.client is None or self.link != "live":
-            self.notify(f"not sent: the hive is {self.link}", severity="warning", markup=False)
+            self.notify(f"not done: the hive is {self.link}", severity="warning", markup=False)
             return False
         return True
 
@@ -379,9 +379,11 @@ class HiveApp(App[None]):
                                      placeholder="why not", confirm="Deny"), answered)
 
     def action_resolved(self) -> None:
+        # The toggle reads the hive: while the link is down it would wait unseen.
+        if not self._live():
+            return
         self.approvals.show_resolved = not self.approvals.show_resolved
-        if self.client is not None:
-            self._reload_worker()
+        self._reload_worker()
 
     @work(exclusive=True, group="reload", exit_on_error=False)
     async def _reload_worker(self) -> None:

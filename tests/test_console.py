@@ -626,10 +626,14 @@ async def test_keys_while_the_link_is_down_are_refused_never_held(hive):
         await until(pilot, lambda: app.link.startswith("reconnecting"), what="reconnecting")
         assert app.sub_title.count("reconnecting") == 1, app.sub_title
         await pilot.press("x")
-        await until(pilot, lambda: any("not sent" in str(n.message) for n in app._notifications),
+        await until(pilot, lambda: any("not done" in str(n.message) for n in app._notifications),
                     what="the refusal")
         await pilot.press("D")
         assert not isinstance(app.screen, PurgeModal)
+        await pilot.press("v")
+        await until(pilot, lambda: sum("not done" in str(n.message) for n in app._notifications) == 3,
+                    what="each key to be refused")
+        assert not app.approvals.show_resolved
         await asyncio.to_thread(server.start)
         await until(pilot, lambda: app.link == "live", what="the link to come back")
         # Nothing was left waiting to be sent once the link is back.

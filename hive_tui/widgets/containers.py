@@ -170,6 +170,8 @@ class ContainerTable(DataTable):
         text.append(keys if not kind else f"({one_line(kind).lower()}: actions wait)",
                     self._style("containers--dim"))
         if row is not None and row.kept and not kind:
-            # No container: the whole row dims; purge is all that acts on it.
-            text.stylize(self._style("containers--dim"))
+            # No container: the whole row dims; purge is all that acts on it. The
+            # colour as blended (a partial style drops the muted colour's alpha).
+            muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
+            text.stylize(Style(color=muted.color, bold=False))
         return text

@@ -24,7 +24,6 @@ from textual.worker import Worker, WorkerState
 
 from . import actions
 from .client.base import HiveClient, LinkState
-from .client.ssh import HostKeyRefused
 from .commands import HiveCommands
 from .config import Host, default_config_path
 from .errors import HiveError, error_text
@@ -36,8 +35,6 @@ from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
 from .widgets.diffview import DiffView
-from .widgets.help import HelpScreen
-from .widgets.history import HistoryScreen
 from .widgets.hosts import HostsScreen
 from .widgets.prompt import PromptModal
 from .widgets.purge import PurgeModal
@@ -154,6 +151,10 @@ class HiveApp(App[None]):
                 feed = await stack.enter_async_context(self.client.feed())
                 await self.reload()
             except FAILURES as e:
+                # Imported here: only an SSH host loads asyncssh, which is a good part
+                # of the console's start-up otherwise.
+                from .client.ssh import HostKeyRefused
+
                 if first and isinstance(e, HostKeyRefused):
                     # Nothing in here can settle a host key (that is `hive-tui trust-host`),
                     # and an empty console would hide the reason: end with it.
@@ -351,6 +352,8 @@ class HiveApp(App[None]):
                         markup=False)
         elif self._live():
             assert self.client is not None
+            from .widgets.history import HistoryScreen  # on demand: not part of the first frame
+
             self.push_screen(HistoryScreen(self.client, name))
 
     def _request(self) -> Approval | None:
@@ -426,6 +429,9 @@ class HiveApp(App[None]):
         self.push_screen(HostsScreen(hosts, self.host.name if self.host else "", self.link), chosen)
 
     def action_help(self) -> None:
+        # On demand: Markdown is a good share of the console's imports, and no first frame needs it.
+        from .widgets.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     @on(DataTable.RowHighlighted, "#approvals")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -45,6 +44,9 @@ class DiffView(VerticalScroll):
             lines.append(Text("  (the patch is cut at 1 MiB)"))
         lines.append(Text(""))
         # The lexer colours the patch; what it shows is the plain text, never markup.
+        # Imported here: Pygments is no part of the console's first frame.
+        from rich.syntax import Syntax
+
         self.syntax_theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
         patch = Syntax(plain(diff.get("patch", "")), "diff", theme=self.syntax_theme, word_wrap=False)
         self.shown = "\n".join([*(line.plain for line in lines), patch.code])

@@ -728,7 +728,6 @@ def test_the_readme_names_every_console_key():
     assert "two lines each" in section and "repos kept" in section and "refused" in section
 
 
-@pytest.mark.skipif(not hasattr(Engine, "kept"), reason="this engine does not send kept rows")
 @pytest.mark.parametrize("hive", ["unix"], indirect=True)
 async def test_a_destroyed_agent_with_its_repos_kept_stays_a_dim_row_to_purge(hive):
     root, connect, _ = hive

@@ -40,6 +40,8 @@ COLUMN = "agent"
 NAME, STATE, SHA, MODEL = 25, 16, 13, 13
 # "(999d ago)": an age never outgrows its cells as it ticks.
 AGE_CELLS = 10
+# A destroyed agent's repos kept: all that can still be done with it.
+KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
 # A filter's work, in rows, between two looks at the keyboard.
 FILTER_CHUNK = 500
 
@@ -272,6 +274,8 @@ class ContainerTable(LiveCells):
             second.append(" ")
         if kind:
             second.append(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
+        elif row is not None and row.kept:
+            second.append(f"{KEPT_KEYS} ", self._style("containers--dim"))
         if row is not None and row.status_text:
             status = fit(one_line(row.status_text), width - second.cell_len - 1 - AGE_CELLS)
             if status:
@@ -280,4 +284,9 @@ class ContainerTable(LiveCells):
                 second.append(f"({self._age(row)})", meta)
         text.append("\n")
         text.append_text(second)
+        if row is not None and row.kept and not kind:
+            # No container: the whole row dims; purge is all that acts on it. The
+            # colour as blended (a partial style drops the muted colour's alpha).
+            muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
+            text.stylize(Style(color=muted.color, bold=False))
         return text, live

@@ -36,7 +36,7 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake 
     # still spawning or committed, never listed half done.
     containers = runtime.containers()
     spawning = meta.spawning() if meta is not None else frozenset()
-    return [n for n in containers if n not in spawning and state.has_applied_repo(n)]
+    return state.with_applied_repo([n for n in containers if n not in spawning])
 
 
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):
@@ -58,11 +58,11 @@ def install_agent(
     earlier destroy are kept again.
     """
     check_name(name)
-    if name in agents_for_meta_listing(state, runtime, meta):
+    if name in runtime.containers() and name not in meta.spawning() and state.has_applied_repo(name):
         raise Conflict(f"agent {name} already exists")
     # An earlier rerender may have failed (see destroy_agent): catch up first,
     # so the spawn's commit changes the new agent's node and nothing else.
-    meta.rerender(_lister(state, runtime, meta), "render the agents the hive has")
+    meta.render_owed(_lister(state, runtime, meta), "render the agents the hive has")
     made: list[Path] = []
     staged = created = False
     try:

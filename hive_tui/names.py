@@ -40,15 +40,15 @@ def check_name(name: object) -> str:
     return name
 
 
-def path_under(root: Path, *parts: str) -> Path:
+def path_under(root: Path, *parts: str, root_resolved: bool = False) -> Path:
     """Join `parts` under `root`, refusing any part that is a link.
 
     Folders under the state root are written by agents and the manager, so
     a link planted there must not lead the engine anywhere, not even to
     another agent's folder inside the root. The root itself is the
-    operator's and is resolved once.
+    operator's and is resolved once: pass `root_resolved` when it already is.
     """
-    base = root.resolve()
+    base = root if root_resolved else root.resolve()
     candidate = base
     for part in parts:
         if part in ("", ".", "..") or "/" in part or "\0" in part:

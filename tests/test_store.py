@@ -88,3 +88,19 @@ def test_a_killed_owner_leaves_no_stale_lock(hive_root):
     holder.wait(timeout=10)
     with Engine(hive_root, locker="builtin", lock_wait=0.1) as engine:
         assert engine.agents() == []
+
+
+def test_agent_paths_resolve_the_state_root_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from hive_tui.host.stateroot import StateRoot
+
+    state = StateRoot.at(tmp_path / "root")
+    state.create()
+    state.applied("alpha")
+    resolved = []
+    real = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, *a, **k: resolved.append(self) or real(self, *a, **k))
+    paths = [state.applied("alpha"), state.proposed("alpha"), state.agent_state("alpha"), state.container("alpha")]
+    assert resolved == []
+    assert paths[0] == (tmp_path / "root").resolve() / "applied" / "alpha"

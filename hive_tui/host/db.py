@@ -4,6 +4,12 @@ WAL with synchronous=FULL, and every write inside BEGIN IMMEDIATE: a deferred
 transaction that reads and then writes fails at once with "database is
 locked" when another process committed in between, whatever the busy
 timeout, while an immediate one takes the write lock first and waits for it.
+
+A write that recovery reads the same whether or not it survived a power cut
+(a deploy step between two that decide how it is ended) may skip the wait
+for the disk: `write(durable=False)`. It still reaches the WAL file before
+the call returns, so a killed process loses nothing, and the next durable
+commit makes it durable with everything before it.
 """
 
 from __future__ import annotations
@@ -103,15 +109,21 @@ class Database:
             self._conn.close()
 
     @contextmanager
-    def write(self) -> Iterator["_Txn"]:
+    def write(self, durable: bool = True) -> Iterator["_Txn"]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield _Txn(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Txn(self._conn)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous=FULL")
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -242,10 +254,10 @@ class _Txn:
     def clear_transient(self, agent: str) -> None:
         self._conn.execute("DELETE FROM transients WHERE agent = ?", (agent,))
 
-    def journal_start(self, id: int, agent: str, prev_sha: str, target_sha: str) -> None:
+    def journal_start(self, id: int, agent: str, prev_sha: str, target_sha: str, step: str = "captured") -> None:
         self._conn.execute(
             "INSERT INTO deploys (id, agent, prev_sha, target_sha, step, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (id, agent, prev_sha, target_sha, "captured", rfc3339()),
+            (id, agent, prev_sha, target_sha, step, rfc3339()),
         )
 
     def journal_step(self, id: int, step: str) -> None:

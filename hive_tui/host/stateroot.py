@@ -20,6 +20,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,8 +45,13 @@ class StateRoot:
         for sub in AGENT_AREAS:
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
 
+    @cached_property
+    def _resolved(self) -> Path:
+        # The root is the operator's: resolved once, not on every path built under it.
+        return self.root.resolve()
+
     def _agent_path(self, area: str, name: str) -> Path:
-        return path_under(self.root, area, check_name(name))
+        return path_under(self._resolved, area, check_name(name), root_resolved=True)
 
     def applied(self, name: str) -> Path:
         return self._agent_path("applied", name)
@@ -70,7 +76,7 @@ class StateRoot:
         """Those of `names` that have an applied repo (see has_applied_repo), in
         their order: one listing of the area, not a path check per name."""
         try:
-            area = path_under(self.root, "applied")
+            area = path_under(self._resolved, "applied", root_resolved=True)
             with os.scandir(area) as entries:
                 folders = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
         except (HiveError, OSError):

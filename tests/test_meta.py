@@ -127,6 +127,7 @@ class RecordingLocker:
     def __init__(self, locker):
         self.inner = locker
         self.name = locker.name
+        self.standalone = locker.standalone
         self.asked: list[list[str]] = []
 
     def lock(self, meta, inputs, update=None):
@@ -172,3 +173,44 @@ def test_the_committed_lock_is_parsed_once_per_commit(two):
     assert engine.meta.locked_rev("alpha") == sha
     assert after["nodes"]["agent-beta"] is first["nodes"]["agent-beta"]
     assert after == json.loads(committed_lock_bytes(engine))
+
+
+def test_one_agent_s_locking_holds_up_no_other_agent_s_deploy(two):
+    """The built-in locker hashes an agent's whole tree: outside the meta
+    flake's lock, so a slow one does not stall the other agents' deploys."""
+    import threading
+
+    engine = two
+    inner = engine.meta.locker
+    hashing, release = threading.Event(), threading.Event()
+
+    class SlowForAlpha(RecordingLocker):
+        def lock_input(self, meta, input_name, repo):
+            if input_name == "agent-alpha":
+                hashing.set()
+                assert release.wait(60), "never released"
+            return super().lock_input(meta, input_name, repo)
+
+    engine.meta.locker = SlowForAlpha(inner)
+    alpha_sha, beta_sha = new_commit(engine, "alpha", b"a"), new_commit(engine, "beta", b"b")
+    result = {}
+    alpha = threading.Thread(target=lambda: result.setdefault("alpha", engine.meta.prepare_deploy("alpha")))
+    alpha.start()
+    try:
+        assert hashing.wait(30)
+        done = threading.Event()
+
+        def deploy_beta():
+            node = engine.meta.prepare_deploy("beta")
+            engine.meta.finalize_deploy("beta", node, "deploy beta")
+            done.set()
+
+        threading.Thread(target=deploy_beta, daemon=True).start()
+        assert done.wait(30), "beta's deploy waited for alpha's locking"
+        assert engine.meta.locked_rev("beta") == beta_sha
+    finally:
+        release.set()
+        alpha.join(60)
+    engine.meta.finalize_deploy("alpha", result["alpha"], "deploy alpha")
+    assert engine.meta.locked_rev("alpha") == alpha_sha
+    assert working_lock_bytes(engine) == committed_lock_bytes(engine)

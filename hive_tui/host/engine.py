@@ -29,7 +29,7 @@ from .fsutil import set_marker
 from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, rebuild_agent
 from .meta import MetaCommit, MetaFlake, input_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
-from .runtime import OutputSink, make_runtime
+from .runtime import OutputSink, RunState, make_runtime, run_states
 from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files
 from .transients import Transients
@@ -132,10 +132,12 @@ class Engine:
     def status(self) -> list[AgentStatus]:
         """A row for each agent; one destroyed while the rows are read is left out."""
         lock = self.meta.committed_lock()
+        names = self.agents()
+        runs = run_states(self.runtime, names)
         rows = []
-        for name in self.agents():
+        for name in names:
             try:
-                rows.append(self._row(name, lock))
+                rows.append(self._row(name, lock, runs.get(name)))
             except NotFound:
                 continue
         return rows
@@ -144,13 +146,13 @@ class Engine:
         self._require_agent(name)
         return self._row(name, self.meta.committed_lock())
 
-    def _row(self, name: str, lock: dict) -> AgentStatus:
+    def _row(self, name: str, lock: dict, run: RunState | None = None) -> AgentStatus:
         """An agent's row, derived from the runtime, the repos and its state folder.
 
         NotFound if the agent is destroyed meanwhile: its container goes first,
         so an agent no longer listed when its repo cannot be read is gone.
         """
-        run = self.runtime.run_state(name)
+        run = run if run is not None else self.runtime.run_state(name)
         locked = locked_rev(lock, input_name(name))
         try:
             applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target

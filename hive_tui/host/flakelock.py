@@ -136,6 +136,9 @@ def locked_ref(lock: dict, input_name: str) -> str | None:
 
 class Locker(Protocol):
     name: str
+    # Whether `lock_input` reads the agent's repo alone, never the meta
+    # folder: then it may run outside the meta flake's lock, beside others.
+    standalone: bool
 
     def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
         """Bring meta/flake.lock in line with `inputs` (input name -> repo).
@@ -154,6 +157,7 @@ class Locker(Protocol):
 
 class BuiltinLocker:
     name = "builtin"
+    standalone = True
 
     def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
         old = read_lock(meta)
@@ -194,6 +198,7 @@ class NixLocker:
     """Runs `nix flake lock`; Nix 2.19 and later spell an update `nix flake update`."""
 
     name = "nix"
+    standalone = False
 
     def __init__(self, nix: str = "nix", timeout: float = NIX_TIMEOUT):
         self.nix = nix

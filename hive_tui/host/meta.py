@@ -244,10 +244,21 @@ class MetaFlake:
         self._write_working(working)
 
     def _lock_one(self, agent: str) -> dict:
-        """Lock `agent`'s input afresh at its applied main, in the working flake.lock."""
-        node = self.locker.lock_input(self.dir, input_name(agent), self.state.applied(agent))
-        self._put_working(agent, node)
-        return node
+        """Lock `agent`'s input afresh at its applied main, in the working flake.lock.
+
+        A standalone locker reads the agent's repo alone (hashing its whole
+        tree): that runs before the meta flake's lock is taken, so that
+        deploys of other agents are not held up behind it. The repo is the
+        agent's own action's, which holds the agent's turn throughout.
+        """
+        node = None
+        if self.locker.standalone:
+            node = self.locker.lock_input(self.dir, input_name(agent), self.state.applied(agent))
+        with self._lock:
+            if node is None:
+                node = self.locker.lock_input(self.dir, input_name(agent), self.state.applied(agent))
+            self._put_working(agent, node)
+            return node
 
     def _lock_working(self, agents: set[str]) -> dict:
         """Render and lock `agents` in the working files; returns the working lock's nodes."""
@@ -298,19 +309,21 @@ class MetaFlake:
     def prepare_spawn(self, agent: str) -> dict:
         """Render the new agent's input and lock it alone in the working files, uncommitted."""
         with self._lock:
-            committed = _agents_of(self.committed_lock())
-            if agent in committed:
+            if agent in _agents_of(self.committed_lock()):
                 raise HiveError(f"agent {agent} already has an input in the meta flake")
             if agent in self._staging:
                 raise HiveError(f"agent {agent} is being spawned already")
             self._staging = self._staging | {agent}
-            try:
-                self._write_flake({*committed, *self._staging})
-                return self._lock_one(agent)
-            except BaseException:
+        try:
+            with self._lock:
+                # Read again under the lock: a spawn may have committed meanwhile.
+                self._write_flake({*_agents_of(self.committed_lock()), *self._staging})
+            return self._lock_one(agent)
+        except BaseException:
+            with self._lock:
                 self._staging = self._staging - {agent}
                 self._tidy_working()
-                raise
+            raise
 
     def finalize_spawn(self, agent: str, node: dict, message: str) -> str:
         with self._lock:
@@ -376,10 +389,9 @@ class MetaFlake:
 
     def prepare_deploy(self, agent: str) -> dict:
         """Lock `agent`'s input at its applied main in the working flake.lock, uncommitted."""
-        with self._lock:
-            if agent not in _agents_of(self.committed_lock()):
-                raise HiveError(f"agent {agent} has no input in the meta flake")
-            return self._lock_one(agent)
+        if agent not in _agents_of(self.committed_lock()):
+            raise HiveError(f"agent {agent} has no input in the meta flake")
+        return self._lock_one(agent)
 
     def finalize_deploy(self, agent: str, node: dict, message: str, skip_unchanged: bool = False) -> str | None:
         """Commit the last commit's flake.lock with only `agent`'s node replaced by `node`.

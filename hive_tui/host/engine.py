@@ -273,7 +273,8 @@ class Engine:
         the operator has already decided.
         """
         kind = "Spawning" if approval.kind == "spawn" else "Rebuilding"
-        with self.transients.hold(approval.agent, kind, wait=True):
+        # A deploy journals its start durably before it changes anything.
+        with self.transients.hold(approval.agent, kind, wait=True, durable=approval.kind != "apply_commit"):
             try:
                 if approval.kind == "apply_commit":
                     return self._deployer.run(approval)

@@ -61,9 +61,13 @@ class Transients:
                 raise Conflict(f"{agent} is {kind_word(held.kind)} already; wait for that to finish")
 
     @contextmanager
-    def hold(self, agent: str, kind: str, wait: bool = False) -> Iterator[Transient]:
+    def hold(self, agent: str, kind: str, wait: bool = False, durable: bool = True) -> Iterator[Transient]:
         """Mark `agent` as `kind` for the duration; refuse (or with `wait`, queue)
-        when it already has an action in flight. Cleared whatever the outcome."""
+        when it already has an action in flight. Cleared whatever the outcome.
+
+        `durable=False` when the action's first write is a durable commit of
+        its own (a deploy's journal): that commit makes this row durable too,
+        and nothing is changed before it (see Database.write)."""
         assert kind in TRANSIENT_KINDS, kind
         with self._cond:
             while agent in self._held:
@@ -73,7 +77,7 @@ class Transients:
             item = Transient(agent=agent, kind=kind, since=rfc3339())
             self._held[agent] = item
             try:
-                with self._db.write() as t:
+                with self._db.write(durable=durable) as t:
                     t.set_transient(item)
             except BaseException:
                 del self._held[agent]

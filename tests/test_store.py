@@ -104,3 +104,43 @@ def test_agent_paths_resolve_the_state_root_once(tmp_path, monkeypatch):
     paths = [state.applied("alpha"), state.proposed("alpha"), state.agent_state("alpha"), state.container("alpha")]
     assert resolved == []
     assert paths[0] == (tmp_path / "root").resolve() / "applied" / "alpha"
+
+
+def test_a_read_does_not_wait_for_another_thread_s_write(tmp_path):
+    """A write holds its lock while its commit waits for the disk; reads from
+    other threads see every earlier commit without waiting for it, and the
+    writing thread still reads its own uncommitted rows."""
+    import threading
+
+    from hive_tui.models import Approval
+
+    db = Database(tmp_path / "hive.db")
+    try:
+        with db.write() as t:
+            first = t.insert_approval(Approval(agent="alpha", kind="spawn"))
+        inside, release = threading.Event(), threading.Event()
+        seen_inside = []
+
+        def writer():
+            with db.write() as t:
+                t.insert_approval(Approval(agent="beta", kind="spawn"))
+                seen_inside.append([a.agent for a in db.approvals()])
+                inside.set()
+                assert release.wait(30)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert inside.wait(30)
+            read = threading.Thread(target=lambda: seen_inside.append([a.agent for a in db.approvals()]))
+            read.start()
+            read.join(30)
+            assert not read.is_alive(), "a read waited for another thread's write"
+            assert db.approval(first.id).agent == "alpha"
+        finally:
+            release.set()
+            thread.join(30)
+        assert seen_inside == [["alpha", "beta"], ["alpha"]]
+        assert [a.agent for a in db.approvals()] == ["alpha", "beta"]
+    finally:
+        db.close()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -48,7 +50,7 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
     if args.json:
         # ensure_ascii keeps every control character escaped, C1 included.
         print(json.dumps(data, indent=2, ensure_ascii=True))
-    else:
+    elif human:
         print(human)
 
 
@@ -123,23 +125,32 @@ async def _meta_log(client: HiveClient, args: argparse.Namespace) -> int:
 
 
 _DONE = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused", "resume": "resumed"}
+# What start and stop found when the engine says there was nothing to do.
+_ALREADY = {"start": "running", "stop": "stopped"}
 
 
 async def _act(client: HiveClient, args: argparse.Namespace) -> int:
     """start, stop, restart, pause and resume: one agent each, done when it returns."""
+    done: dict[str, object] = {"verb": args.verb, "name": args.name}
     if args.verb == "stop":
-        await client.stop(args.name, graceful=not args.force)
+        done["already"] = await client.stop(args.name, graceful=not args.force)
+    elif args.verb == "start":
+        done["already"] = await client.start(args.name)
     elif args.verb in ("pause", "resume"):
-        await client.set_paused(args.name, args.verb == "pause")
+        done["agent_status"] = (await client.set_paused(args.name, args.verb == "pause")).to_wire()
     else:
-        await getattr(client, args.verb)(args.name)
-    print(f"{_DONE[args.verb]} {args.name}")
+        await client.restart(args.name)
+    # None is an engine that does not say (hyperhive's): the plain message then.
+    human = (f"{args.name} was already {_ALREADY[args.verb]}" if done.get("already")
+             else f"{_DONE[args.verb]} {args.name}")
+    _emit(args, done, human)
     return 0
 
 
 async def _rebuild(client: HiveClient, args: argparse.Namespace) -> int:
     commit = await client.rebuild(args.name)
-    print(f"rebuilt {args.name}" + (f"; meta flake at {commit[:12]}" if commit else ""))
+    _emit(args, {"verb": "rebuild", "name": args.name, "meta_commit": commit},
+          f"rebuilt {args.name}" + (f"; meta flake at {commit[:12]}" if commit else ""))
     return 0
 
 
@@ -147,7 +158,8 @@ async def _destroy(client: HiveClient, args: argparse.Namespace) -> int:
     if args.purge and not args.yes:
         await asyncio.to_thread(_confirm_purge, args.name)
     warning = await client.destroy(args.name, purge=args.purge)
-    print(f"{'purged' if args.purge else 'destroyed'} {args.name}")
+    _emit(args, {"verb": "destroy", "name": args.name, "purge": args.purge, "warning": warning},
+          f"{'purged' if args.purge else 'destroyed'} {args.name}")
     if warning:
         print(f"hive-tui: warning: {plain(warning)}", file=sys.stderr)
     return 0
@@ -169,13 +181,15 @@ def _confirm_purge(name: str) -> None:
 
 
 async def _logs(client: HiveClient, args: argparse.Namespace) -> int:
+    """The lines as one object; followed, one object per line as it comes
+    (JSON Lines, as the socket streams them), since a follow never ends."""
     if not args.follow:
-        for line in await client.logs(args.name, args.lines):
-            print(plain(line))
+        lines = await client.logs(args.name, args.lines)
+        _emit(args, {"name": args.name, "lines": lines}, "\n".join(map(plain, lines)))
         return 0
     async with aclosing(client.follow_logs(args.name, args.lines)) as followed:
         async for line in followed:
-            print(plain(line), flush=True)
+            print(json.dumps({"line": line}, ensure_ascii=True) if args.json else plain(line), flush=True)
     return 0
 
 
@@ -259,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("agent", type=_agent_name, metavar="AGENT")
     p = verb("events", _events, "the helper events sent to the manager, in order")
     p.add_argument("--since", type=int, default=0, metavar="SEQ", help="only events after this one")
-    verb("meta-log", _meta_log, "the meta flake's deploy log, newest first")
+    verb("meta-log", _meta_log, "the meta flake's log, newest first: spawns, deploys, rebuilds, destroys")
     for name, fn, help in (
         ("start", _act, "start the agent's container"),
         ("stop", _act, "stop the agent: a signal and a grace period, then by force"),
@@ -350,7 +364,8 @@ async def _trust_host(args: argparse.Namespace) -> int:
               f"Add it to known_hosts? [y/N] ", end="", file=sys.stderr, flush=True)
         return sys.stdin.readline().strip().lower() in ("y", "yes")
 
-    print(await trust_host_key(host.hostname, host.port, confirm))
+    outcome = await trust_host_key(host.hostname, host.port, confirm)
+    _emit(args, {"host": args.target, "outcome": outcome}, outcome)
     return 0
 
 
@@ -368,13 +383,17 @@ async def _run(args: argparse.Namespace) -> int:
             await asyncio.to_thread(seed_demo, engine)
         finally:
             engine.close()
-        print(f"demo hive ready in {engine.state.root}")
+        _emit(args, {"state": str(engine.state.root)}, f"demo hive ready in {engine.state.root}")
         return 0
     async with await _client(args, host) as client:
         return await args.func(client, args)
 
 
 def console(args: argparse.Namespace) -> int:
+    # A console drawn into a file or a pipe is escape codes nobody reads,
+    # and one reading keys from /dev/null waits forever.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise HiveError("not a terminal; give a verb (hive-tui --help lists them)")
     from .app import HiveApp
 
     config = load_config(args.config)
@@ -394,18 +413,42 @@ def console(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+# What a shell reports for a program that SIGPIPE ended: `status | head` stops
+# the verb as it stops any other filter, with no traceback.
+SIGPIPE_EXIT = 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        # Whatever is still buffered fails here, not at exit where it can only be reported.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader is gone. Python's own flush at exit would fail again and
+        # say so on stderr: point stdout at /dev/null for it (the pattern of
+        # the Python docs' note on SIGPIPE).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return SIGPIPE_EXIT
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     for option, default in OPTION_DEFAULTS.items():
         setattr(args, option, getattr(args, option, default))
     try:
+        if args.json and args.verb in (None, "console", "tour", "serve"):
+            raise HiveError(f"--json: {args.verb or 'the console'} prints no objects; it is for the other verbs")
         if args.verb in (None, "console"):
             return console(args)
         if args.verb == "tour":
             from .tour import tour
 
-            return tour(args, main)
+            # The steps run through _main: a reader gone mid-tour ends the tour, in main.
+            return tour(args, _main)
         return asyncio.run(_run(args))
     except HiveError as e:
         print(f"hive-tui: {plain(str(e))}", file=sys.stderr)

@@ -19,7 +19,7 @@ STEPS = [
     (["deny", "3", "--note", "keep the longer status line; it names the queue"],
      "Deny cinder's proposal with a reason: denied/3 carries it, and so does the manager's event."),
     (["history", "bramble"], "The approval tags in bramble's applied repo, with their notes."),
-    (["meta-log"], "The meta flake's log holds the successful deploys only."),
+    (["meta-log"], "The meta flake's log: the spawns and the deploy that succeeded; bramble's failed one left no commit."),
     (["events"], "The helper events the manager reads."),
     (["status"], "atlas now runs its new config."),
 ]

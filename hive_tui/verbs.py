@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import HiveError
+from .models import rfc3339
 
 if TYPE_CHECKING:
     from .host.engine import Engine
@@ -100,6 +101,21 @@ def _ack(_: object) -> dict[str, Any]:
     return {}
 
 
+def _already(name: str, already: bool | None) -> dict[str, Any]:
+    """`already`: the agents the action found as it would leave them; left out when the runtime could not tell."""
+    return {} if already is None else {"already": [name] if already else []}
+
+
+def _start(e: "Engine", scope: dict[str, Any]) -> dict[str, Any]:
+    name = one_agent(scope)
+    return _already(name, e.start(name))
+
+
+def _stop(e: "Engine", scope: dict[str, Any], graceful: bool | None = None) -> dict[str, Any]:
+    name = one_agent(scope)
+    return _already(name, e.stop(name, graceful is not False))
+
+
 def _table(*verbs: Verb) -> dict[str, Verb]:
     return {v.name: v for v in verbs}
 
@@ -128,15 +144,15 @@ VERBS: dict[str, Verb] = _table(
          call=lambda e, name: {"tags": [t.to_wire() for t in e.history(name)]}),
     Verb("events", {"since": Field(int, False)}, reads_only=True,
          call=lambda e, since=None: {"events": [v.to_wire() for v in e.events(since or 0)]}),
-    Verb("meta_log", reads_only=True, call=lambda e: {"commits": [vars(c) for c in e.meta_log()]}),
+    Verb("meta_log", reads_only=True,
+         call=lambda e: {"commits": [{**vars(c), "at": rfc3339(c.at)} for c in e.meta_log()]}),
     Verb("diff", {"id": Field(int)}, reads_only=True, call=lambda e, id: e.diff(id)),
     Verb("urls", reads_only=True, hyperhive=True,
          call=lambda e: {"urls": {"domain": socket.getfqdn(), "home": None}}),
     Verb("transients", reads_only=True,
          call=lambda e: {"transients": [t.to_wire() for t in e.transients_in_flight()]}),
-    Verb("start", {"scope": Field(dict)}, hyperhive=True, call=lambda e, scope: _ack(e.start(one_agent(scope)))),
-    Verb("stop", {"scope": Field(dict), "graceful": Field(bool, False)}, hyperhive=True,
-         call=lambda e, scope, graceful=None: _ack(e.stop(one_agent(scope), graceful is not False))),
+    Verb("start", {"scope": Field(dict)}, hyperhive=True, call=_start),
+    Verb("stop", {"scope": Field(dict), "graceful": Field(bool, False)}, hyperhive=True, call=_stop),
     Verb("restart", {"name": Field(str)}, hyperhive=True, call=lambda e, name: _ack(e.restart(name))),
     Verb("rebuild", {"name": Field(str)}, call=lambda e, name: {"meta_commit": e.rebuild(name)}),
     Verb("destroy", {"name": Field(str), "purge": Field(bool, False)},

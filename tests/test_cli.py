@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import os
+import queue
+import re
 import subprocess
 import sys
+import threading
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hive_tui.cli import build_parser
+from hive_tui.host.demo_hive import AGENTS, PROPOSALS
 from hive_tui.host.engine import Engine
 from hive_tui.models import AgentStatus, Approval
 
@@ -172,7 +182,14 @@ def test_a_second_engine_is_refused_naming_the_holder(hive_root):
 
 
 def test_the_console_refuses_a_state_root_that_holds_no_hive(tmp_path):
-    proc = run(tmp_path / "hive", check=1)
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.run([str(EXE), "--state", str(tmp_path / "hive"), "--locker", "builtin"],
+                              stdin=terminal, stdout=terminal, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 1
     assert f"no hive at {tmp_path / 'hive'}" in proc.stderr
     assert not (tmp_path / "hive").exists()
 
@@ -251,3 +268,255 @@ def test_purge_asks_for_the_agents_name_on_a_terminal(demo):
     code, err = _on_a_terminal(demo, "cinder", "destroy", "cinder", "--purge")
     assert code == 0, err
     assert not (demo / "applied" / "cinder").exists()
+
+
+# -- output to a pipe that closes early ----------------------------------------
+
+
+def _into_closed_pipe(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run hive-tui with stdout a pipe whose reader is already gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([str(EXE), "--state", str(root), "--locker", "builtin", *args],
+                              stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def _into_head(root: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`hive-tui ARGS | head -n 3`, as a shell runs it: returns hive-tui's outcome and what head printed."""
+    read_end, write_end = os.pipe()
+    head = subprocess.Popen(["head", "-n", "3"], stdin=read_end, stdout=subprocess.PIPE, text=True)
+    os.close(read_end)
+    try:
+        proc = subprocess.run([str(EXE), "--state", str(root), "--locker", "builtin", *args],
+                              stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write_end)
+        shown, _ = head.communicate(timeout=60)
+    return proc, shown
+
+
+SIGPIPE_EXIT = 128 + 13
+
+
+def test_a_reader_that_closed_early_ends_the_verb_quietly(demo):
+    proc = _into_closed_pipe(demo, "--json", "status")
+    assert (proc.returncode, proc.stderr) == (SIGPIPE_EXIT, "")
+    # More than a pipe holds, so head is gone while the verb still writes.
+    with open(demo / "containers" / "atlas" / "log", "a") as log:
+        log.writelines(f"line {i:05d} of a long log that overflows the pipe\n" for i in range(20_000))
+    for args in (("logs", "atlas", "-n", "10000"), ("logs", "atlas", "-n", "10000", "--follow"),
+                 ("--json", "logs", "atlas", "-n", "10000", "--follow")):
+        proc, shown = _into_head(demo, *args)
+        assert (proc.returncode, proc.stderr) == (SIGPIPE_EXIT, ""), args
+        assert len(shown.splitlines()) == 3, args
+
+
+# -- --json: one object from every verb ----------------------------------------
+
+
+def test_every_verb_prints_a_json_object(demo):
+    assert run_json(demo, "stop", "atlas") == {"verb": "stop", "name": "atlas", "already": False}
+    assert run_json(demo, "start", "atlas") == {"verb": "start", "name": "atlas", "already": False}
+    assert run_json(demo, "restart", "atlas") == {"verb": "restart", "name": "atlas"}
+    paused = run_json(demo, "pause", "atlas")
+    assert (paused["verb"], paused["name"], paused["agent_status"]["paused"]) == ("pause", "atlas", True)
+    resumed = run_json(demo, "resume", "atlas")
+    assert (resumed["verb"], resumed["name"], resumed["agent_status"]["paused"]) == ("resume", "atlas", False)
+    assert run_json(demo, "rebuild", "atlas") == {"verb": "rebuild", "name": "atlas", "meta_commit": None}
+    wait_for(lambda: any("atlas up" in line for line in run_json(demo, "logs", "atlas")["lines"]), what="atlas's log")
+    logs = run_json(demo, "logs", "atlas", "-n", "1")
+    assert (logs["name"], len(logs["lines"])) == ("atlas", 1)
+    assert run_json(demo, "destroy", "cinder") == {"verb": "destroy", "name": "cinder", "purge": False,
+                                                    "warning": None}
+    assert run_json(demo, "destroy", "cinder", "--purge", "--yes") == {
+        "verb": "destroy", "name": "cinder", "purge": True, "warning": None}
+
+
+def test_a_followed_log_prints_one_json_object_per_line(demo):
+    proc = subprocess.Popen([str(EXE), "--state", str(demo), "--locker", "builtin", "--json",
+                             "logs", "atlas", "--follow"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    printed: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        with proc.stdout:
+            for line in proc.stdout:
+                printed.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        seen = []
+        while not any("atlas up" in line["line"] for line in seen):
+            seen.append(json.loads(printed.get(timeout=30)))
+        with open(demo / "containers" / "atlas" / "log", "a") as log:
+            log.write("later \x1b[31mred\n")
+        while seen[-1] != {"line": "later \x1b[31mred"}:
+            seen.append(json.loads(printed.get(timeout=30)))
+        assert all(set(line) == {"line"} for line in seen)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        reader.join(timeout=30)
+        proc.stderr.close()
+
+
+def test_demo_prints_a_json_object(hive_root):
+    try:
+        assert run_json(hive_root, "demo") == {"state": str(hive_root)}
+    finally:
+        with Engine(hive_root, locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+            stop_all(engine)
+
+
+def test_meta_log_times_are_rfc3339(demo):
+    commits = run_json(demo, "meta-log")
+    assert len(commits) == 4
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c["at"]) for c in commits), commits
+
+
+# -- start and stop say when there was nothing to do ---------------------------
+
+
+def test_stop_and_start_say_when_the_agent_already_was(demo):
+    assert run(demo, "stop", "atlas").stdout == "stopped atlas\n"
+    assert run(demo, "stop", "atlas").stdout == "atlas was already stopped\n"
+    assert run_json(demo, "stop", "atlas")["already"] is True
+    assert run(demo, "start", "atlas").stdout == "started atlas\n"
+    assert run(demo, "start", "atlas").stdout == "atlas was already running\n"
+    assert run_json(demo, "start", "atlas")["already"] is True
+
+
+def test_a_daemon_that_does_not_say_gets_the_plain_message(tmp_path):
+    """hyperhive's daemon answers start and stop with a bare ack: "don't know" whether they changed anything."""
+    sock = tmp_path / "hyperhive.sock"
+    asked: list[dict] = []
+
+    async def answer(reader, writer):
+        while line := await reader.readline():
+            asked.append(json.loads(line))
+            writer.write(b'{"version": 1, "ok": true}\n')
+            await writer.drain()
+        writer.close()
+
+    async def scenario():
+        server = await asyncio.start_unix_server(answer, path=str(sock))
+        async with server:
+            outcomes = []
+            for argv in (["stop", "atlas"], ["start", "atlas"], ["--json", "stop", "atlas"]):
+                proc = await asyncio.create_subprocess_exec(
+                    str(EXE), "--host", f"unix:{sock}", *argv, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+                outcomes.append((proc.returncode, out.decode(), err.decode()))
+            return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[0] == (0, "stopped atlas\n", "")
+    assert outcomes[1] == (0, "started atlas\n", "")
+    assert json.loads(outcomes[2][1]) == {"verb": "stop", "name": "atlas", "already": None}
+    assert [a["cmd"] for a in asked] == ["stop", "start", "stop"]
+
+
+# -- the demo agents write what they mean --------------------------------------
+
+
+def test_the_demo_agents_status_stays_json_after_each_approval(demo):
+    run(demo, "approve", "3")
+    status = demo / "agents" / "cinder" / "status.json"
+    wait_for(lambda: status.exists() and b"builds" in status.read_bytes(), what="cinder's new status")
+    assert json.loads(status.read_bytes())["text"] == "[watching] builds \\o/"
+    [cinder] = [r for r in run_json(demo, "status") if r["name"] == "cinder"]
+    assert cinder["status_text"] == "[watching] builds \\o/"
+
+
+def _status_script_writes(tmp_path: Path, status: bytes, model: bytes = b"sonnet\n") -> bytes:
+    """Run the demo agents' status script on a config holding `status` and return the status.json it wrote."""
+    config = tmp_path / "config"
+    state = tmp_path / "state"
+    config.mkdir(exist_ok=True)
+    state.mkdir(exist_ok=True)
+    (config / "status.txt").write_bytes(status)
+    (config / "model.txt").write_bytes(model)
+    script = files("hive_tui.host") / "demo_agent" / "status.sh"
+    subprocess.run(["sh", str(script)], cwd=config, check=True, timeout=30, stdin=subprocess.DEVNULL,
+                   env={**os.environ, "HIVE_AGENT": "atlas", "HIVE_AGENT_STATE": str(state)})
+    return (state / "status.json").read_bytes()
+
+
+@pytest.mark.parametrize("status", [s for _, (s, _) in AGENTS.items()]
+                         + [c["status.txt"].decode().strip() for _, c, _ in PROPOSALS if "status.txt" in c])
+def test_every_demo_status_is_written_as_json(tmp_path, status):
+    written = json.loads(_status_script_writes(tmp_path, f"{status}\n".encode()))
+    assert (written["text"], written["model"]) == (status, "sonnet")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(line=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=40),
+       model=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"), max_size=10))
+def test_any_status_line_is_written_as_valid_json(tmp_path, line, model):
+    written = json.loads(_status_script_writes(tmp_path, line.encode() + b"\n", model.encode() + b"\n"))
+    # Control characters are dropped: JSON cannot hold them raw, and a status line has no use for them.
+    assert written["text"] == "".join(c for c in line if c >= " ")
+    assert written["model"] == "".join(c for c in model if c >= " ")
+
+
+# -- the console needs a terminal ----------------------------------------------
+
+
+@pytest.mark.parametrize("stdin_tty, stdout_tty", [(False, False), (True, False), (False, True)])
+def test_the_console_refuses_to_start_without_a_terminal(demo, tmp_path, stdin_tty, stdout_tty):
+    controller, terminal = os.openpty()
+    out_file = tmp_path / "out"
+    try:
+        with open(out_file, "w") as out:
+            proc = subprocess.run(
+                [str(EXE), "--state", str(demo), "--locker", "builtin"],
+                stdin=terminal if stdin_tty else subprocess.DEVNULL, stdout=terminal if stdout_tty else out,
+                stderr=subprocess.PIPE, text=True, timeout=60,
+            )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 1
+    assert proc.stderr == "hive-tui: not a terminal; give a verb (hive-tui --help lists them)\n"
+    assert out_file.read_bytes() == b""
+
+
+# -- the README's verb table is the parser's -----------------------------------
+
+
+def _readme_cli_rows() -> dict[str, str]:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text.split("\n## The CLI\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        m = re.match(r"\| `([a-z-]+)[ `]", line)
+        if m:
+            assert m.group(1) not in rows, f"{m.group(1)} has two rows"
+            rows[m.group(1)] = line
+    return rows
+
+
+def test_the_readme_lists_every_verb_with_its_options():
+    parser = build_parser()
+    [verbs] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    rows = _readme_cli_rows()
+    assert sorted(rows) == sorted(verbs.choices)
+    common = {"--json", "--state", "--host", "--config", "--runtime", "--locker", "--nixpkgs",
+              "--container-config-dir", "-h", "--help"}
+    for name, sub in verbs.choices.items():
+        for action in sub._actions:
+            own = [o for o in action.option_strings if o.startswith("--") and o not in common]
+            if own:
+                assert any(o in rows[name] for o in own), (name, own)
+            elif not action.option_strings and action.metavar:
+                assert action.metavar in rows[name], (name, action.metavar)
+    section = (Path(__file__).parent.parent / "README.md").read_text().split("\n## The CLI\n", 1)[1]
+    for option in common - {"-h", "--help"}:
+        assert option in section.split("\n## ", 1)[0], option

@@ -136,11 +136,14 @@ class HiveClient(abc.ABC):
         r = await self.request({"cmd": "transients"})
         return [Transient.from_wire(t) for t in r.get("transients", [])]
 
-    async def start(self, name: str) -> None:
-        await self.request({"cmd": "start", "scope": {"agent_names": [name]}})
+    async def start(self, name: str) -> bool | None:
+        """Returns whether it was running already; None when the daemon does not say (hyperhive's)."""
+        return _already(name, await self.request({"cmd": "start", "scope": {"agent_names": [name]}}))
 
-    async def stop(self, name: str, graceful: bool = True) -> None:
-        await self.request({"cmd": "stop", "scope": {"agent_names": [name]}, "graceful": graceful})
+    async def stop(self, name: str, graceful: bool = True) -> bool | None:
+        """Returns whether it was stopped already; None when the daemon does not say (hyperhive's)."""
+        return _already(name, await self.request({"cmd": "stop", "scope": {"agent_names": [name]},
+                                                  "graceful": graceful}))
 
     async def restart(self, name: str) -> None:
         await self.request({"cmd": "restart", "name": name})
@@ -208,3 +211,8 @@ class Feed:
 
     async def __anext__(self) -> object:
         return await self._queue.get()
+
+
+def _already(name: str, answer: dict[str, Any]) -> bool | None:
+    names = answer.get("already")
+    return name in names if isinstance(names, list) else None

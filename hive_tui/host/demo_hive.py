@@ -35,6 +35,7 @@ def _files(status: str, model: str) -> dict[str, bytes]:
     return {
         "agent.yaml": agent_yaml(run=["sh", "agent.sh"], build=["sh", "build.sh"]),
         "agent.sh": (demo / "agent.sh").read_bytes(),
+        "status.sh": (demo / "status.sh").read_bytes(),
         "build.sh": (demo / "build.sh").read_bytes(),
         "status.txt": f"{status}\n".encode(),
         "model.txt": f"{model}\n".encode(),

@@ -352,13 +352,26 @@ class Engine:
 
     # -- lifecycle: one named agent each, one action at a time ----------------
 
-    def start(self, name: str) -> None:
+    def start(self, name: str) -> bool | None:
+        """Returns whether the agent was running already, None if the runtime could not tell."""
         with self._action(name, "Starting"):
+            running = self._running(name)
             self.runtime.start(name)
+            return running
 
-    def stop(self, name: str, graceful: bool = True) -> None:
+    def stop(self, name: str, graceful: bool = True) -> bool | None:
+        """Returns whether the agent was stopped already, None if the runtime could not tell."""
         with self._action(name, "Stopping"):
+            running = self._running(name)
+            # Stopped or not, the runtime is told: it records that the agent is to stay down.
             self.runtime.stop(name, graceful)
+            return None if running is None else not running
+
+    def _running(self, name: str) -> bool | None:
+        try:
+            return self.runtime.run_state(name).running
+        except HiveError:
+            return None
 
     def restart(self, name: str) -> None:
         with self._action(name, "Restarting"):

@@ -100,6 +100,10 @@ GROUPS: list[tuple[str, Callable[[Bench], None]]] = [
 ]
 
 
+# run.py rewrites the file above this line and keeps what is below it.
+KEPT_BELOW = "<!-- Written by benchmarks/run.py above this line; kept as it is below. -->"
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())
@@ -128,12 +132,16 @@ def main() -> None:
         return
 
     table = "\n".join(f"| {r.name} | {r.value} | {r.baseline} | {r.ratio} | {r.goal} |" for r in bench.rows)
+    # What follows the table in the file (notes, breakdowns written by hand) is kept.
+    old = args.out.read_text() if args.out.exists() else ""
+    kept = old.split(KEPT_BELOW, 1)[1] if KEPT_BELOW in old else "\n"
     args.out.write_text(
         "# Benchmarks\n\n"
         f"Written by `.venv/bin/python benchmarks/run.py` on {time.strftime('%Y-%m-%d')}, on {machine()}.\n"
         f"Each figure is the median of {args.runs} runs (fewer for the slow ones), set against a baseline "
         "measured in the same run; nothing asserts a time.\n\n"
-        f"| figure | value | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n{table}\n"
+        f"| figure | value | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n{table}\n\n"
+        f"{KEPT_BELOW}{kept}"
     )
     print(f"written to {args.out}")
 

@@ -257,6 +257,7 @@ class MetaFlake:
         with self._lock:
             if node is None:
                 node = self.locker.lock_input(self.dir, input_name(agent), self.state.applied(agent))
+                self._working = None  # rewritten by the locker: parsed afresh
             self._put_working(agent, node)
             return node
 

@@ -200,3 +200,16 @@ def test_dump_lock_is_json_dumps_byte_for_byte(nodes, top):
     expected = json.dumps(lock, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     # Twice: the second dump reuses the nodes' texts.
     assert dump_lock(lock) == expected and dump_lock(lock) == expected
+
+
+def test_an_input_locked_alone_is_the_node_the_whole_flake_locks(nix_env, state):
+    tricky_repo(state.applied("alpha"))
+    gitrepo.init_repo(state.applied("beta"), {"agent.yaml": b"run: [x]\n"}, "beta")
+    inputs = {input_name(a): state.applied(a) for a in ("alpha", "beta")}
+    meta = make_meta(state, ["alpha", "beta"])
+    nix, builtin = lock_both(meta, inputs)
+    whole = json.loads(nix)["nodes"]
+    for name, repo in inputs.items():
+        assert NixLocker().lock_alone(name, repo) == BuiltinLocker().lock_alone(name, repo) == whole[name]
+    # Nothing of the meta folder is touched.
+    assert (meta / "flake.lock").read_bytes() == builtin

@@ -127,7 +127,6 @@ class RecordingLocker:
     def __init__(self, locker):
         self.inner = locker
         self.name = locker.name
-        self.standalone = locker.standalone
         self.asked: list[list[str]] = []
 
     def lock(self, meta, inputs, update=None):
@@ -137,6 +136,10 @@ class RecordingLocker:
     def lock_input(self, meta, input_name, repo):
         self.asked.append([input_name])
         return self.inner.lock_input(meta, input_name, repo)
+
+    def lock_alone(self, input_name, repo):
+        self.asked.append([input_name])
+        return self.inner.lock_alone(input_name, repo)
 
 
 @pytest.mark.parametrize("locker", ["builtin", "nix"])
@@ -175,9 +178,10 @@ def test_the_committed_lock_is_parsed_once_per_commit(two):
     assert after == json.loads(committed_lock_bytes(engine))
 
 
-def test_one_agent_s_locking_holds_up_no_other_agent_s_deploy(two):
-    """The built-in locker hashes an agent's whole tree: outside the meta
-    flake's lock, so a slow one does not stall the other agents' deploys."""
+@pytest.mark.parametrize("locker", ["builtin", "nix"])
+def test_one_agent_s_locking_holds_up_no_other_agent_s_deploy(two, locker):
+    """Locking an input hashes the agent's whole tree, or runs Nix: outside the
+    meta flake's lock, so a slow one does not stall the other agents' deploys."""
     import threading
 
     engine = two
@@ -185,11 +189,11 @@ def test_one_agent_s_locking_holds_up_no_other_agent_s_deploy(two):
     hashing, release = threading.Event(), threading.Event()
 
     class SlowForAlpha(RecordingLocker):
-        def lock_input(self, meta, input_name, repo):
+        def lock_alone(self, input_name, repo):
             if input_name == "agent-alpha":
                 hashing.set()
                 assert release.wait(60), "never released"
-            return super().lock_input(meta, input_name, repo)
+            return super().lock_alone(input_name, repo)
 
     engine.meta.locker = SlowForAlpha(inner)
     alpha_sha, beta_sha = new_commit(engine, "alpha", b"a"), new_commit(engine, "beta", b"b")

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -136,9 +137,6 @@ def locked_ref(lock: dict, input_name: str) -> str | None:
 
 class Locker(Protocol):
     name: str
-    # Whether `lock_input` reads the agent's repo alone, never the meta
-    # folder: then it may run outside the meta flake's lock, beside others.
-    standalone: bool
 
     def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
         """Bring meta/flake.lock in line with `inputs` (input name -> repo).
@@ -154,10 +152,13 @@ class Locker(Protocol):
         it is; the caller puts the node in meta/flake.lock (Nix has by then).
         """
 
+    def lock_alone(self, input_name: str, repo: Path) -> dict:
+        """The same node, locked without the meta folder: it may run beside
+        other locks, outside the meta flake's lock."""
+
 
 class BuiltinLocker:
     name = "builtin"
-    standalone = True
 
     def lock(self, meta: Path, inputs: dict[str, Path], update: str | None = None) -> None:
         old = read_lock(meta)
@@ -175,6 +176,9 @@ class BuiltinLocker:
         write_atomic(meta / "flake.lock", text)
 
     def lock_input(self, meta: Path, input_name: str, repo: Path) -> dict:
+        return self.lock_alone(input_name, repo)
+
+    def lock_alone(self, input_name: str, repo: Path) -> dict:
         original = {"ref": "main", "type": "git", "url": input_url(repo)}
         return {"flake": False, "locked": _lock_git(repo), "original": original}
 
@@ -198,7 +202,6 @@ class NixLocker:
     """Runs `nix flake lock`; Nix 2.19 and later spell an update `nix flake update`."""
 
     name = "nix"
-    standalone = False
 
     def __init__(self, nix: str = "nix", timeout: float = NIX_TIMEOUT):
         self.nix = nix
@@ -229,10 +232,20 @@ class NixLocker:
         # node; one already locked is updated.
         known = input_name in read_lock(meta).get("nodes", {})
         self._run(self.argv(input_name if known else None), cwd=meta)
-        node = read_lock(meta).get("nodes", {}).get(input_name)
-        if node is None:
-            raise HiveError(f"locking left no node for {input_name} in flake.lock")
-        return node
+        return _node_of(meta, input_name)
+
+    def lock_alone(self, input_name: str, repo: Path) -> dict:
+        # A flake of this one input, in a folder of its own: the node Nix
+        # writes for it depends on the input alone. The URL is quoted, and
+        # the input name is `agent-` and a valid agent name.
+        with tempfile.TemporaryDirectory(prefix="hive-lock-") as scratch:
+            folder = Path(scratch)
+            (folder / "flake.nix").write_text(
+                f'{{ inputs.{input_name} = {{ url = "git+{input_url(repo)}?ref=main"; flake = false; }};\n'
+                f'  outputs = _: {{ }}; }}\n'
+            )
+            self._run(self.argv(None), cwd=folder)
+            return _node_of(folder, input_name)
 
     def _run(self, args: list[str], cwd: Path | None) -> str:
         argv = [self.nix, *args]
@@ -248,6 +261,13 @@ class NixLocker:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
             raise HiveError(f"`{' '.join(argv)}` failed (exit {proc.returncode}):\n{tail}")
         return proc.stdout
+
+
+def _node_of(meta: Path, input_name: str) -> dict:
+    node = read_lock(meta).get("nodes", {}).get(input_name)
+    if node is None:
+        raise HiveError(f"locking left no node for {input_name} in flake.lock")
+    return node
 
 
 def make_locker(kind: str = "auto") -> Locker:

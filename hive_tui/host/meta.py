@@ -246,14 +246,17 @@ class MetaFlake:
     def _lock_one(self, agent: str) -> dict:
         """Lock `agent`'s input afresh at its applied main, in the working flake.lock.
 
-        A standalone locker reads the agent's repo alone (hashing its whole
-        tree): that runs before the meta flake's lock is taken, so that
-        deploys of other agents are not held up behind it. The repo is the
-        agent's own action's, which holds the agent's turn throughout.
+        Once the meta flake's other inputs (nixpkgs) are locked, the input is
+        locked alone (hashing the agent's whole tree, or a run of Nix) before
+        the meta flake's lock is taken, so that deploys of other agents are
+        not held up behind it; the repo is the agent's own action's, which
+        holds the agent's turn throughout. Until then Nix locks it in the
+        meta folder, where it locks those inputs too.
         """
-        node = None
-        if self.locker.standalone:
-            node = self.locker.lock_input(self.dir, input_name(agent), self.state.applied(agent))
+        with self._lock:
+            inputs = self._read_working()["nodes"].get("root", {}).get("inputs", {})
+            alone = all(name in inputs for name in self.extra_inputs)
+        node = self.locker.lock_alone(input_name(agent), self.state.applied(agent)) if alone else None
         with self._lock:
             if node is None:
                 node = self.locker.lock_input(self.dir, input_name(agent), self.state.applied(agent))

@@ -14,10 +14,8 @@ figure against its baseline) or `bench.figure` (a plain value).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import console, deploys, server, spawns  # noqa: E402
+from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server, spawns  # noqa: E402
 
 
 @dataclass
@@ -74,34 +72,20 @@ def _num(value: float, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
-def console_figures(bench: Bench) -> None:
-    runs = 1 if bench.quick else bench.runs
-    sizes = (10, 1000) if bench.quick else (10, 100, 1000)
-    for agents in sizes:
-        frame = bench.median(lambda: asyncio.run(console.first_frame(agents)), runs)
-        latency = bench.median(lambda: asyncio.run(console.update_latency(agents)), runs)
-        bench.figure(f"console, {agents} agents: first interactive frame, ms", f"{frame * 1000:.0f}")
-        bench.figure(f"console, {agents} agents: push-update latency, ms", f"{latency * 1000:.1f}")
-    cpu = bench.median(lambda: asyncio.run(console.idle_cpu(seconds=2.0 if bench.quick else 5.0)),
-                       1 if bench.quick else max(1, bench.runs // 2))
-    bench.figure("console idle CPU with 20 pulsing pills, % of one core", f"{cpu:.1f}")
-    bench.figure("console resident memory after the runs above, MiB",
-                 f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
-
-
 # The figure groups, in the order they run: one line each.
 GROUPS: list[tuple[str, Callable[[Bench], None]]] = [
     ("deploys", deploys.figures),
     ("spawns", spawns.figures),
     ("nixos-status", spawns.nixos_status_figures),
-    ("console", console_figures),
+    ("imports", imports.figures),
+    ("first-frame", firstframe.figures),
+    ("idle", idle.figures),
+    ("feed", feed.figures),
     ("server", server.figures),
     ("server-rss", server.rss_figures),
+    ("fleet", lambda bench: fleet.figures(1 if bench.quick else max(1, bench.runs // 2), bench.figure)),
+    ("memory", lambda bench: memory.figures((10,) if bench.quick else (10, 100), bench.figure)),
 ]
-
-
-# run.py rewrites the file above this line and keeps what is below it.
-KEPT_BELOW = "<!-- Written by benchmarks/run.py above this line; kept as it is below. -->"
 
 
 def machine() -> str:
@@ -132,16 +116,15 @@ def main() -> None:
         return
 
     table = "\n".join(f"| {r.name} | {r.value} | {r.baseline} | {r.ratio} | {r.goal} |" for r in bench.rows)
-    # What follows the table in the file (notes, breakdowns written by hand) is kept.
-    old = args.out.read_text() if args.out.exists() else ""
-    kept = old.split(KEPT_BELOW, 1)[1] if KEPT_BELOW in old else "\n"
+    # Sections written by hand below the table (## headings) are kept.
+    previous = args.out.read_text() if args.out.exists() else ""
+    notes = previous[previous.index("\n## "):] if "\n## " in previous else ""
     args.out.write_text(
         "# Benchmarks\n\n"
         f"Written by `.venv/bin/python benchmarks/run.py` on {time.strftime('%Y-%m-%d')}, on {machine()}.\n"
         f"Each figure is the median of {args.runs} runs (fewer for the slow ones), set against a baseline "
         "measured in the same run; nothing asserts a time.\n\n"
-        f"| figure | value | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n{table}\n\n"
-        f"{KEPT_BELOW}{kept}"
+        f"| figure | value | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n{table}\n{notes}"
     )
     print(f"written to {args.out}")
 

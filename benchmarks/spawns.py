@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hive_tui.host import runtime as runtimes
+from hive_tui import runtimes
 from hive_tui.host.engine import Engine
 from hive_tui.host.runtime import OutputSink, RunState
 from hive_tui.host.stateroot import StateRoot

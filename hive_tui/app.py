@@ -23,7 +23,6 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from . import actions
 from .client.base import HiveClient, LinkState
-from .client.ssh import HostKeyRefused
 from .commands import HiveCommands
 from .config import Host
 from .errors import HiveError
@@ -34,8 +33,6 @@ from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
 from .widgets.diffview import DiffView
-from .widgets.help import HelpScreen
-from .widgets.history import HistoryScreen
 from .widgets.hosts import HostsScreen
 from .widgets.prompt import PromptModal
 from .widgets.purge import PurgeModal
@@ -123,6 +120,10 @@ class HiveApp(App[None]):
                 feed = await stack.enter_async_context(self.client.feed())
                 await self.reload()
             except HiveError as e:
+                # Imported here: only an SSH host loads asyncssh, which is a good part
+                # of the console's start-up otherwise.
+                from .client.ssh import HostKeyRefused
+
                 if first and isinstance(e, HostKeyRefused):
                     # Nothing in here can settle a host key (that is `hive-tui trust-host`),
                     # and an empty console would hide the reason: end with it.
@@ -140,7 +141,9 @@ class HiveApp(App[None]):
         """Read everything afresh: on connect, after a gap in the feed."""
         assert self.client is not None
         rows = await self.client.status()
-        moving = {t.agent: t.kind for t in await self.client.transients()}
+        # hyperhive's daemon has no actions in flight to show: left out, not an error.
+        in_flight = await self.client.transients() if await self.client.offers("transients") else []
+        moving = {t.agent: t.kind for t in in_flight}
         pending = await self.client.approvals() if self.approvals.show_resolved else await self.client.pending()
         self.containers.set_rows(rows, moving)
         self.approvals.set_items(pending)
@@ -258,6 +261,8 @@ class HiveApp(App[None]):
     def action_history(self) -> None:
         name = self.selected_agent()
         if name is not None and self.client is not None and self.containers.rows_by_name.get(name):
+            from .widgets.history import HistoryScreen  # on demand: not part of the first frame
+
             self.push_screen(HistoryScreen(self.client, name))
 
     def action_approve(self) -> None:
@@ -325,6 +330,9 @@ class HiveApp(App[None]):
         self.push_screen(HostsScreen(hosts, self.host.name if self.host else "", self.link), chosen)
 
     def action_help(self) -> None:
+        # On demand: Markdown is a good share of the console's imports, and no first frame needs it.
+        from .widgets.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     @on(DataTable.RowHighlighted, "#approvals")

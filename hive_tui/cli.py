@@ -20,15 +20,17 @@ import sys
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 from . import __version__, report
 from .client.base import HiveClient
 from .client.connect import EngineOptions, default_state, demo_hint, open_client, open_engine, require_hive
+from .client.fleet import DEFAULT_TIMEOUT, ask_every_host
 from .config import Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
-from .host.runtime import RUNTIMES
 from .names import check_name
 from .plain import one_line, plain
+from .runtimes import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
 
@@ -56,9 +58,11 @@ def _emit(args: argparse.Namespace, data: object, human: str) -> None:
 
 async def _status(client: HiveClient, args: argparse.Namespace) -> int:
     rows = await client.status()
-    spawning = [t for t in await client.transients() if t.kind == "Spawning"]
+    # hyperhive's daemon has neither: the table goes without them.
+    in_flight = await client.transients() if await client.offers("transients") else []
+    spawning = [t for t in in_flight if t.kind == "Spawning"]
     human = report.status_table(rows, spawning)
-    commits = await client.meta_log()
+    commits = await client.meta_log() if await client.offers("meta_log") else []
     if commits and commits[0].get("nixpkgs"):
         # What the containers are built from, as the last deploy locked it.
         human += f"\nnixpkgs: {one_line(commits[0]['nixpkgs'])}"
@@ -91,6 +95,11 @@ async def _approve(client: HiveClient, args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
 
     a = await client.approve(args.id, progress)
+    if not await client.offers("subscribe"):
+        # Its ack is all the host says: claim no deploy it did not report.
+        _emit(args, a.to_wire(),
+              f"approval {a.id} for {plain(a.agent)}: approved; this host reports no deploy progress")
+        return 0
     _emit(args, a.to_wire(), report.approval_outcome(a))
     return 0 if a.status == "approved" else 1
 
@@ -200,7 +209,8 @@ def _log_lines(text: str) -> int:
 
 
 OPTION_DEFAULTS = {"json": False, "state": None, "host": None, "config": None, "runtime": "local", "locker": "auto",
-                   "nixpkgs": None, "container_config_dir": None}
+                   "nixpkgs": None, "container_config_dir": None, "read_only": False, "all_hosts": False,
+                   "timeout": DEFAULT_TIMEOUT}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "or a name from the hosts file (default: its default host, else the demo hive)")
     common.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
                         help=f"the hosts file (default: {default_config_path()})")
+    common.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                        help="send no action: every verb that would change something is refused")
+    common.add_argument("--all-hosts", action="store_true", default=argparse.SUPPRESS,
+                        help=f"ask every host in the hosts file at once ({', '.join(ALL_HOSTS_VERBS)}); "
+                             f"exit status 3 when any host failed")
+    common.add_argument("--timeout", type=_timeout, metavar="SECONDS", default=argparse.SUPPRESS,
+                        help=f"with --all-hosts: how long each host may take (default {DEFAULT_TIMEOUT:g})")
     common.add_argument("--runtime", choices=list(RUNTIMES), default=argparse.SUPPRESS,
                         help="container runtime: " + ", or ".join(
                             f"{what} (default)" if kind == OPTION_DEFAULTS["runtime"] else what for kind, (_, _, what) in RUNTIMES.items()))
@@ -318,11 +335,17 @@ def _target(args: argparse.Namespace) -> Host | None:
     config = load_config(args.config)
     if args.host is not None:
         return parse_host(args.host, config)
+    if config.all_hosts and args.verb in (None, "console"):
+        # Until the console shows every host at once, it opens on the first.
+        return next(iter(config.hosts.values()), None)
     return default_host(config)
 
 
 async def _client(args: argparse.Namespace, host: Host | None, seed_demo: bool = False) -> HiveClient:
-    return await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
+    client = await open_client(host, args.state, engine_options(args), seed_demo=seed_demo)
+    # A read-only session: refused in the client, whatever the host allows.
+    client.read_only = client.read_only or args.read_only
+    return client
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -370,6 +393,8 @@ async def _trust_host(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if _wants_all_hosts(args):
+        return await _all_hosts(args)
     host = _target(args)
     if args.verb == "serve":
         return await _serve(args)
@@ -396,6 +421,10 @@ def console(args: argparse.Namespace) -> int:
         raise HiveError("not a terminal; give a verb (hive-tui --help lists them)")
     from .app import HiveApp
 
+    if args.all_hosts:
+        raise HiveError(f"--all-hosts works with the read verbs ({', '.join(ALL_HOSTS_VERBS)}); "
+                        f"the console shows one host at a time (H switches)")
+
     config = load_config(args.config)
     host = _target(args)
     if host is None and args.state is not None:
@@ -411,6 +440,75 @@ def console(args: argparse.Namespace) -> int:
         raise HiveError(app.refused)
     # Non-zero when the console ended on an error of its own (it has printed it).
     return app.return_code or 0
+
+
+# -- every host at once ---------------------------------------------------------
+
+ALL_HOSTS_VERBS = ("status", "pending", "events", "history")
+# The exit status when some host failed while the others answered.
+SOME_HOSTS_FAILED = 3
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"timeout must be a number of seconds from 0 to 3600, not {text!r}")
+    return seconds
+
+
+def _wants_all_hosts(args: argparse.Namespace) -> bool:
+    """--all-hosts, or a read verb with no host named when the hosts file says `default: all`."""
+    if args.all_hosts:
+        if args.host is not None or args.state is not None:
+            raise HiveError("--all-hosts asks every host in the hosts file: give no --host or --state")
+        if args.verb not in ALL_HOSTS_VERBS:
+            raise HiveError(f"--all-hosts works with {', '.join(ALL_HOSTS_VERBS)}; "
+                            f"{args.verb} goes to one host: name it with --host")
+        return True
+    return (args.host is None and args.state is None and args.verb in ALL_HOSTS_VERBS
+            and load_config(args.config).all_hosts)
+
+
+def _all_hosts_question(args: argparse.Namespace) -> Callable[[HiveClient], Awaitable[list[Any]]]:
+    """What each host is asked for the verb: a list of wire models."""
+    if args.verb == "status":
+        return lambda client: client.status()
+    if args.verb == "pending":
+        return lambda client: client.approvals() if args.all else client.pending()
+    if args.verb == "events":
+        return lambda client: client.events(args.since)
+
+    async def history(client: HiveClient) -> list[Any]:
+        # The agent lives on some hosts only: the others have no history of it, which is no failure.
+        return await client.history(args.agent) if args.agent in await client.agents() else []
+
+    return history
+
+
+async def _all_hosts(args: argparse.Namespace) -> int:
+    """A read verb asked of every host at once; each row labelled with its host."""
+    config = load_config(args.config)
+    if not config.hosts:
+        raise HiveError(f"--all-hosts asks every host in {config.path or default_config_path()}, which names none")
+
+    async def opener(host: Host) -> HiveClient:
+        # No redialling: a host that cannot be reached says so now, within the timeout.
+        return await open_client(host, None, engine_options(args), redial_for=0)
+
+    answers = await ask_every_host(config.hosts.values(), _all_hosts_question(args), opener, args.timeout)
+    failed = [a for a in answers if a.error is not None]
+    for a in answers:
+        if a.error is not None or a.unavailable is not None:
+            print(f"hive-tui: {a.host.name}: {plain(a.error or a.unavailable or '')}", file=sys.stderr)
+    got = [(a.host.name, item) for a in answers for item in (a.value or [])]
+    hosts, items = [h for h, _ in got], [item for _, item in got]
+    tables: dict[str, Callable[..., str]] = {"status": report.status_table, "pending": report.approvals_table,
+                                             "events": report.events_table, "history": report.history_table}
+    _emit(args, [{"host": h, **item.to_wire()} for h, item in got], tables[args.verb](items, hosts=hosts))
+    return SOME_HOSTS_FAILED if failed else 0
 
 
 # What a shell reports for a program that SIGPIPE ended: `status | head` stops

@@ -16,6 +16,11 @@ A YAML file in the platform's config folder (`default_config_path()`):
         transport: embedded
         state: ~/hives/demo   # embedded only, optional (default: the demo hive)
 
+Any host may also say `read_only: true` (this console and CLI send it no
+action), `accent: red` (a colour for its title and header: a name below or
+#rgb / #rrggbb) and `parallel: 8` (how many agents a bulk action works on
+at once there, default 4). `default: all` makes every host the default.
+
 An ssh host may be an alias from ~/.ssh/config. Host names match
 `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 64 characters, taken as written.
 On the command line a host is one of those names, or given whole as
@@ -46,7 +51,16 @@ MAX_BYTES = 1024 * 1024
 MAX_HOST_NAME = 64
 TRANSPORTS = ("ssh", "unix", "embedded")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_HOST_KEYS = ("transport", "address", "socket", "forward_agent", "state")
+_HOST_KEYS = ("transport", "address", "socket", "forward_agent", "state", "read_only", "accent", "parallel")
+# Fields any host may have, whatever its transport.
+_ANY_TRANSPORT = ("read_only", "accent", "parallel")
+# `default: all`: every host at once.
+ALL_HOSTS = "all"
+DEFAULT_PARALLEL, MAX_PARALLEL = 4, 64
+# Colour names every terminal theme of the console can show.
+ACCENTS = ("red", "orange", "yellow", "lime", "green", "teal", "cyan", "blue", "navy", "purple", "magenta", "pink",
+           "maroon", "olive", "silver", "grey", "white", "black")
+_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _TAKES = {"ssh": ("address", "socket", "forward_agent"), "unix": ("socket",), "embedded": ("state",)}
 _REQUIRES = {"ssh": ("address", "socket"), "unix": ("socket",), "embedded": ()}
 _YAML = "tag:yaml.org,2002:"
@@ -72,6 +86,12 @@ class Host:
     port: int | None = None
     state: Path | None = None
     forward_agent: bool = False
+    # Actions refused by the client; a read-only session sets it on every host.
+    read_only: bool = False
+    # A colour name or #rgb / #rrggbb, for its title bar and header; None: the theme's.
+    accent: str | None = None
+    # How many agents a bulk action works on at once on this host.
+    parallel: int = DEFAULT_PARALLEL
 
     def address(self) -> str:
         if self.transport == "ssh":
@@ -89,6 +109,8 @@ class Config:
     hosts: dict[str, Host]
     default: str | None
     path: Path | None
+    # `default: all`: every host is the default (then `default` is None).
+    all_hosts: bool = False
 
 
 def default_config_path() -> Path:
@@ -226,6 +248,11 @@ def _parse(text: str, path: Path) -> Config:
     if "default" in top and not _is_null(node := top["default"][1]):
         if not isinstance(node, ScalarNode):
             raise _at(node, f"default must be a host name, not {_kind(node)}")
+        if node.value == ALL_HOSTS:
+            if ALL_HOSTS in hosts:
+                raise _at(node, f"default {ALL_HOSTS} is ambiguous: it means every host, and a host is named "
+                                f"{ALL_HOSTS}; rename that host")
+            return Config(hosts=hosts, default=None, path=path, all_hosts=True)
         if node.value not in hosts:
             known = f"the hosts are {', '.join(hosts)}" if hosts else "the file defines no hosts"
             raise _at(node, f"default {node.value!r} is not a host in this file; {known}")
@@ -246,7 +273,7 @@ def _host(name: str, key: Node, node: Node) -> Host:
     if transport not in TRANSPORTS:
         raise _at(tnode, f"{what}: unknown transport {transport!r}; use one of {', '.join(TRANSPORTS)}")
     for field, (fkey, _) in fields.items():
-        if field != "transport" and field not in _TAKES[transport]:
+        if field != "transport" and field not in _TAKES[transport] and field not in _ANY_TRANSPORT:
             owners = " and ".join(t for t in TRANSPORTS if field in _TAKES[t])
             raise _at(fkey, f"{what}: {field} is only for {owners} hosts, and this one is {transport}")
     for field in _REQUIRES[transport]:
@@ -260,15 +287,33 @@ def _host(name: str, key: Node, node: Node) -> Host:
             elif field == "address":
                 address = _string(vnode, f"{what}: address")
                 values["user"], values["hostname"], values["port"] = _split_address(address)
-            elif field == "forward_agent":
+            elif field in ("forward_agent", "read_only"):
                 if vnode.tag != _YAML + "bool":
-                    raise _at(vnode, f"{what}: forward_agent must be true or false, not {_kind(vnode)}")
-                values["forward_agent"] = yaml.constructor.SafeConstructor.bool_values[vnode.value.lower()]
+                    raise _at(vnode, f"{what}: {field} must be true or false, not {_kind(vnode)}")
+                values[field] = yaml.constructor.SafeConstructor.bool_values[vnode.value.lower()]
+            elif field == "accent":
+                values["accent"] = _accent(_string(vnode, f"{what}: accent"))
+            elif field == "parallel":
+                if vnode.tag != _YAML + "int" or not vnode.value.isdigit() or not 1 <= int(vnode.value) <= MAX_PARALLEL:
+                    raise _at(vnode, f"{what}: parallel must be a whole number from 1 to {MAX_PARALLEL}, "
+                                     f"not {vnode.value!r}")
+                values["parallel"] = int(vnode.value)
             elif field == "state":
                 values["state"] = _state(_string(vnode, f"{what}: state"))
         except ValueError as e:
             raise _at(vnode, f"{what}: {field} {vnode.value!r}: {e}") from None
     return Host(name=name, transport=transport, **values)
+
+
+def _accent(text: str) -> str:
+    colour = text.strip().lower()
+    if colour.startswith("#"):
+        if not _HEX_COLOUR.fullmatch(colour):
+            raise ValueError("a colour in hex is #rgb or #rrggbb")
+        return colour
+    if colour not in ACCENTS:
+        raise ValueError(f"not a colour this console knows; use one of {', '.join(ACCENTS)}, or #rgb or #rrggbb")
+    return colour
 
 
 def _check_socket(path: str) -> str:
@@ -366,6 +411,9 @@ def parse_host(spec: str, config: Config) -> Host:
 
 def default_host(config: Config) -> Host | None:
     """The configured default host, or None: the embedded demo hive."""
+    if config.all_hosts:
+        raise ConfigError(f"the hosts file's default is every host ({config.path or default_config_path()} says "
+                          f"`default: all`); name one with --host, or give --all-hosts")
     if config.default is None:
         return None
     if config.default not in config.hosts:

@@ -23,29 +23,37 @@ def table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
     return "\n".join([line(headers), *map(line, rows)])
 
 
+def _hosted(headers: list[str], rows: list[Sequence[str]],
+            hosts: Sequence[str]) -> tuple[list[str], list[Sequence[str]]]:
+    """With `hosts` (one per row, as for --all-hosts), a HOST column first."""
+    if not hosts:
+        return headers, rows
+    return ["HOST", *headers], [[plain(h), *r] for h, r in zip(hosts, rows)]
+
+
 def flag_cell(row: AgentStatus) -> str:
     """The flags as one column word: hyphenated, comma-joined."""
     return ",".join(word.replace(" ", "-") for word in flags(row)) or "-"
 
 
-def status_table(rows: list[AgentStatus], spawning: Sequence[Transient] = ()) -> str:
+def status_table(rows: list[AgentStatus], spawning: Sequence[Transient] = (), hosts: Sequence[str] = ()) -> str:
     coming = f"spawning: {', '.join(plain(t.agent) for t in spawning)}" if spawning else ""
-    body = table(
+    body = table(*_hosted(
         ["NAME", "STATE", "DEPLOYED", "FLAGS", "MODEL", "STATUS"],
         [[plain(r.name), state_word(r), r.deployed_sha or "-", flag_cell(r), one_line(r.active_model, 16) or "-",
           (f"{one_line(r.status_text, 48)} ({age(r.status_set_at)})" if r.status_text else "-")] for r in rows],
-    ) if rows else "no agents"
+        hosts)) if rows else "no agents"
     return "\n".join(filter(None, [body, coming]))
 
 
-def approvals_table(items: list[Approval]) -> str:
+def approvals_table(items: list[Approval], hosts: Sequence[str] = ()) -> str:
     if not items:
         return "no approvals"
-    return table(
+    return table(*_hosted(
         ["ID", "AGENT", "KIND", "STATUS", "AGE", "SHA", "DESCRIPTION"],
         [[str(a.id), plain(a.agent), one_line(a.kind, 16), one_line(a.status, 12), age(a.requested_at),
           (a.fetched_sha or "")[:12] or "-", one_line(a.description, 60) or "-"] for a in items],
-    )
+        hosts))
 
 
 def approval_outcome(a: Approval) -> str:
@@ -66,16 +74,16 @@ def proposal_line(a: Approval) -> str:
             f"({one_line(a.commit_ref, 40)}) is waiting for the operator")
 
 
-def history_table(tags: list[TagRecord]) -> str:
+def history_table(tags: list[TagRecord], hosts: Sequence[str] = ()) -> str:
     if not tags:
         return "no history"
-    return table(
+    return table(*_hosted(
         ["ID", "STATE", "WHEN", "SHA", "NOTE"],
         [[str(t.id), t.state, t.at or "-", t.sha[:12], plain(t.message.strip()) or "-"] for t in tags],
-    )
+        hosts))
 
 
-def events_table(events: list[Event]) -> str:
+def events_table(events: list[Event], hosts: Sequence[str] = ()) -> str:
     if not events:
         return "no events"
     rows: list[Sequence[str]] = []
@@ -86,7 +94,7 @@ def events_table(events: list[Event]) -> str:
              ("note", e.note), ("error", e.error)) if v is not None
         )
         rows.append([str(e.seq), e.at, plain(e.kind), plain(e.agent), detail])
-    return table(["SEQ", "WHEN", "KIND", "AGENT", "DETAIL"], rows)
+    return table(*_hosted(["SEQ", "WHEN", "KIND", "AGENT", "DETAIL"], rows, hosts))
 
 
 def progress_line(item: object) -> str | None:

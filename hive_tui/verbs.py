@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import HiveError
+from .errors import HiveError, NotFound
 from .models import rfc3339
+from .names import check_name
 
 if TYPE_CHECKING:
     from .host.engine import Engine
@@ -34,6 +35,8 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 class Field:
     type: type
     required: bool = True
+    # Ours alone: hyperhive's daemon has the verb but not this field.
+    ours: bool = False
 
 
 def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str, Any]:
@@ -57,23 +60,27 @@ def check_fields(request: dict[str, Any], fields: dict[str, Field]) -> dict[str,
     return args
 
 
-def one_agent(scope: dict[str, Any]) -> str:
-    """The one agent a hyperhive `scope` names.
+def scope_agents(scope: dict[str, Any]) -> list[str]:
+    """The agents a hyperhive `scope` names, each name checked, none twice.
 
     hyperhive reads a scope whose selectors are all empty as the whole hive;
-    here an action always names exactly one agent, so anything else is refused.
+    here an action always names its agents, so an empty scope is refused.
     """
     names = scope.get("agent_names")
     if not isinstance(names, list) or not names:
-        raise HiveError("scope names no agent; name exactly one in scope.agent_names (an empty scope is never 'all')")
-    if len(names) != 1:
-        raise HiveError(f"scope names {len(names)} agents; name exactly one")
+        raise HiveError("scope names no agent; name them in scope.agent_names (an empty scope is never 'all')")
     other = sorted(k for k, v in scope.items() if k != "agent_names" and v)
     if other:
-        raise HiveError(f"scope selectors {', '.join(other)} are not supported; name one agent in agent_names")
-    if not isinstance(names[0], str):
-        raise HiveError(f"scope.agent_names must hold strings, not {type(names[0]).__name__}")
-    return names[0]
+        raise HiveError(f"scope selectors {', '.join(other)} are not supported; name agents in agent_names")
+    seen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise HiveError(f"scope.agent_names must hold strings, not {type(name).__name__}")
+        check_name(name)
+        if name in seen:
+            raise HiveError(f"scope names {name} twice")
+        seen.add(name)
+    return names
 
 
 EngineCall = Callable[..., dict[str, Any]]
@@ -101,19 +108,43 @@ def _ack(_: object) -> dict[str, Any]:
     return {}
 
 
-def _already(name: str, already: bool | None) -> dict[str, Any]:
-    """`already`: the agents the action found as it would leave them; left out when the runtime could not tell."""
-    return {} if already is None else {"already": [name] if already else []}
+def _each(engine: Engine, action: Callable[[str], bool | None], scope: dict[str, Any]) -> dict[str, Any]:
+    """`action` on every agent the scope names, in its order, once all of them are known to exist.
+
+    One that fails does not stop the others; the error names each failure and
+    what was done. The answer's `already` lists the agents the action found
+    as it would leave them; it is left out when the runtime could not tell.
+    """
+    names = scope_agents(scope)
+    known = set(engine.agents())
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise NotFound(f"no agent named {', '.join(missing)}")
+    done: list[str] = []
+    already: list[str] | None = []
+    failed: list[str] = []
+    for name in names:
+        try:
+            was = action(name)
+        except HiveError as e:
+            failed.append(f"{name}: {e}")
+            continue
+        done.append(name)
+        if was is None:
+            already = None
+        elif was and already is not None:
+            already.append(name)
+    if failed:
+        raise HiveError("; ".join(failed) + (f" (done: {', '.join(done)})" if done else ""))
+    return {} if already is None else {"already": already}
 
 
-def _start(e: "Engine", scope: dict[str, Any]) -> dict[str, Any]:
-    name = one_agent(scope)
-    return _already(name, e.start(name))
+def _start(e: Engine, scope: dict[str, Any]) -> dict[str, Any]:
+    return _each(e, e.start, scope)
 
 
-def _stop(e: "Engine", scope: dict[str, Any], graceful: bool | None = None) -> dict[str, Any]:
-    name = one_agent(scope)
-    return _already(name, e.stop(name, graceful is not False))
+def _stop(e: Engine, scope: dict[str, Any], graceful: bool | None = None) -> dict[str, Any]:
+    return _each(e, lambda name: e.stop(name, graceful is not False), scope)
 
 
 def _table(*verbs: Verb) -> dict[str, Verb]:
@@ -133,7 +164,7 @@ VERBS: dict[str, Verb] = _table(
     Verb("approval", {"id": Field(int)}, reads_only=True,
          call=lambda e, id: {"approval": e.approval(id).to_wire()}),
     Verb("approve", {"id": Field(int)}, hyperhive=True),
-    Verb("deny", {"id": Field(int), "note": Field(str, False)}, hyperhive=True,
+    Verb("deny", {"id": Field(int), "note": Field(str, False, ours=True)}, hyperhive=True,
          call=lambda e, id, note=None: {"approval": e.deny(id, note).to_wire()}),
     Verb("request_apply_commit", {"agent": Field(str), "commit_ref": Field(str), "description": Field(str, False)},
          call=lambda e, agent, commit_ref, description=None: {
@@ -163,6 +194,7 @@ VERBS: dict[str, Verb] = _table(
          reads_only=True, streams=True,
          call=lambda e, name, lines=None, follow=None: {"lines": e.logs(name, 200 if lines is None else lines)}),
     Verb("whoami", reads_only=True),
+    Verb("capabilities", reads_only=True, call=lambda e: {"verbs": {n: list(v.fields) for n, v in VERBS.items()}}),
 )
 
 # Safe to send again on a new connection: a lost answer changed nothing.
@@ -171,3 +203,11 @@ READ_ONLY = frozenset(v.name for v in VERBS.values() if v.reads_only)
 CAPABILITIES = tuple(VERBS)
 # The verbs hyperhive's own daemon offers too.
 HYPERHIVE = frozenset(v.name for v in VERBS.values() if v.hyperhive)
+
+# What a daemon offers: each verb with the fields it takes. Ours answers
+# `capabilities` with OURS; a daemon that does not know that verb is
+# hyperhive's, which offers the table's hyperhive column.
+Offer = dict[str, frozenset[str]]
+OURS: Offer = {n: frozenset(v.fields) for n, v in VERBS.items()}
+HYPERHIVE_OFFER: Offer = {n: frozenset(f for f, spec in v.fields.items() if not spec.ours)
+                          for n, v in VERBS.items() if v.hyperhive}

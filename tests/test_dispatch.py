@@ -44,7 +44,7 @@ def dispatcher(engine):
     ({"cmd": "start", "scope": "alpha"}, "field `scope` must be an object, not str"),
     ({"cmd": "start", "scope": {}}, "scope names no agent"),
     ({"cmd": "stop", "scope": {"agent_names": []}}, "an empty scope is never 'all'"),
-    ({"cmd": "stop", "scope": {"agent_names": ["alpha", "beta"]}}, "scope names 2 agents; name exactly one"),
+    ({"cmd": "stop", "scope": {"agent_names": ["alpha", "alpha"]}}, "scope names alpha twice"),
     ({"cmd": "stop", "scope": {"agent_names": ["alpha"], "services": ["x"]}}, "scope selectors services"),
     ({"cmd": "start", "scope": {"agent_names": [5]}}, "must hold strings, not int"),
     ({"cmd": "stop", "scope": {"agent_names": ["../x"]}}, "invalid agent name '../x'"),

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import inspect
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import HiveError
 from ..models import AgentStatus, Approval, Event, Lagged, TagRecord, Transient
-from ..verbs import VERBS, check_fields
+from ..verbs import HYPERHIVE_OFFER, OURS, READ_ONLY, VERBS, Offer, check_fields
+from ..wire import VersionMismatch
+
+# How a daemon says it does not know a verb: ours ("unknown verb 'x'"),
+# hyperhive's ("unknown command"), or serde's words for an enum's variant.
+_UNKNOWN = re.compile(r"^unknown (verb|command|variant)\b", re.IGNORECASE)
+
+
+class Unavailable(HiveError):
+    """The host's daemon does not offer this: a feature to show as unavailable, not a failure."""
+
+
+class HostKeyRefused(HiveError):
+    """An SSH host's key is unknown, changed or revoked; the message carries the fingerprint it offers."""
+
+
+class ReadOnly(HiveError):
+    """The host is read-only for this client: an action refused before it is sent."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +45,17 @@ class LinkState:
 
 
 class HiveClient(abc.ABC):
+    # Set by whoever opens the client (the host's `read_only`, or --read-only):
+    # every verb that changes something is refused here, whatever the server would allow.
+    read_only: bool = False
+    # What the daemon offers, learned once per connection (see `offered`).
+    _offer: Offer | None = None
+
+    @property
+    def where(self) -> str:
+        """The host as messages name it."""
+        return str(getattr(self, "label", "this process"))
+
     @abc.abstractmethod
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request; return its response, checked (raises on `ok: false`)."""
@@ -61,37 +91,91 @@ class HiveClient(abc.ABC):
         check_fields(fields, spec.fields)
         if fields.get("follow") is True:
             raise HiveError(f"{verb} with follow streams: use follow_logs()")
-        return await self.request({"cmd": verb, **fields})
+        return await self.ask({"cmd": verb, **fields})
+
+    # what the daemon offers
+
+    async def offered(self) -> Offer:
+        """The verbs the daemon offers, each with the fields it takes; asked once per connection.
+
+        Our engine answers `capabilities`. A daemon that does not know that
+        verb is hyperhive's, which offers the verb table's hyperhive column.
+        Refused for another reason (the manager's socket offers only some
+        verbs), the whole table is assumed and each verb answers for itself.
+        """
+        if self._offer is None:
+            try:
+                answer = await self.request({"cmd": "capabilities"})
+                self._offer = _read_offer(answer.get("verbs"))
+            except VersionMismatch:
+                raise
+            except HiveError as e:
+                self._offer = dict(HYPERHIVE_OFFER if _UNKNOWN.match(str(e)) else OURS)
+        return self._offer
+
+    def forget_offer(self) -> None:
+        """Learn the offer again on the next request: the daemon behind the link may have changed."""
+        self._offer = None
+
+    async def offers(self, verb: str, field: str | None = None) -> bool:
+        offer = await self.offered()
+        return verb in offer and (field is None or field in offer[verb])
+
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """`request`, but only for what this client may send and the daemon offers.
+
+        A read-only client refuses every verb that changes something. A verb
+        the daemon lacks, or a field it lacks given a value, is refused as
+        Unavailable before anything is sent; a field it lacks left unset is
+        not sent. A verb the daemon answers as unknown is remembered as lacking.
+        """
+        cmd = str(message.get("cmd"))
+        if self.read_only and cmd not in READ_ONLY:
+            raise ReadOnly(f"{self.where} is read-only here: {cmd} refused")
+        offer = await self.offered()
+        if cmd not in offer:
+            raise Unavailable(_unavailable(cmd, self.where))
+        lacking = [k for k, v in message.items() if k != "cmd" and k not in offer[cmd] and v is not None]
+        if lacking:
+            raise Unavailable(f"{cmd} with {', '.join(lacking)} is not available on this host ({self.where})")
+        sent = {k: v for k, v in message.items() if k == "cmd" or k in offer[cmd]}
+        try:
+            return await self.request(sent)
+        except HiveError as e:
+            if type(e) is HiveError and _UNKNOWN.match(str(e)):
+                offer.pop(cmd, None)
+                raise Unavailable(_unavailable(cmd, self.where)) from None
+            raise
 
     # the verbs
 
     async def agents(self) -> list[str]:
-        return list((await self.request({"cmd": "list"})).get("agents", []))
+        return list((await self.ask({"cmd": "list"})).get("agents", []))
 
     async def status(self) -> list[AgentStatus]:
-        r = await self.request({"cmd": "agent_status"})
+        r = await self.ask({"cmd": "agent_status"})
         return [AgentStatus.from_wire(row) for row in r.get("agent_statuses", [])]
 
     async def pending(self) -> list[Approval]:
-        r = await self.request({"cmd": "pending"})
+        r = await self.ask({"cmd": "pending"})
         return [Approval.from_wire(a) for a in r.get("approvals", [])]
 
     async def approvals(self, status: str | None = None, agent: str | None = None) -> list[Approval]:
-        r = await self.request({"cmd": "approvals", "status": status, "agent": agent})
+        r = await self.ask({"cmd": "approvals", "status": status, "agent": agent})
         return [Approval.from_wire(a) for a in r.get("approvals", [])]
 
     async def propose(self, agent: str, commit_ref: str, description: str | None = None) -> Approval:
-        r = await self.request(
+        r = await self.ask(
             {"cmd": "request_apply_commit", "agent": agent, "commit_ref": commit_ref, "description": description}
         )
         return Approval.from_wire(r["approval"])
 
     async def request_spawn(self, name: str, description: str | None = None) -> Approval:
-        r = await self.request({"cmd": "request_spawn", "name": name, "description": description})
+        r = await self.ask({"cmd": "request_spawn", "name": name, "description": description})
         return Approval.from_wire(r["approval"])
 
     async def approval(self, id: int) -> Approval:
-        return Approval.from_wire((await self.request({"cmd": "approval", "id": id}))["approval"])
+        return Approval.from_wire((await self.ask({"cmd": "approval", "id": id}))["approval"])
 
     async def approve(self, id: int, on_progress: Callable[[object], None] | None = None,
                       wait: bool = True) -> Approval:
@@ -102,10 +186,11 @@ class HiveClient(abc.ABC):
         carried out. The subscription opens before the approval is sent, so
         that event cannot slip past unseen.
         """
-        if not wait:
-            return Approval.from_wire((await self.request({"cmd": "approve", "id": id}))["approval"])
+        if not wait or not (await self.offers("subscribe") and await self.offers("approval")):
+            # hyperhive's daemon has no deploy progress to wait on: its ack is all there is.
+            return await self._resolve({"cmd": "approve", "id": id}, "approved")
         async with self.feed() as feed:
-            await self.request({"cmd": "approve", "id": id})
+            await self.ask({"cmd": "approve", "id": id})
             async for item in feed:
                 if on_progress is not None:
                     on_progress(item)
@@ -118,66 +203,102 @@ class HiveClient(abc.ABC):
         return await self.approval(id)
 
     async def deny(self, id: int, note: str | None = None) -> Approval:
-        r = await self.request({"cmd": "deny", "id": id, "note": note})
-        return Approval.from_wire(r["approval"])
+        return await self._resolve({"cmd": "deny", "id": id, "note": note}, "denied")
+
+    async def _resolve(self, message: dict[str, Any], status: str) -> Approval:
+        """Approve or deny; the approval the answer carries, or, from a daemon
+        that answers with a bare ack (hyperhive's), the one `pending` showed, resolved."""
+        if self.read_only:
+            raise ReadOnly(f"{self.where} is read-only here: {message['cmd']} refused")
+        known = None
+        if not await self.offers("approval"):
+            known = next((a for a in await self.pending() if a.id == message["id"]), None)
+        r = await self.ask(message)
+        if isinstance(r.get("approval"), dict):
+            return Approval.from_wire(r["approval"])
+        return dataclasses.replace(known or Approval(id=message["id"]), status=status)
 
     async def history(self, name: str) -> list[TagRecord]:
-        r = await self.request({"cmd": "history", "name": name})
+        r = await self.ask({"cmd": "history", "name": name})
         return [TagRecord.from_wire(t) for t in r.get("tags", [])]
 
     async def events(self, since: int = 0) -> list[Event]:
-        r = await self.request({"cmd": "events", "since": since})
+        r = await self.ask({"cmd": "events", "since": since})
         return [Event.from_wire(e) for e in r.get("events", [])]
 
     async def meta_log(self) -> list[dict[str, Any]]:
-        return list((await self.request({"cmd": "meta_log"})).get("commits", []))
+        return list((await self.ask({"cmd": "meta_log"})).get("commits", []))
 
     async def transients(self) -> list[Transient]:
-        r = await self.request({"cmd": "transients"})
+        r = await self.ask({"cmd": "transients"})
         return [Transient.from_wire(t) for t in r.get("transients", [])]
 
     async def start(self, name: str) -> bool | None:
         """Returns whether it was running already; None when the daemon does not say (hyperhive's)."""
-        return _already(name, await self.request({"cmd": "start", "scope": {"agent_names": [name]}}))
+        return _already(name, await self.ask({"cmd": "start", "scope": {"agent_names": [name]}}))
 
     async def stop(self, name: str, graceful: bool = True) -> bool | None:
         """Returns whether it was stopped already; None when the daemon does not say (hyperhive's)."""
-        return _already(name, await self.request({"cmd": "stop", "scope": {"agent_names": [name]},
+        return _already(name, await self.ask({"cmd": "stop", "scope": {"agent_names": [name]},
                                                   "graceful": graceful}))
 
     async def restart(self, name: str) -> None:
-        await self.request({"cmd": "restart", "name": name})
+        await self.ask({"cmd": "restart", "name": name})
 
     async def rebuild(self, name: str) -> str | None:
         """Returns the meta commit the rebuild made, None when the lock did not move."""
-        return (await self.request({"cmd": "rebuild", "name": name})).get("meta_commit")
+        return (await self.ask({"cmd": "rebuild", "name": name})).get("meta_commit")
 
     async def destroy(self, name: str, purge: bool = False) -> str | None:
         """Returns a warning when the destroy stands but the meta flake could not follow."""
-        return (await self.request({"cmd": "destroy", "name": name, "purge": purge})).get("warning")
+        return (await self.ask({"cmd": "destroy", "name": name, "purge": purge})).get("warning")
 
     async def set_paused(self, name: str, paused: bool) -> AgentStatus:
-        r = await self.request({"cmd": "set_paused", "name": name, "paused": paused})
+        r = await self.ask({"cmd": "set_paused", "name": name, "paused": paused})
         rows = r.get("agent_statuses") or [{"name": name, "paused": paused}]
         return AgentStatus.from_wire(rows[0])
 
     async def logs(self, name: str, lines: int = 200) -> list[str]:
-        return list((await self.request({"cmd": "logs", "name": name, "lines": lines})).get("lines", []))
+        return list((await self.ask({"cmd": "logs", "name": name, "lines": lines})).get("lines", []))
 
     async def diff(self, id: int) -> dict[str, Any]:
         """An apply_commit proposal against the applied main: `files` (path, status,
         additions, deletions), `patch` and `truncated`."""
-        return await self.request({"cmd": "diff", "id": id})
+        return await self.ask({"cmd": "diff", "id": id})
 
     async def urls(self) -> dict[str, Any]:
-        return dict((await self.request({"cmd": "urls"})).get("urls") or {})
+        return dict((await self.ask({"cmd": "urls"})).get("urls") or {})
 
     async def whoami(self) -> dict[str, Any]:
-        return await self.request({"cmd": "whoami"})
+        return await self.ask({"cmd": "whoami"})
+
+    async def capabilities(self) -> dict[str, Any]:
+        """The daemon's own answer; `offered` is what a client goes by."""
+        return await self.request({"cmd": "capabilities"})
 
     @abc.abstractmethod
     def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
         """The agent's last `lines` log lines, then each new one as it is written."""
+
+
+def _read_offer(verbs: object) -> Offer:
+    """A `capabilities` answer as an offer; what is not a name with a list of field names is left out."""
+    if not isinstance(verbs, dict):
+        return dict(OURS)
+    return {name: frozenset(f for f in fields if isinstance(f, str))
+            for name, fields in verbs.items() if isinstance(name, str) and isinstance(fields, list)}
+
+
+# A verb as the operator knows the feature it carries, ready for "is" or "are".
+_FEATURES = {"diff": "the diff is", "history": "history is", "events": "the helper events are",
+             "meta_log": "the deploy log is", "transients": "actions in flight are", "subscribe": "deploy progress is",
+             "rebuild": "rebuild is", "destroy": "destroy is", "logs": "logs are",
+             "approvals": "resolved approvals are", "approval": "an approval's outcome is",
+             "request_apply_commit": "filing a proposal is", "request_spawn": "filing a spawn request is"}
+
+
+def _unavailable(verb: str, where: str) -> str:
+    return f"{_FEATURES.get(verb, verb + ' is')} not available on this host ({where})"
 
 
 class Feed:

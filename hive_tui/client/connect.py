@@ -63,12 +63,21 @@ def open_engine(root: Path, options: EngineOptions) -> Engine:
 
 
 async def open_client(host: Host | None, state: Path | None = None, options: EngineOptions = EngineOptions(),
-                      seed_demo: bool = False) -> HiveClient:
+                      seed_demo: bool = False, redial_for: float = 30.0) -> HiveClient:
     """A client for `host`; None means the engine in this process, on `state` or the demo hive.
 
     With `seed_demo`, a demo hive that is not there yet is seeded first;
-    any other state root must hold a hive already.
+    any other state root must hold a hive already. A host that is
+    `read_only` gives a client that refuses every action. A server that
+    cannot be reached is dialled again for up to `redial_for` seconds.
     """
+    client = await _open_client(host, state, options, seed_demo, redial_for)
+    client.read_only = host is not None and host.read_only
+    return client
+
+
+async def _open_client(host: Host | None, state: Path | None, options: EngineOptions,
+                       seed_demo: bool, redial_for: float) -> HiveClient:
     if host is None or host.transport == "embedded":
         from .embedded import EmbeddedClient
 
@@ -87,7 +96,7 @@ async def open_client(host: Host | None, state: Path | None = None, options: Eng
 
         if host.socket is None:
             raise HiveError(f"host {host.name} names no socket")
-        return UnixClient(host.socket)
+        return UnixClient(host.socket, redial_for)
     from .ssh import SshClient
 
-    return SshClient(host)
+    return SshClient(host, redial_for)

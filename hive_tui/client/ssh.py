@@ -21,15 +21,14 @@ import asyncssh
 
 from ..config import Host
 from ..errors import HiveError
+from .base import HostKeyRefused
 from .stream import StreamClient, Unreachable
+
+__all__ = ["HostKeyRefused", "SshClient", "trust_host_key"]
 
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 3
 CONNECT_TIMEOUT = 20
-
-
-class HostKeyRefused(HiveError):
-    pass
 
 
 def known_hosts_path() -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 from .. import wire
 from ..errors import HiveError
 from ..verbs import READ_ONLY
-from .base import Feed, HiveClient, LinkState
+from .base import Feed, HiveClient, LinkState, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class StreamClient(HiveClient):
         self.redial_for = redial_for
         self._idle: list[tuple[Any, Any]] = []
         self._closed = False
+        # Everything pushed, or (from hyperhive's daemon) the status rows alone.
+        self._subscribe_cmd = "subscribe"
 
     @abc.abstractmethod
     async def _open(self) -> tuple[Any, Any]:
@@ -108,6 +110,10 @@ class StreamClient(HiveClient):
         """A subscription of its own that redials when dropped, pushing LinkState around the gap."""
 
         async def start(feed: Feed):
+            offer = await self.offered()
+            if "subscribe" not in offer and "subscribe_agent_status" not in offer:
+                raise Unavailable(f"live updates are not available on this host ({self.label})")
+            self._subscribe_cmd = "subscribe" if "subscribe" in offer else "subscribe_agent_status"
             reader, writer = await self._subscribe()
             task = asyncio.create_task(self._pump(feed, reader, writer))
 
@@ -128,7 +134,7 @@ class StreamClient(HiveClient):
         that refused the connection."""
         reader, writer = await self._open()
         try:
-            writer.write(wire.encode({"cmd": "subscribe"}))
+            writer.write(wire.encode({"cmd": self._subscribe_cmd}))
             await writer.drain()
             line = await reader.readline()
             if not line.endswith(b"\n"):
@@ -163,11 +169,15 @@ class StreamClient(HiveClient):
                         # try again only now and then, in case the operator fixes it.
                         feed.put(LinkState(False, str(e)))
                         await asyncio.sleep(BACKOFF_MAX)
+                # Another daemon may answer now: what it offers is learned again.
+                self.forget_offer()
                 feed.put(LinkState(True, f"reconnected to {self.label}"))
         finally:
             await _close(writer)
 
     async def follow_logs(self, name: str, lines: int = 200) -> AsyncGenerator[str, None]:
+        if not await self.offers("logs"):
+            raise Unavailable(f"logs are not available on this host ({self.label})")
         reader, writer = await self._dial()
         try:
             writer.write(wire.encode({"cmd": "logs", "name": name, "lines": lines, "follow": True}))

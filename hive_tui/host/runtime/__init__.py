@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ...errors import HiveError
+from ...runtimes import RUNTIMES
 from ..stateroot import StateRoot
 
 OutputSink = Callable[[str], None]
@@ -74,14 +75,6 @@ def run_states(runtime: Runtime, names: list[str]) -> dict[str, RunState]:
     if batched is not None:
         return batched(names)
     return {name: runtime.run_state(name) for name in names}
-
-
-# The one list of runtimes: name -> (module, class, what it runs agents as).
-# The CLI's --runtime follows it, and a test holds flake.nix's option to it.
-RUNTIMES: dict[str, tuple[str, str, str]] = {
-    "local": (".local", "LocalRuntime", "local processes"),
-    "nixos": (".nixos", "NixosRuntime", "nixos-container on a NixOS host"),
-}
 
 
 def make_runtime(kind: str, state: StateRoot, **options) -> Runtime:

@@ -218,3 +218,16 @@ def test_one_agent_s_locking_holds_up_no_other_agent_s_deploy(two, locker):
     engine.meta.finalize_deploy("alpha", result["alpha"], "deploy alpha")
     assert engine.meta.locked_rev("alpha") == alpha_sha
     assert working_lock_bytes(engine) == committed_lock_bytes(engine)
+
+
+def test_a_spawn_reads_no_other_agent_s_repo(two, monkeypatch):
+    """Once the flake is rendered, a spawn costs the same in a hive of any size:
+    it lists no other agent's applied repo."""
+    engine = two
+    listed = []
+    real = type(engine.state).with_applied_repo
+    monkeypatch.setattr(type(engine.state), "with_applied_repo",
+                        lambda self, names: listed.append(list(names)) or real(self, names))
+    engine.install_agent("gamma", agent_files())
+    assert listed == []
+    assert engine.agents() == ["alpha", "beta", "gamma"] and engine.meta.agents() == ["alpha", "beta", "gamma"]

@@ -26,7 +26,7 @@ from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import set_marker
-from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, rebuild_agent
+from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, is_listed, rebuild_agent
 from .meta import MetaCommit, MetaFlake, input_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
 from .runtime import OutputSink, RunState, make_runtime, run_states
@@ -110,7 +110,7 @@ class Engine:
 
     def _transient_changed(self, item: Transient) -> None:
         self._emit(item)
-        if item.agent in self.agents():
+        if is_listed(self.state, self.runtime, self.meta, item.agent):
             try:
                 self._push_row(item.agent)
             except NotFound:

@@ -67,17 +67,18 @@ class _NodeTexts:
     """
 
     def __init__(self) -> None:
-        self._texts: dict[int, tuple[object, str]] = {}
+        self._texts: dict[int, tuple[object, str, str]] = {}
         self._lock = threading.Lock()
 
-    def text(self, node: object) -> str:
+    def line(self, name: str, node: object) -> str:
+        """The node's `"name": {...}` line in the lock's `nodes`."""
         cached = self._texts.get(id(node))
-        if cached is not None and cached[0] is node:
-            return cached[1]
-        text = _indented(node, 2)
+        if cached is not None and cached[0] is node and cached[1] == name:
+            return cached[2]
+        line = f"    {json.dumps(name, ensure_ascii=False)}: {_indented(node, 2)}"
         with self._lock:
-            self._texts[id(node)] = (node, text)
-        return text
+            self._texts[id(node)] = (node, name, line)
+        return line
 
     def keep_only(self, nodes: list[object], spare: int = 256) -> None:
         """Forget the texts of nodes no lock uses any more, once there are many."""
@@ -102,7 +103,7 @@ def dump_lock(lock: dict) -> str:
         return json.dumps(lock, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if nodes:
         items = sorted(nodes.items())
-        body = ",\n".join(f"    {json.dumps(k, ensure_ascii=False)}: {_NODE_TEXTS.text(v)}" for k, v in items)
+        body = ",\n".join(_NODE_TEXTS.line(k, v) for k, v in items)
         nodes_text = "{\n" + body + "\n  }"
         _NODE_TEXTS.keep_only([v for _, v in items])
     else:

@@ -39,6 +39,13 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake 
     return state.with_applied_repo([n for n in containers if n not in spawning])
 
 
+def is_listed(state: StateRoot, runtime: Runtime, meta: MetaFlake, name: str) -> bool:
+    """Whether `agents_for_meta_listing` lists `name`, with the runtime's
+    containers listed only if the agent has an applied repo and no spawn
+    under way: checking one agent costs no scan of every agent's repo."""
+    return name not in meta.spawning() and state.has_applied_repo(name) and name in runtime.containers()
+
+
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):
     return lambda: agents_for_meta_listing(state, runtime, meta)
 
@@ -58,7 +65,7 @@ def install_agent(
     earlier destroy are kept again.
     """
     check_name(name)
-    if name in runtime.containers() and name not in meta.spawning() and state.has_applied_repo(name):
+    if is_listed(state, runtime, meta, name):
         raise Conflict(f"agent {name} already exists")
     # An earlier rerender may have failed (see destroy_agent): catch up first,
     # so the spawn's commit changes the new agent's node and nothing else.

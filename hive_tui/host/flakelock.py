@@ -50,9 +50,29 @@ def read_lock(meta: Path) -> dict:
 
 
 def _indented(value: object, level: int) -> str:
-    """`value` as json.dumps(indent=2, sort_keys=True) writes it `level` deep."""
+    """`value` as json.dumps(indent=2, sort_keys=True) writes it `level` deep.
+
+    Objects of strings, integers, booleans and nulls (every node of a flake
+    lock) are written here with the C string encoder: the indented dump is
+    pure Python, and the root node lists every agent.
+    """
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if not value:
+            return "{}"
+        pad = "  " * (level + 1)
+        items = ",\n".join(f"{pad}{_encode(k)}: {_indented(v, level + 1)}" for k, v in sorted(value.items()))
+        return "{\n" + items + "\n" + "  " * level + "}"
+    if isinstance(value, str):
+        return _encode(value)
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if type(value) is int:
+        return int.__repr__(value)
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     return text.replace("\n", "\n" + "  " * level) if level else text
+
+
+_encode = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes a string with
 
 
 class _NodeTexts:

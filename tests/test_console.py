@@ -172,11 +172,11 @@ async def test_lifecycle_keys_on_the_selected_row(hive):
         await pilot.press("b")
         await until(pilot, lambda: any("rebuilt beta" in str(n.message) for n in app._notifications), what="rebuild")
         await pilot.press("d", "y")
-        await until(pilot, lambda: "beta" not in app.containers.rows_by_name, what="destroy")
+        await until(pilot, lambda: row() is not None and row().kept, what="destroy")
         assert not beta.exists() and (root / "applied" / "beta").is_dir()
         await select_agent(pilot, "alpha")
         await pilot.press("D", *"alpha", "enter")
-        await until(pilot, lambda: app.containers.row_count == 0, what="purge")
+        await until(pilot, lambda: "alpha" not in app.containers.rows_by_name, what="purge")
     assert not (root / "applied" / "alpha").exists() and not (root / "agents" / "alpha").exists()
 
 

@@ -7,13 +7,14 @@ state, its events and its per-agent turn.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import pygit2
 
 from ..errors import Conflict, HiveError, error_text
-from ..names import check_name
+from ..names import check_name, is_valid_name
 from . import gitrepo
 from .faults import crash_point
 from .meta import MetaFlake
@@ -23,7 +24,8 @@ from .stateroot import StateRoot
 log = logging.getLogger(__name__)
 
 
-def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake | None = None) -> list[str]:
+def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake | None = None,
+                            containers: list[str] | None = None) -> list[str]:
     """The agents the meta flake is rendered from: a container and an applied repo
     each, and with `meta`, no spawn of theirs under way (an agent counts once its
     spawn has succeeded).
@@ -33,8 +35,10 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake 
     the meta flake's lock (see MetaFlake.rerender), where it is exact.
     """
     # Containers first: a spawn that ends between the two reads is then either
-    # still spawning or committed, never listed half done.
-    containers = runtime.containers()
+    # still spawning or committed, never listed half done. A caller that has
+    # just listed them passes `containers`.
+    if containers is None:
+        containers = runtime.containers()
     spawning = meta.spawning() if meta is not None else frozenset()
     return state.with_applied_repo([n for n in containers if n not in spawning])
 
@@ -44,6 +48,21 @@ def is_listed(state: StateRoot, runtime: Runtime, meta: MetaFlake, name: str) ->
     containers listed only if the agent has an applied repo and no spawn
     under way: checking one agent costs no scan of every agent's repo."""
     return name not in meta.spawning() and state.has_applied_repo(name) and name in runtime.containers()
+
+
+def kept_agents(state: StateRoot, runtime: Runtime, meta: MetaFlake, containers: list[str] | None = None) -> list[str]:
+    """The agents destroyed with their repos kept: an applied repo and no
+    container, and no spawn of theirs under way. They can still be purged,
+    or spawned again.
+
+    `containers` is the runtime's listing when the caller has just read it.
+    """
+    has = set(runtime.containers() if containers is None else containers) | meta.spawning()
+    try:
+        entries = os.listdir(state.root / "applied")
+    except OSError:
+        return []
+    return sorted(n for n in entries if is_valid_name(n) and n not in has and state.has_applied_repo(n))
 
 
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):

@@ -47,12 +47,13 @@ class StateRoot:
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
 
     @cached_property
-    def _resolved(self) -> Path:
-        # The root is the operator's: resolved once, not on every path built under it.
+    def resolved(self) -> Path:
+        """The root with its links resolved, once: it is the operator's, and
+        resolving it for each of a thousand agents' paths was most of a status."""
         return self.root.resolve()
 
     def _agent_path(self, area: str, name: str) -> Path:
-        return path_under(self._resolved, area, check_name(name), root_resolved=True)
+        return path_under(self.resolved, area, check_name(name), resolved=True)
 
     def applied(self, name: str) -> Path:
         return self._agent_path("applied", name)
@@ -69,7 +70,7 @@ class StateRoot:
     def has_applied_repo(self, name: str) -> bool:
         """Whether `name` has an applied repo; an entry that is a link has none."""
         try:
-            return (self.applied(name) / ".git").is_dir()
+            return os.path.isdir(os.path.join(self.applied(name), ".git"))
         except HiveError:
             return False
 
@@ -77,7 +78,7 @@ class StateRoot:
         """Those of `names` that have an applied repo (see has_applied_repo), in
         their order: one listing of the area, not a path check per name."""
         try:
-            area = path_under(self._resolved, "applied", root_resolved=True)
+            area = path_under(self.resolved, "applied", resolved=True)
             with os.scandir(area) as entries:
                 folders = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
         except (HiveError, OSError):

@@ -28,8 +28,8 @@ from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import is_marker, set_marker
-from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, kept_agents,
-                        rebuild_agent)
+from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, is_kept, is_listed,
+                        kept_agents, rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
 from .rowcache import CommittedLock, StatusFiles
@@ -230,9 +230,10 @@ class Engine:
 
     def _current_row(self, name: str) -> AgentStatus:
         """The agent's row, or its `kept` row; NotFound when it has neither."""
-        if name in self.agents():
+        # One agent looked up, not every agent listed: a spawn pushes rows too.
+        if is_listed(self.state, self.runtime, self.meta, name):
             return self._row(name, self._committed_lock.get(), self.db.broken())
-        if name in self.kept():
+        if self.transients.kind(name) != "Spawning" and is_kept(self.state, self.runtime, self.meta, name):
             return self._row(name, {}, self.db.broken(), kept=True)
         raise NotFound(f"no agent named {name}")
 

@@ -65,6 +65,12 @@ def kept_agents(state: StateRoot, runtime: Runtime, meta: MetaFlake, containers:
     return sorted(n for n in entries if is_valid_name(n) and n not in has and state.has_applied_repo(n))
 
 
+def is_kept(state: StateRoot, runtime: Runtime, meta: MetaFlake, name: str) -> bool:
+    """Whether `kept_agents` lists `name`, looking at that one agent."""
+    return (is_valid_name(name) and name not in meta.spawning() and state.has_applied_repo(name)
+            and name not in runtime.containers())
+
+
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):
     return lambda: agents_for_meta_listing(state, runtime, meta)
 

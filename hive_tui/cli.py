@@ -434,7 +434,7 @@ def console(args: argparse.Namespace) -> int:
     async def connect(h: Host | None) -> HiveClient:
         return await _client(args, h, seed_demo=True)
 
-    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host)
+    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, hosts_file=config.path)
     app.run()
     if app.refused is not None:
         raise HiveError(app.refused)

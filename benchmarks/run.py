@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server, spawns  # noqa: E402
+from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server, spawns, status  # noqa: E402
 
 
 @dataclass
@@ -76,6 +76,7 @@ def _num(value: float, unit: str) -> str:
 GROUPS: list[tuple[str, Callable[[Bench], None]]] = [
     ("deploys", deploys.figures),
     ("spawns", spawns.figures),
+    ("status", status.figures),
     ("nixos-status", spawns.nixos_status_figures),
     ("imports", imports.figures),
     ("first-frame", firstframe.figures),

@@ -70,6 +70,8 @@ class HiveApp(App[None]):
                 *actions.elsewhere("agent"),
                 Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl")]
     COMMANDS = App.COMMANDS | {HiveCommands}
+    # Narrower than this, the panes stack rather than squeeze (styles/app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
                  now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None):

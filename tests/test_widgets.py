@@ -215,3 +215,21 @@ async def test_the_deploy_log_shows_while_a_deploy_runs_and_a_while_after(monkey
         assert log.rest_timer is not None and log.region.height == 8
         await until(pilot, lambda: log.region.height == 0, what="the log to make room again")
         assert any("deployed/1" in line.text for line in log.lines)
+
+
+# -- rows are drawn whole from the first frame ---------------------------------------------------------
+
+async def test_rows_drawn_before_the_table_measures_them_are_whole():
+    """A frame can be painted between rows being set and the table's next idle moment (a loaded
+    machine, a big hive): its lines must hold the whole row then and after, never one cut to
+    the width of the column's label."""
+    rows = [AgentStatus(name=f"agent{i:02d}", running=True, deployed_sha="3f9a1c2b7d4e", active_model="sonnet",
+                        status_text=f"working on task {i}") for i in range(20)]
+    async with Clocked(Clock(NOW)).run_test(size=(100, 24)) as pilot:
+        containers = pilot.app.query_one(ContainerTable)
+        containers.set_rows(rows, {})
+        early = drawn(containers, 0)
+        await pilot.pause()
+        for line in (early, drawn(containers, 0)):
+            assert "agent00" in line and "● running" in line and "sonnet" in line, line
+        assert "working on task 0" in drawn(containers, 1)

@@ -21,6 +21,8 @@ import asyncio
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from rich.console import Console, ConsoleOptions
+from rich.measure import Measurement
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
@@ -44,6 +46,16 @@ AGE_CELLS = 10
 KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
 # A filter's work, in rows, between two looks at the keyboard.
 FILTER_CHUNK = 500
+
+
+class RowText(Text):
+    """A row's cell, which knows its own width: the table asks every row for it, and
+    a Text would work it out again from its lines and words."""
+
+    __slots__ = ("cells_wide",)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.cells_wide, self.cells_wide)
 
 
 def state_cell(row: AgentStatus | None) -> str:
@@ -83,12 +95,15 @@ class ContainerTable(LiveCells):
         # A filter's steps are under way: the table holds only part of what it will.
         self.filling = False
         # Each row's cell as last built for `self.width_built`, and where its live text sits.
-        self.cells: dict[str, Text] = {}
+        self.cells: dict[str, RowText] = {}
         self.live: dict[str, list[tuple[int, int, str]]] = {}
         self.width_built = 0
 
     def on_mount(self) -> None:
-        self.add_column("agent", key=COLUMN)
+        # A width of our own, that of the widest row in the table, set as rows come and go.
+        # Left to the table, it is measured at its next idle moment, row by row, and a
+        # frame drawn before that keeps every row cut to the label's width.
+        self.add_column("agent", key=COLUMN, width=len(COLUMN))
         # One timer for both: a pill turns every tick, an age is looked at and repainted if it moved.
         self.set_interval(PULSE_EVERY, self._tick)
 
@@ -177,11 +192,14 @@ class ContainerTable(LiveCells):
                     self._cell(name)
             yield
         self.clear()
+        self.columns[COLUMN].width = len(COLUMN)
         for start in range(0, len(names), FILTER_CHUNK):
             for name in names[start:start + FILTER_CHUNK]:
                 # A push between two steps may have dropped an agent, or put it back already.
                 if name in self.rows_by_name and name not in self.rows:
-                    self.add_row(self._cell(name), key=name, height=self.LINES_PER_ROW)
+                    cell = self._cell(name)
+                    self._widen(cell.cells_wide)
+                    self.add_row(cell, key=name, height=self.LINES_PER_ROW)
             if keep is not None and keep in self.rows:
                 self.move_cursor(row=self.get_row_index(keep))
                 keep = None
@@ -190,17 +208,36 @@ class ContainerTable(LiveCells):
 
     def _show(self, name: str) -> None:
         """Put `name`'s row on screen as it is now: update, add or drop it."""
-        self.cells.pop(name, None)
+        was = self.cells.pop(name, None)
         self.live.pop(name, None)
         present = name in self.rows
         wanted = name in self.rows_by_name and self.matches(name)
         if present and wanted:
-            self.update_cell(name, COLUMN, self._cell(name))
+            cell = self._cell(name)
+            self._fit_column(cell.cells_wide, was)
+            self.update_cell(name, COLUMN, cell)
         elif present:
+            self._fit_column(0, was)
             self.remove_row(name)
         elif wanted:
             # New rows go where sorting puts them: refill once, rare next to updates.
             self._refill(sorted(self.rows_by_name))
+
+    def _widen(self, cells: int) -> None:
+        # Before the row goes in: the change that follows is what makes the table draw again.
+        column = self.columns[COLUMN]
+        if cells > column.width:
+            column.width = cells
+
+    def _fit_column(self, cells: int, was: RowText | None) -> None:
+        """The column as wide as its widest row, once a row `was` that is now `cells` wide
+        (0: gone). Only a row that was the widest and narrows makes the others count."""
+        column = self.columns[COLUMN]
+        if was is not None and was.cells_wide >= column.width > cells:
+            others = (cell.cells_wide for name, cell in self.cells.items() if name in self.rows)
+            column.width = max(len(COLUMN), cells, *others)
+        else:
+            self._widen(cells)
 
     # -- what changes with time ------------------------------------------------------
 
@@ -253,7 +290,7 @@ class ContainerTable(LiveCells):
         kind = self.transients.get(name)
         live: list[tuple[int, int, str]] = []
         pad = self.cell_padding
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = RowText(no_wrap=True, overflow="ellipsis")
         text.append(f"{one_line(name, NAME - 1):<{NAME}}", self._style("containers--name"))
         if kind:
             live.append((0, pad + NAME, "pill"))
@@ -282,6 +319,7 @@ class ContainerTable(LiveCells):
                 second.append(f"{status} ")
                 live.append((1, pad + second.cell_len, "age"))
                 second.append(f"({self._age(row)})", meta)
+        text.cells_wide = max(text.cell_len, second.cell_len)
         text.append("\n")
         text.append_text(second)
         if row is not None and row.kept and not kind:

@@ -113,6 +113,12 @@ class ContainerTable(LiveCells):
             self.live.clear()
             self._refill(sorted(self.rows_by_name))
 
+    def _update_dimensions(self, new_rows) -> None:
+        # The table would measure every new row, at its next idle moment: ours are all one
+        # height, unlabelled, and the column's width is set as they go in. What is left to
+        # do is the table's size.
+        super()._update_dimensions(())
+
     # -- the model --------------------------------------------------------------
 
     def selected(self) -> str | None:

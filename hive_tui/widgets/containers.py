@@ -21,10 +21,12 @@ import asyncio
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions
+from rich.control import strip_control_codes
 from rich.measure import Measurement
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual import events, work
 from textual.coordinate import Coordinate
 
@@ -291,46 +293,75 @@ class ContainerTable(LiveCells):
             self.cells[name], self.live[name] = self._row_text(name, self.width_built)
         return self.cells[name]
 
-    def _row_text(self, name: str, width: int) -> tuple[Text, list[tuple[int, int, str]]]:
+    def _row_text(self, name: str, width: int) -> tuple[RowText, list[tuple[int, int, str]]]:
+        # Built as one string and its spans, not piece by piece: a big hive builds
+        # thousands of these before its first frame, and each append is work again.
         row = self.rows_by_name.get(name)
         kind = self.transients.get(name)
         live: list[tuple[int, int, str]] = []
         pad = self.cell_padding
-        text = RowText(no_wrap=True, overflow="ellipsis")
-        text.append(f"{one_line(name, NAME - 1):<{NAME}}", self._style("containers--name"))
+        line = Line()
+        line.put(f"{one_line(name, NAME - 1):<{NAME}}", self._style("containers--name"))
         if kind:
             live.append((0, pad + NAME, "pill"))
-            text.append(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))
+            line.put(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))
         else:
             style = self._style("containers--failed") if row is not None and row.failed else None
-            text.append(f"{state_cell(row):<{STATE}}", style)
+            line.put(f"{state_cell(row):<{STATE}}", style)
         meta = self._style("containers--meta")
         if row is not None and width >= NAME + STATE + SHA:
-            text.append(f"{row.deployed_sha or '-':<{SHA}}", meta)
+            line.put(strip_control_codes(f"{row.deployed_sha or '-':<{SHA}}"), meta)
             if width >= NAME + STATE + SHA + MODEL:
-                text.append(f"{one_line(row.active_model, MODEL - 1) or '-':<{MODEL}}", meta)
-        text.rstrip()
+                line.put(f"{one_line(row.active_model, MODEL - 1) or '-':<{MODEL}}", meta)
+        line.rstrip()
         # The second line: what needs the operator's eye, then the status and its age.
-        second = Text("  ")
+        second = Line()
+        second.put("  ")
         for word in badges(row):
-            second.append(f" {word} ", self._style("containers--badge"))
-            second.append(" ")
+            second.put(f" {word} ", self._style("containers--badge"))
+            second.put(" ")
         if kind:
-            second.append(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
+            second.put(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
         elif row is not None and row.kept:
-            second.append(f"{KEPT_KEYS} ", self._style("containers--dim"))
+            second.put(f"{KEPT_KEYS} ", self._style("containers--dim"))
         if row is not None and row.status_text:
-            status = fit(one_line(row.status_text), width - second.cell_len - 1 - AGE_CELLS)
+            status = fit(one_line(row.status_text), width - second.cell_len() - 1 - AGE_CELLS)
             if status:
-                second.append(f"{status} ")
-                live.append((1, pad + second.cell_len, "age"))
-                second.append(f"({self._age(row)})", meta)
-        text.cells_wide = max(text.cell_len, second.cell_len)
-        text.append("\n")
-        text.append_text(second)
+                second.put(f"{status} ")
+                live.append((1, pad + second.cell_len(), "age"))
+                second.put(f"({self._age(row)})", meta)
+        first_text = "".join(line.pieces)
+        shift = len(first_text) + 1
+        spans = [*line.spans, *(Span(s.start + shift, s.end + shift, s.style) for s in second.spans)]
+        text = RowText(f"{first_text}\n{''.join(second.pieces)}", no_wrap=True, overflow="ellipsis", spans=spans)
+        text.cells_wide = max(cell_len(first_text), second.cell_len())
         if row is not None and row.kept and not kind:
             # No container: the whole row dims; purge is all that acts on it. The
             # colour as blended (a partial style drops the muted colour's alpha).
             muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
             text.stylize(Style(color=muted.color, bold=False))
         return text, live
+
+
+class Line:
+    """One line of a row: its pieces, and the spans that style them, as `Text.append` would make."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.spans: list[Span] = []
+        self.length = 0
+
+    def put(self, piece: str, style: Style | None = None) -> None:
+        if style and piece:
+            self.spans.append(Span(self.length, self.length + len(piece), style))
+        self.pieces.append(piece)
+        self.length += len(piece)
+
+    def cell_len(self) -> int:
+        return cell_len("".join(self.pieces))
+
+    def rstrip(self) -> None:
+        """As `Text.rstrip`: the trailing spaces go, and what styled them."""
+        joined = "".join(self.pieces).rstrip()
+        self.pieces, self.length = [joined], len(joined)
+        self.spans = [Span(s.start, min(s.end, self.length), s.style) for s in self.spans if s.start < self.length]

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from . import actions
 from .client.base import HiveClient, LinkState
+from .client.fleet import Opener
 from .client.ssh import HostKeyRefused
 from .commands import HiveCommands
 from .config import Host
@@ -33,6 +34,7 @@ from .widgets.approvals import ApprovalTable
 from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
+from .widgets.titlebar import READ_ONLY, paint_accent
 from .widgets.diffview import DiffView
 from .widgets.help import HelpScreen
 from .widgets.history import HistoryScreen
@@ -43,27 +45,31 @@ from .widgets.purge import PurgeModal
 Connect = Callable[[Host | None], Awaitable[HiveClient]]
 
 
-def stylesheet() -> Path:
-    """app.tcss: shipped in the wheel as hive_tui.styles, or beside the package in a checkout."""
+def stylesheet(name: str = "app.tcss") -> Path:
+    """A stylesheet: shipped in the wheel as hive_tui.styles, or beside the package in a checkout."""
     try:
-        path = importlib.resources.files("hive_tui.styles") / "app.tcss"
+        path = importlib.resources.files("hive_tui.styles") / name
         if path.is_file():
             return Path(str(path))
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "styles" / "app.tcss"
+    return Path(__file__).resolve().parent.parent / "styles" / name
 
 
 class HiveApp(App[None]):
-    CSS_PATH = stylesheet()
+    CSS_PATH = [stylesheet(), stylesheet("fleet.tcss")]
     TITLE = "hive-tui"
     BINDINGS = [*actions.bindings("global", via_app=False),
                 Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl")]
     COMMANDS = App.COMMANDS | {HiveCommands}
 
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
-                 now: Callable[[], datetime] | None = None, pulse: bool = True):
+                 now: Callable[[], datetime] | None = None, pulse: bool = True,
+                 open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False):
         super().__init__()
+        # The all-hosts view's opener (each link redials on its own backoff), whether
+        # to open on that view, and a read-only session (--read-only).
+        self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
         self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
         self.pulse = pulse
         self.client: HiveClient | None = None
@@ -96,7 +102,11 @@ class HiveApp(App[None]):
 
     def on_mount(self) -> None:
         self.containers.focus()
-        self.connect_to(self.host, first=True)
+        if self.all_hosts and self.hosts:
+            self._set_link("every host: A shows one", stale=True)
+            self.action_fleet()
+        else:
+            self.connect_to(self.host, first=True)
 
     def _label(self) -> str:
         return self.host.address() if self.host else "demo hive (in this process)"
@@ -111,6 +121,7 @@ class HiveApp(App[None]):
     @work(exclusive=True, group="link")
     async def connect_to(self, host: Host | None, first: bool = False) -> None:
         self.host = host
+        self.dress()
         self._set_link("connecting…", stale=True)
         old, self.client = self.client, None
         if old is not None:
@@ -354,3 +365,40 @@ class HiveApp(App[None]):
         if self.client is not None:
             await self.client.close()
 
+    # -- read-only, accent, all hosts -----------------------------------------------
+
+    def read_only_here(self) -> bool:
+        return self.read_only or (self.host is not None and self.host.read_only)
+
+    def dress(self) -> None:
+        """The title says READ-ONLY on a read-only host; the host's accent colours the title bar."""
+        self.title = f"hive-tui · {READ_ONLY}" if self.read_only_here() else "hive-tui"
+        paint_accent(self.query_one(Header), self.host.accent if self.host else None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # On a read-only host the keys that change something are hidden (and
+        # on_key says why when one is pressed anyway).
+        if self.read_only_here() and self.screen is self.screen_stack[0]:
+            if action in actions.CHANGES or (parameters and parameters[0] in actions.CHANGES):
+                return False
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        action = next((a.id for a in actions.ACTIONS if a.key == event.key and a.id in actions.CHANGES), None)
+        if action is not None and self.read_only_here() and self.screen is self.screen_stack[0]:
+            event.stop()
+            self.notify(f"{self._label()} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} "
+                        f"is not sent", severity="warning", markup=False)
+
+    def action_fleet(self) -> None:
+        """Every host in one view; from there, back to the selected row's host."""
+        if not self.hosts or self.open_host is None:
+            self.notify("the all-hosts view shows the hosts file's hosts: none is configured", severity="warning")
+            return
+        from .widgets.fleet import FleetScreen
+
+        def back(host: Host | None) -> None:
+            if host is not None and (self.client is None or host != self.host):
+                self.connect_to(host)
+
+        self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now), back)

@@ -378,6 +378,9 @@ class HiveApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # On a read-only host the keys that change something are hidden (and
         # on_key says why when one is pressed anyway).
+        if action == "fleet" and (not self.hosts or self.open_host is None):
+            # No hosts file to show every host of.
+            return False
         if self.read_only_here() and self.screen is self.screen_stack[0]:
             if action in actions.CHANGES or (parameters and parameters[0] in actions.CHANGES):
                 return False

@@ -22,7 +22,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
@@ -120,7 +120,9 @@ class FleetCommands(Provider):
 def _bindings() -> list[Binding]:
     keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
-    return [Binding(a.key, a.id, a.label, id=f"fleet.{a.id}", tooltip=a.help,
+    # Here the all-hosts key goes back to one host.
+    labels = {"fleet": "One host"}
+    return [Binding(a.key, a.id, labels.get(a.id, a.label), id=f"fleet.{a.id}", tooltip=a.help,
                     show=a.key not in ("enter", "colon", "slash"))
             for a in shown]
 
@@ -151,13 +153,12 @@ class FleetScreen(Screen[Host | None]):
         self.progress = Label("", id="fleet-progress", classes="hidden")
         yield Header()
         yield self.filter_box
-        with Horizontal(id="fleet-panes"):
-            with Vertical(id="fleet-left"):
-                yield Label("Every host's agents", classes="pane-title")
-                yield self.table
-            with Vertical(id="fleet-right"):
-                yield Label("Requests, every host, oldest first", classes="pane-title")
-                yield self.requests
+        # Stacked, each the full width: a host's header line (its state, a fingerprint) needs it.
+        with Vertical(id="fleet-panes"):
+            yield Label("Every host's agents", classes="pane-title")
+            yield self.table
+            yield Label("Requests, every host, oldest first", classes="pane-title")
+            yield self.requests
         yield self.log_view
         yield self.progress
         yield Footer()

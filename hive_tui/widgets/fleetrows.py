@@ -167,7 +167,8 @@ class FleetTable(DataTable):
         link = self.links[name]
         host = link.host
         state = link.link.describe(now=self.clock() if self.clock else None)
-        parts = [one_line(name, 64), one_line(host.address(), 80), one_line(state, 160)]
+        # The state first, then what to know about the host, its address last: a narrow pane cuts the end.
+        parts = [one_line(name, 64), one_line(state, 160)]
         if link.link.state == LIVE or link.rows:
             parts.append(f"{len(link.rows)} agent{'s' if len(link.rows) != 1 else ''}")
         if self.read_only(name):
@@ -175,6 +176,7 @@ class FleetTable(DataTable):
         missing = lacking(link)
         if missing:
             parts.append(f"no {', '.join(missing)} here")
+        parts.append(one_line(host.address(), 80))
         style = accent_style(host.accent) or self._style("fleet--host")
         text = Text(f"▌ {'  ·  '.join(parts)}", style=style, no_wrap=True, overflow="ellipsis")
         if link.link.state != LIVE and not host.accent:
@@ -216,9 +218,10 @@ class RequestQueue(DataTable):
         self.filter_text = ""
 
     def on_mount(self) -> None:
-        for label, key in (("HOST", "host"), ("ID", "id"), ("AGENT", "agent"), ("KIND", "kind"), ("AGE", "age"),
-                           ("DESCRIPTION", "description")):
-            self.add_column(label, key=key)
+        # Fixed widths: the queue's rows come and go, and a column that jumped with them would be hard to read.
+        for label, key, width in (("HOST", "host", 12), ("ID", "id", 4), ("AGENT", "agent", 14), ("KIND", "kind", 14),
+                                  ("AGE", "age", 8), ("DESCRIPTION", "description", 80)):
+            self.add_column(label, key=key, width=width)
 
     def selected(self) -> Request | None:
         if self.row_count == 0:

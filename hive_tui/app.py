@@ -373,6 +373,7 @@ class HiveApp(App[None]):
     def dress(self) -> None:
         """The title says READ-ONLY on a read-only host; the host's accent colours the title bar."""
         self.title = f"hive-tui · {READ_ONLY}" if self.read_only_here() else "hive-tui"
+        self.containers.read_only = self.read_only_here()
         paint_accent(self.query_one(Header), self.host.accent if self.host else None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

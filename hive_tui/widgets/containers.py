@@ -25,6 +25,7 @@ from ..presentation import MARKS, age, flags, run_state, transient_word
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
 ACTION_KEYS = "s start · x stop · r restart · b rebuild · p pause · d destroy · D purge · ⏎ history"
+READ_ONLY_KEYS = "read-only · ⏎ history"
 COLUMN = "agent"
 
 
@@ -61,6 +62,8 @@ class ContainerTable(DataTable):
         self.rows_by_name: dict[str, AgentStatus | None] = {}
         self.transients: dict[str, str] = {}
         self.filter_text = ""
+        # A read-only host: no action keys to offer on its rows.
+        self.read_only = False
 
     def on_mount(self) -> None:
         self.add_column("agent", key=COLUMN)
@@ -165,6 +168,6 @@ class ContainerTable(DataTable):
         for word in badges(row):
             text.append(f" {word} ", self._style("containers--badge"))
             text.append(" ")
-        text.append(ACTION_KEYS if not kind else f"({one_line(kind).lower()}: actions wait)",
+        text.append((READ_ONLY_KEYS if self.read_only else ACTION_KEYS) if not kind else f"({one_line(kind).lower()}: actions wait)",
                     self._style("containers--dim"))
         return text

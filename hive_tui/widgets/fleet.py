@@ -256,6 +256,8 @@ class FleetScreen(Screen[Host | None]):
         else:
             return None
         if host is None:
+            if (action in actions.CHANGES or action == "mark") and all(map(self.read_only, self.fleet.links)):
+                return f"every host is {READ_ONLY}: nothing is sent"
             return None
         if action in actions.CHANGES or action == "mark":
             if self.read_only(host):

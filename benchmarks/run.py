@@ -8,10 +8,8 @@ asserts a time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -20,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import console, deploys, fleet, server  # noqa: E402
+from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server  # noqa: E402
 
 
 def machine() -> str:
@@ -44,9 +42,27 @@ def server_rss(runs: int, figure) -> None:
            f"{after_cycles:.0f} (+{after_cycles - idle:.0f})")
 
 
+class _Bench:
+    """What a figure group is given: how hard to try, and where its rows go."""
+
+    def __init__(self, quick: bool, runs: int, figure) -> None:
+        self.quick, self.runs, self.figure_ = quick, runs, figure
+
+    def figure(self, name: str, value: str, goal: str = "") -> None:
+        self.figure_(name, value + (f" (goal {goal})" if goal else ""))
+
+    def ratio(self, name: str, value: float, baseline_name: str, baseline: float, unit: str = "ms",
+              goal: str = "", scale: float = 1000.0) -> float:
+        ratio = value / baseline if baseline else float("inf")
+        self.figure(f"{name}, {unit} (× {baseline_name})",
+                    f"{value * scale:.1f} ({ratio:.2f}× {baseline * scale:.1f})", goal)
+        return ratio
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="hive-tui benchmarks")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians)")
+    parser.add_argument("--quick", action="store_true", help="a rough version of every figure: fewer, smaller runs")
     parser.add_argument("--out", type=Path, default=HERE.parent / "BENCHMARKS.md")
     parser.add_argument("--only", choices=["server-rss"],
                         help="print only these figures, and leave the file alone")
@@ -68,28 +84,28 @@ def main() -> None:
     for agents in (1, 5, 20):
         wall = statistics.median(deploys.parallel(agents) for _ in range(max(1, args.runs // 2)))
         figure(f"{agents} deploys at once, wall time / one build's (1 s)", f"{wall:.2f}")
-    for agents in (10, 100, 1000):
-        frame = statistics.median(asyncio.run(console.first_frame(agents)) for _ in range(args.runs))
-        latency = statistics.median(asyncio.run(console.update_latency(agents)) for _ in range(args.runs))
-        figure(f"console, {agents} agents: first interactive frame, ms", f"{frame * 1000:.0f}")
-        figure(f"console, {agents} agents: push-update latency, ms", f"{latency * 1000:.1f}")
-    cpu = statistics.median(asyncio.run(console.idle_cpu()) for _ in range(max(1, args.runs // 2)))
-    figure("console idle CPU with 20 pulsing pills, % of one core", f"{cpu:.1f}")
-    figure("console resident memory after the runs above, MiB",
-           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+    console = _Bench(args.quick, args.runs, figure)
+    imports.figures(console)
+    firstframe.figures(console)
+    idle.figures(console)
+    feed.figures(console)
     for ssh in (False, True):
         latency = statistics.median(server.feed_latency(ssh=ssh) for _ in range(max(1, args.runs // 2)))
         figure(f"status feed to 50 subscribers over {'SSH on 127.0.0.1' if ssh else 'a Unix socket'}, ms",
                f"{latency * 1000:.1f}")
     server_rss(args.runs, figure)
     fleet.figures(max(1, args.runs // 2), figure)
+    memory.figures((10, 100), figure)
 
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    # Sections written by hand below the table (## headings) are kept.
+    previous = args.out.read_text() if args.out.exists() else ""
+    notes = previous[previous.index("\n## "):] if "\n## " in previous else ""
     args.out.write_text(
         "# Benchmarks\n\n"
         f"Written by `.venv/bin/python benchmarks/run.py` on {time.strftime('%Y-%m-%d')}, on {machine()}.\n"
         f"Each figure is the median of {args.runs} runs (fewer for the slow ones); nothing asserts a time.\n\n"
-        f"| figure | value |\n|---|---|\n{table}\n"
+        f"| figure | value |\n|---|---|\n{table}\n{notes}"
     )
     print(f"\nwritten to {args.out}")
 

@@ -14,6 +14,7 @@ import importlib.resources
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events, on, work
 from textual.app import App, ComposeResult
@@ -23,8 +24,6 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from . import actions
 from .client.base import HiveClient, LinkState
-from .client.fleet import Opener
-from .client.ssh import HostKeyRefused
 from .commands import HiveCommands
 from .config import Host
 from .errors import HiveError
@@ -34,13 +33,14 @@ from .widgets.approvals import ApprovalTable
 from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
-from .widgets.titlebar import READ_ONLY, paint_accent
 from .widgets.diffview import DiffView
-from .widgets.help import HelpScreen
-from .widgets.history import HistoryScreen
 from .widgets.hosts import HostsScreen
 from .widgets.prompt import PromptModal
 from .widgets.purge import PurgeModal
+from .widgets.titlebar import READ_ONLY, paint_accent
+
+if TYPE_CHECKING:
+    from .client.fleet import Opener
 
 Connect = Callable[[Host | None], Awaitable[HiveClient]]
 
@@ -134,6 +134,10 @@ class HiveApp(App[None]):
                 feed = await stack.enter_async_context(self.client.feed())
                 await self.reload()
             except HiveError as e:
+                # Imported here: only an SSH host loads asyncssh, which is a good part
+                # of the console's start-up otherwise.
+                from .client.ssh import HostKeyRefused
+
                 if first and isinstance(e, HostKeyRefused):
                     # Nothing in here can settle a host key (that is `hive-tui trust-host`),
                     # and an empty console would hide the reason: end with it.
@@ -271,6 +275,8 @@ class HiveApp(App[None]):
     def action_history(self) -> None:
         name = self.selected_agent()
         if name is not None and self.client is not None and self.containers.rows_by_name.get(name):
+            from .widgets.history import HistoryScreen  # on demand: not part of the first frame
+
             self.push_screen(HistoryScreen(self.client, name))
 
     def action_approve(self) -> None:
@@ -338,6 +344,9 @@ class HiveApp(App[None]):
         self.push_screen(HostsScreen(hosts, self.host.name if self.host else "", self.link), chosen)
 
     def action_help(self) -> None:
+        # On demand: Markdown is a good share of the console's imports, and no first frame needs it.
+        from .widgets.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     @on(DataTable.RowHighlighted, "#approvals")

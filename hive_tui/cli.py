@@ -28,9 +28,9 @@ from .client.connect import EngineOptions, default_state, demo_hint, open_client
 from .client.fleet import DEFAULT_TIMEOUT, ask_every_host
 from .config import Config, Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
-from .host.runtime import RUNTIMES
 from .names import check_name
 from .plain import one_line, plain
+from .runtimes import RUNTIMES
 
 Verb = Callable[[HiveClient, argparse.Namespace], Awaitable[int]]
 

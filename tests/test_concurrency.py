@@ -12,8 +12,6 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,6 @@ from hive_tui.host.flakelock import make_locker
 from hive_tui.host.stateroot import StateRoot
 from hive_tui.host.meta import MetaCommit, MetaFlake
 from hive_tui.models import AgentStatus, Approval, Event, TagRecord, Transient
-from hive_tui.host.runtime.local import LocalRuntime
 
 from .helpers import GATED_BUILD, Gate, agent_files, wait_for
 from .invariants import check_invariants
@@ -438,47 +435,3 @@ def test_the_last_pushed_row_matches_the_pause_marker(serve):
             await c.close()
 
     run(rounds())
-
-
-# -- 6. the runtime's table of children is shared safely --------------------------
-
-class MeetingPopen(subprocess.Popen):
-    """A real child whose poll() waits until `meeting` threads are inside it:
-    each of them has read the table before any of them acts on what it read."""
-
-    def __init__(self, meeting: threading.Barrier, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.meeting = meeting
-
-    def poll(self):
-        try:
-            self.meeting.wait(TIMEOUT)
-        except threading.BrokenBarrierError:
-            pass
-        return super().poll()
-
-
-def test_threads_reaping_the_same_child_at_once_all_see_a_row(hive_root):
-    state = StateRoot.at(hive_root)
-    state.create()
-    runtime = LocalRuntime(state)
-    for _ in range(5):
-        (state.container("alpha")).mkdir(exist_ok=True)
-        child = MeetingPopen(threading.Barrier(2), ["true"])
-        child.wait()
-        runtime._children["alpha"] = child
-        errors: list[BaseException] = []
-
-        def status():
-            try:
-                runtime.run_state("alpha")
-            except BaseException as e:
-                errors.append(e)
-
-        threads = [threading.Thread(target=status) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(TIMEOUT)
-        assert errors == []
-        assert "alpha" not in runtime._children

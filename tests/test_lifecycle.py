@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 from contextlib import aclosing
 from pathlib import Path
@@ -92,15 +93,15 @@ def test_a_stop_the_agent_ignores_turns_forceful(engine):
     engine.install_agent("alpha", agent_files(run=TERM_TRAP))
     wait_for(lambda: "trapped" in "\n".join(engine.logs("alpha")), what="the trap to be set")
     engine.stop("alpha")
-    # SIGKILL took the supervisor too, before it could record an exit.
-    assert not (engine.state.container("alpha") / "exit.json").exists()
+    # The supervisor recorded the SIGKILL.
+    assert json.loads((engine.state.container("alpha") / "exit.json").read_text())["code"] == -signal.SIGKILL
     assert not processes_in(engine.state.container("alpha"))
     assert not engine.agent_status("alpha").failed
 
 
 def test_stop_without_grace_kills_at_once(alpha):
     alpha.stop("alpha", graceful=False)
-    assert not (alpha.state.container("alpha") / "exit.json").exists()
+    assert json.loads((alpha.state.container("alpha") / "exit.json").read_text())["code"] == -signal.SIGKILL
     assert not processes_in(alpha.state.container("alpha"))
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pygit2
@@ -17,7 +18,8 @@ from hive_tui.host.agentconf import parse_agent_config
 from hive_tui.host.engine import Engine
 from hive_tui.errors import BuildFailed
 from hive_tui.host.runtime.local import SUPERVISOR
-from hive_tui.host.runtime.procs import start_ticks
+from hive_tui.host.runtime.supervisor import HiveSupervisor
+from hive_tui.host.runtime.procs import start_ticks, wait_gone
 
 from .helpers import agent_files, main_sha, propose, stop_all, tag_message, wait_for
 from .invariants import processes_in
@@ -118,8 +120,9 @@ def test_stop_turns_forceful_after_the_grace_period(hive_root):
         pid = supervisor_pid(engine, "alpha")
         engine.runtime.stop("alpha")
         assert gone(pid)
-        # SIGKILL takes the supervisor too: no exit record, and still no failure.
-        assert not (engine.state.container("alpha") / "exit.json").exists()
+        # The supervisor records the SIGKILL, and still no failure.
+        code = json.loads((engine.state.container("alpha") / "exit.json").read_text())["code"]
+        assert code == -signal.SIGKILL
         state = engine.runtime.run_state("alpha")
         assert not state.running and not state.failed
     finally:
@@ -225,12 +228,19 @@ def _commit(engine: Engine, files: dict[str, bytes]) -> str:
 
 
 def test_the_supervisor_needs_nothing_but_the_standard_library(tmp_path):
-    # -I: isolated, no site-packages and no current folder on the path, so hive_tui cannot be imported.
-    proc = subprocess.run([sys.executable, "-I", SUPERVISOR, str(tmp_path), "--", "sh", "-c", "echo hi; exit 3"],
-                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "hi\n[hive-tui] sh exited with code 3\n"
-    assert json.loads((tmp_path / "exit.json").read_text())["code"] == 3
+    # It is launched with -I -S from "/": no site-packages and no current folder
+    # on its path, so hive_tui cannot be imported there.
+    folder = tmp_path / "agent"
+    folder.mkdir()
+    supervisor = HiveSupervisor(tmp_path)
+    with open(folder / "log", "ab") as log:
+        started = supervisor.start(folder, ["sh", "-c", "echo hi; exit 3"], tmp_path, dict(os.environ), log.fileno())
+    assert started is not None
+    assert supervisor.wait_recorded(*started)
+    assert (folder / "log").read_text() == "hi\n[hive-tui] sh exited with code 3\n"
+    assert json.loads((folder / "exit.json").read_text())["code"] == 3
+    assert json.loads((folder / "run.json").read_text())["pid"] == started[0]
+    assert "Traceback" not in (tmp_path / "hive.supervisor.log").read_text()
 
 
 @pytest.mark.parametrize("record", ['{"pid": "1; rm -rf /"}', '{"ticks": 5}', '{"pid": 1}', '{"pid": 2.5}', '[]'])
@@ -243,3 +253,163 @@ def test_a_mangled_run_record_reads_as_not_running(engine, record):
     engine.stop("alpha")  # a stop with nothing recorded to signal is a no-op
     engine.start("alpha")
     assert engine.agent_status("alpha").running
+
+
+# -- one supervisor per hive ---------------------------------------------------
+
+def supervisors(root: Path) -> list[int]:
+    """The pids of the processes running the supervisor module for the hive at `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if SUPERVISOR in argv and any(a == str(root) or a.startswith(f"{root}/") for a in argv):
+                found.append(int(entry.name))
+    return found
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_one_supervisor_serves_every_agent_of_the_hive(engine):
+    for name in ("alpha", "beta", "gamma"):
+        engine.install_agent(name, agent_files())
+    [supervisor] = supervisors(engine.state.root)
+    # It works in no agent's folder, and each agent leads a session of its own under it.
+    assert os.readlink(f"/proc/{supervisor}/cwd") == "/"
+    pids = {supervisor_pid(engine, name) for name in ("alpha", "beta", "gamma")}
+    assert len(pids) == 3 and supervisor not in pids
+    assert {parent_of(pid) for pid in pids} == {supervisor}
+    assert {os.getsid(pid) for pid in pids} == pids
+
+
+def test_agents_started_from_many_threads_at_once_share_one_supervisor(engine):
+    names = [f"agent-{i}" for i in range(6)]
+    for name in names:
+        engine.install_agent(name, agent_files())
+    stop_all(engine)
+    wait_for(lambda: not supervisors(engine.state.root), what="the idle supervisor to exit")
+    errors: list[BaseException] = []
+
+    def start(name: str) -> None:
+        try:
+            engine.runtime.start(name)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(name,)) for name in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert all(engine.runtime.run_state(name).running for name in names)
+    [supervisor] = supervisors(engine.state.root)
+    assert {parent_of(supervisor_pid(engine, name)) for name in names} == {supervisor}
+
+
+def test_the_supervisor_exits_once_no_agent_runs(engine):
+    engine.install_agent("alpha", agent_files())
+    [supervisor] = supervisors(engine.state.root)
+    engine.stop("alpha")
+    assert wait_gone(supervisor, 30)
+    engine.start("alpha")
+    assert engine.agent_status("alpha").running and supervisors(engine.state.root) != [supervisor]
+
+
+def test_a_new_engine_starts_agents_under_the_supervisor_a_gone_one_left(hive_root):
+    script = (
+        "import sys; from hive_tui.host.engine import Engine; from tests.helpers import agent_files;"
+        "e = Engine(sys.argv[1], locker='builtin'); e.install_agent('alpha', agent_files()); e.close()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(hive_root)], check=True, timeout=60,
+                   cwd=Path(__file__).parent.parent)
+    with Engine(hive_root, locker="builtin") as engine:
+        try:
+            [supervisor] = supervisors(engine.state.root)
+            engine.install_agent("beta", agent_files())
+            assert supervisors(engine.state.root) == [supervisor]
+            assert parent_of(supervisor_pid(engine, "beta")) == supervisor
+        finally:
+            stop_all(engine)
+
+
+def test_a_killed_supervisor_leaves_its_agents_running_and_stoppable(engine):
+    helper = ["sh", "-c", '(trap "" TERM; echo helper trapped; while :; do sleep 0.1; done) & wait']
+    engine.install_agent("alpha", agent_files(run=helper))
+    wait_for(lambda: "helper trapped" in engine.runtime.log_path("alpha").read_text(), what="the helper's trap")
+    [supervisor] = supervisors(engine.state.root)
+    os.kill(supervisor, signal.SIGKILL)
+    assert wait_gone(supervisor, 30)
+    assert engine.agent_status("alpha").running
+    # A new supervisor takes the next agent; the orphaned one is still stopped whole.
+    engine.install_agent("beta", agent_files())
+    assert engine.agent_status("beta").running
+    engine.stop("alpha")
+    assert not processes_in(engine.state.container("alpha"))
+    row = engine.agent_status("alpha")
+    assert (row.running, row.failed) == (False, False)
+
+
+def test_a_program_that_cannot_be_started_is_a_failed_agent(engine):
+    engine.install_agent("alpha", agent_files(run=["no-such-program-here"]))
+    wait_for(lambda: engine.agent_status("alpha").failed, what="the failure to show")
+    assert json.loads((engine.state.container("alpha") / "exit.json").read_text())["code"] == 127
+    assert "[hive-tui] cannot start 'no-such-program-here'" in engine.runtime.log_path("alpha").read_text()
+
+
+def test_a_link_planted_where_the_exit_record_is_written_is_not_followed(engine, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the agent's")
+    # The agent waits for its gate to be there, then for a line through it.
+    wait_gate = 'g="$HIVE_AGENT_STATE/gate"; while [ ! -p "$g" ]; do sleep 0.05; done; read v < "$g"; exit 5'
+    engine.install_agent("alpha", agent_files(run=["sh", "-c", wait_gate]))
+    cdir = engine.state.container("alpha")
+    for name in ("exit.json.tmp", "run.json.tmp"):
+        (cdir / name).symlink_to(outside)
+    gate = engine.state.agent_state("alpha") / "gate"
+    os.mkfifo(gate)
+
+    def writer() -> int | None:
+        try:
+            return os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # no reader yet
+            return None
+
+    fd = wait_for(writer, what="the agent to open its gate")
+    os.write(fd, b"go\n")
+    os.close(fd)
+    wait_for(lambda: engine.agent_status("alpha").failed, what="the exit to be recorded")
+    assert outside.read_text() == "not the agent's"
+    assert not (cdir / "exit.json").is_symlink()
+    assert json.loads((cdir / "exit.json").read_text())["code"] == 5
+
+
+def test_a_hive_whose_path_is_longer_than_a_socket_address_runs_agents(tmp_path):
+    root = tmp_path / ("deep-" * 20) / "hive"
+    root.mkdir(parents=True)
+    folder = root / "agent"
+    folder.mkdir()
+    supervisor = HiveSupervisor(root)
+    with open(folder / "log", "ab") as log:
+        started = supervisor.start(folder, ["sh", "-c", "exit 4"], root, dict(os.environ), log.fileno())
+    assert started is not None
+    assert supervisor.wait_recorded(*started)
+    assert json.loads((folder / "exit.json").read_text())["code"] == 4
+
+
+def test_an_agent_that_exits_cleanly_never_reads_as_failed_on_its_way_out(engine):
+    engine.install_agent("alpha", agent_files(run=["sh", "-c", "exit 0"]))
+    exit_file = engine.state.container("alpha") / "exit.json"
+    for _ in range(20):
+        seen = set()
+        while not exit_file.exists():
+            seen.add(engine.runtime.run_state("alpha"))
+        seen.add(engine.runtime.run_state("alpha"))
+        assert all(not state.failed for state in seen), seen
+        engine.runtime.start("alpha")
+    engine.runtime.stop("alpha")

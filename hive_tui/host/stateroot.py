@@ -9,6 +9,7 @@ The layout follows hyperhive's /var/lib/hyperhive:
     meta/              the meta flake (a git repo)
     hive.db            approvals, events and the deploy journal
     hive.lock          held by the engine that owns this root
+    hive.supervisor.*  the local runtime's supervisor: socket, lock and log
 """
 
 from __future__ import annotations

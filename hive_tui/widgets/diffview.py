@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -32,6 +31,9 @@ class DiffView(VerticalScroll):
             lines.append(Text("  (the patch is cut at 1 MiB)"))
         lines.append(Text(""))
         # The lexer colours the patch; what it shows is the plain text, never markup.
+        # Imported here: Pygments is no part of the console's first frame.
+        from rich.syntax import Syntax
+
         patch = Syntax(plain(diff.get("patch", "")), "diff", theme="ansi_dark", word_wrap=False)
         self.shown = "\n".join([*(line.plain for line in lines), patch.code])
         self.query_one("#diff-body", Static).update(Group(*lines, patch))

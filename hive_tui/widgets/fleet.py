@@ -36,7 +36,6 @@ from ..models import Event
 from ..plain import one_line, plain
 from .confirm import ConfirmModal
 from .fleetrows import FleetLog, FleetTable, RequestQueue
-from .help import HelpScreen
 from .hosts import HostsScreen
 from .prompt import PromptModal
 from .purge import PurgeModal
@@ -555,6 +554,8 @@ class FleetScreen(Screen[Host | None]):
         self.dismiss(self.host_of_selection())
 
     def action_help(self) -> None:
+        from .help import HelpScreen
+
         self.app.push_screen(HelpScreen())
 
     def action_quit(self) -> None:

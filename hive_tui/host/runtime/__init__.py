@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ...errors import HiveError
+from ...runtimes import RUNTIMES
 from ..stateroot import StateRoot
 
 OutputSink = Callable[[str], None]
@@ -67,12 +68,6 @@ class Runtime(Protocol):
         """The file the agent's log is in, followed in-process; None where only log_argv reads it."""
 
 
-# The one list of runtimes: name -> (module, class, what it runs agents as).
-# The CLI's --runtime follows it, and a test holds flake.nix's option to it.
-RUNTIMES: dict[str, tuple[str, str, str]] = {
-    "local": (".local", "LocalRuntime", "local processes"),
-    "nixos": (".nixos", "NixosRuntime", "nixos-container on a NixOS host"),
-}
 
 
 def make_runtime(kind: str, state: StateRoot, **options) -> Runtime:

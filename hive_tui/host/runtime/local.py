@@ -1,4 +1,5 @@
-"""The local runtime: each agent is a supervised process on this machine.
+"""The local runtime: each agent is a process on this machine, supervised by
+the hive's one supervisor process (see supervisor.py for why one per hive).
 
 containers/<name>/ holds:
     current/     the checkout the agent runs from (the last good build)
@@ -7,35 +8,31 @@ containers/<name>/ holds:
     build.json   the running build's process group, for a new engine to end
                  if this one dies
     log          the agent's own output, appended across restarts
-    run.json     the supervisor's pid and start time
+    run.json     the agent's pid (its session and process group) and start
+                 time, written by the supervisor as it starts the agent
     exit.json    written by the supervisor when the agent exits
     stopped      present while the agent is stopped on purpose
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pygit2
 
 from ...errors import BuildFailed, HiveError, NotFound
-from ...models import rfc3339
 from ...names import is_valid_name
 from .. import gitrepo
 from ..agentconf import load_agent_config
 from ..faults import crash_point
-from ..fsutil import is_marker, read_json, set_marker, write_atomic
+from ..fsutil import is_marker, read_json, set_marker
 from ..stateroot import StateRoot
 from . import OutputSink, RunState
-from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, start_ticks, wait_group_gone
-from .supervisor import describe_exit
+from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, wait_group_gone
+from .supervisor import HiveSupervisor, describe_exit
 
 BUILD_TIMEOUT = 900.0
 STOP_GRACE = 10.0
@@ -50,10 +47,7 @@ class LocalRuntime:
         self.state = state
         self.build_timeout = build_timeout
         self.stop_grace = stop_grace
-        # Supervisors this process started, so they are reaped, not left as zombies.
-        # The engine's threads share the table: every look and change is under the lock.
-        self._children: dict[str, subprocess.Popen] = {}
-        self._children_lock = threading.Lock()
+        self.supervisor = HiveSupervisor(state.root)
 
     def _dir(self, name: str) -> Path:
         return self.state.container(name)
@@ -141,21 +135,18 @@ class LocalRuntime:
             (cdir / leftover).unlink(missing_ok=True)
         crash_point("runtime:start")
         with open(cdir / "log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, SUPERVISOR, str(cdir), "--", *conf.run],
-                cwd=current, env=self._env(name), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        with self._children_lock:
-            self._children[name] = proc
-        record = {"pid": proc.pid, "ticks": start_ticks(proc.pid), "argv": conf.run, "started_at": rfc3339()}
+            # The supervisor records run.json before it answers.
+            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log.fileno())
+        if started is None:
+            return  # it could not be started: its log and exit.json say why
+        pid, ticks = started
         try:
             crash_point("runtime:started")
-            write_atomic(cdir / "run.json", json.dumps(record))
         except BaseException:
-            # Unrecorded, no stop would find it: it must not outlive this start.
-            signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
+            # A start that fails leaves no agent behind.
+            signal_group(pid, signal.SIGKILL)
+            wait_group_gone(pid, self.stop_grace)
+            self.supervisor.wait_recorded(pid, ticks)
             raise
 
     def stop(self, name: str, graceful: bool = True) -> None:
@@ -165,47 +156,44 @@ class LocalRuntime:
         if not cdir.is_dir():
             raise NotFound(f"agent {name} has no container")
         set_marker(cdir / "stopped", True)
-        recorded = _supervisor(cdir)
+        recorded = _agent(cdir)
         if recorded is None:
             return
         pid, ticks = recorded
         if is_alive(pid, ticks):
-            # The supervisor leads the agent's process group: stopped means every
-            # process of that group is gone, not only the supervisor.
+            # The agent leads its process group: stopped means every process
+            # of that group is gone, not only the agent's own.
             if graceful:
                 signal_group(pid, signal.SIGTERM)
             if not graceful or not wait_group_gone(pid, self.stop_grace):
                 signal_group(pid, signal.SIGKILL)
                 wait_group_gone(pid, self.stop_grace)
-        self._reap(name)
-
-    def _reap(self, name: str) -> None:
-        with self._children_lock:
-            child = self._children.get(name)
-        # poll() outside the lock: it waits for the child's own lock. The row is
-        # removed only if it still holds the child polled, not a newer one.
-        if child is not None and child.poll() is not None:
-            with self._children_lock:
-                if self._children.get(name) is child:
-                    del self._children[name]
+        # Gone, and recorded: exit.json says how it ended before the stop returns.
+        self.supervisor.wait_recorded(pid, ticks)
 
     def run_state(self, name: str) -> RunState:
         cdir = self._dir(name)
-        self._reap(name)
-        recorded = _supervisor(cdir)
-        if recorded is None:
-            return RunState()
         exit_record = read_json(cdir / "exit.json")
-        if exit_record is None and is_alive(*recorded):
-            return RunState(running=True)
+        recorded = None
+        if exit_record is None:
+            recorded = _agent(cdir)
+            if recorded is None:
+                return RunState()
+            if is_alive(*recorded):
+                return RunState(running=True)
         if is_marker(cdir / "stopped"):
             return RunState()
-        # Gone without a stop: a non-zero exit, or a supervisor killed outright.
+        if recorded is not None:
+            # Gone, and not recorded yet: its supervisor may be writing the record now.
+            self.supervisor.wait_recorded(*recorded)
+            exit_record = read_json(cdir / "exit.json")
+        # Gone without a stop: a non-zero exit, one that could not start, or one
+        # whose supervisor was killed before it could record the exit.
         return RunState(failed=exit_record is None or exit_record.get("code") != 0)
 
 
-def _supervisor(cdir: Path) -> tuple[int, int | None] | None:
-    """The recorded supervisor's pid and start ticks; None when run.json is
+def _agent(cdir: Path) -> tuple[int, int | None] | None:
+    """The recorded agent's pid and start ticks; None when run.json is
     missing or does not hold a pid this runtime could have recorded, so a
     mangled record reads as "not running" instead of failing every status."""
     info = read_json(cdir / "run.json")

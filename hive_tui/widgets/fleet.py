@@ -49,6 +49,8 @@ VERB = {"start": "start", "stop": "stop", "restart": "restart", "rebuild": "rebu
 AGENT_ACTIONS = frozenset(a.id for a in actions.ACTIONS if a.scope == "agent") | {"mark"}
 # Keys whose action this screen may refuse: pressing one says why.
 KEYS = {a.key: a.id for a in actions.ACTIONS if a.id in actions.CHANGES or a.id == "mark"}
+# The keys whose offer changes with what is selected.
+OFFERED = (*sorted(AGENT_ACTIONS), "approve", "deny")
 # With rows marked, these act on every marked agent.
 ON_MARKED = ("mark", "start", "stop", "restart", "rebuild", "pause")
 
@@ -138,12 +140,17 @@ class FleetScreen(Screen[Host | None]):
         self.now, self.clock = now, clock
         self.fleet = Fleet(hosts, opener, self._changed, on_push=self._pushed, **link_options)
         self.bulk: Bulk | None = None
-        # Whether each host was live when last drawn: its rows dim while it is not.
-        self.live: dict[str, bool] = {}
+        # Set once every widget is mounted: a host that answers sooner is drawn then.
+        self.drawn = False
+        # The keys the footer offers, as last drawn.
+        self.offered: tuple[bool | None, ...] = ()
 
     # -- the screen -------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
+        # Each link runs in a task of its own, dialling while the screen is put together: the first
+        # frame draws without waiting for any host, and rows fill in as hosts answer.
+        self.fleet.start()
         self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock, id="fleet-agents")
         self.requests = RequestQueue(now=self.now, id="fleet-requests")
         self.log_view = FleetLog(id="fleet-log")
@@ -171,9 +178,11 @@ class FleetScreen(Screen[Host | None]):
         self.sub_title = self._live_count()
         self.log_view.can_focus = False
         self.table.focus()
-        # Each link runs in a task of its own: this frame draws now, and rows fill in as hosts answer.
-        self.fleet.start()
         self.set_interval(1.0, self.table.tick)
+        # What the hosts said while the screen was being put together.
+        self.drawn = True
+        for name in self.fleet.links:
+            self._draw(name)
 
     async def on_unmount(self) -> None:
         await self.fleet.close()
@@ -192,17 +201,16 @@ class FleetScreen(Screen[Host | None]):
 
     @on(HostChanged)
     def _host_changed(self, message: HostChanged) -> None:
-        name = message.host
-        link = self.fleet.links[name]
+        if self.drawn:
+            self._draw(message.host)
+
+    def _draw(self, name: str) -> None:
         self.table.show_host(name)
-        live = link.link.state == "live"
-        if self.live.get(name, False) != live:
-            # Dimmed while down, lit when back.
-            self.table.redraw_host_rows(name)
-        self.live[name] = live
+        # Dimmed while down, lit when back.
+        self.table.relight(name)
         self.requests.set_queue(self.fleet.requests())
         self.sub_title = self._live_count()
-        self.refresh_bindings()
+        self.keys_may_have_changed()
 
     @on(Pushed)
     def _on_pushed(self, message: Pushed) -> None:
@@ -236,7 +244,15 @@ class FleetScreen(Screen[Host | None]):
 
     @on(DataTable.RowHighlighted)
     def _moved(self) -> None:
-        self.refresh_bindings()
+        self.keys_may_have_changed()
+
+    def keys_may_have_changed(self) -> None:
+        """Redraw the footer if the keys it offers changed. Only then: it is rebuilt
+        whole, and pushes and cursor moves come far more often than a key changes."""
+        offered = tuple(self.check_action(id, ()) for id in OFFERED)
+        if offered != self.offered:
+            self.offered = offered
+            self.refresh_bindings()
 
     # -- what may be done here ---------------------------------------------------------
 
@@ -419,7 +435,7 @@ class FleetScreen(Screen[Host | None]):
         if self.table.cursor_row < self.table.row_count - 1:
             self.table.move_cursor(row=self.table.cursor_row + 1)
         self._show_marks()
-        self.refresh_bindings()
+        self.keys_may_have_changed()
 
     def action_clear(self) -> None:
         if self.filter_box.has_focus or self.filter_box.value:
@@ -429,7 +445,7 @@ class FleetScreen(Screen[Host | None]):
         elif self.table.marks:
             self.table.set_marks(set())
             self._show_marks()
-            self.refresh_bindings()
+            self.keys_may_have_changed()
 
     def _show_marks(self) -> None:
         if self.bulk is not None and len(self.bulk.done) + len(self.bulk.failed) < len(self.bulk.targets):
@@ -479,7 +495,7 @@ class FleetScreen(Screen[Host | None]):
                         markup=False, timeout=30)
         else:
             self.notify(f"{bulk.action}: {bulk.progress()}", markup=False)
-        self.refresh_bindings()
+        self.keys_may_have_changed()
 
     # -- requests --------------------------------------------------------------------
 
@@ -563,5 +579,4 @@ class FleetScreen(Screen[Host | None]):
 
     def refresh_link_clock(self) -> None:
         """Redraw every header line (a test's fixed clock moved)."""
-        for name in self.fleet.links:
-            self.table.redraw_host_rows(name)
+        self.table.tick()

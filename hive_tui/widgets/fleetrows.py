@@ -68,6 +68,10 @@ class FleetTable(DataTable):
         self.shown: dict[str, dict[str, AgentStatus]] = {name: {} for name in links}
         self.marks: set[tuple[str, str]] = set()
         self.filter_text = ""
+        # Whether each host was live when its rows were drawn: they dim while it is not.
+        self.drawn_live: dict[str, bool] = {}
+        # The component styles, looked up once per theme: a thousand rows would ask for each a thousand times.
+        self.styles_cache: dict[str, Style] = {}
 
     def on_mount(self) -> None:
         self.add_column("row", key=COLUMN)
@@ -94,6 +98,7 @@ class FleetTable(DataTable):
         self.clear()
         for name, link in self.links.items():
             self.shown[name] = dict(link.rows)
+            self.drawn_live[name] = link.link.state == LIVE
             self.add_row(self.header_text(name), key=header_key(name))
             for agent in sorted(link.rows):
                 if self.matches(name, agent):
@@ -123,8 +128,12 @@ class FleetTable(DataTable):
                 self.update_cell(key, COLUMN, self.row_text(name, agent))
         self.shown[name] = dict(now)
 
-    def redraw_host_rows(self, name: str) -> None:
-        """A host's rows again, all of them: when its link state changed how they look."""
+    def relight(self, name: str) -> None:
+        """A host's rows again, all of them, if its link went up or down since they were drawn."""
+        live = self.links[name].link.state == LIVE
+        if self.drawn_live.get(name) == live:
+            return
+        self.drawn_live[name] = live
         self.update_cell(header_key(name), COLUMN, self.header_text(name))
         for agent in self.links[name].rows:
             self.redraw(name, agent)
@@ -161,7 +170,19 @@ class FleetTable(DataTable):
         self.rebuild()
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name, partial=True, default=Style.null())
+        style = self.styles_cache.get(name)
+        if style is None:
+            style = self.styles_cache[name] = self.get_component_rich_style(name, partial=True, default=Style.null())
+        return style
+
+    def notify_style_update(self) -> None:
+        # The theme or the stylesheet changed: look the styles up again, and redraw with them.
+        super().notify_style_update()
+        if not self.styles_cache:
+            return
+        old, self.styles_cache = self.styles_cache, {}
+        if self.is_mounted and any(self._style(name) != style for name, style in old.items()):
+            self.rebuild()
 
     def header_text(self, name: str) -> Text:
         link = self.links[name]

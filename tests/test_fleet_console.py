@@ -9,6 +9,7 @@ import socket
 import time
 
 import pytest
+from textual.command import CommandList
 
 from hive_tui.app import HiveApp
 from hive_tui.client.connect import open_client
@@ -39,6 +40,13 @@ async def opener(host: Host):
 
 def notes(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
+
+
+def found(app, text: str) -> bool:
+    """The command palette's first entry is `text`."""
+    lists = app.screen.query(CommandList)
+    return bool(lists) and lists.first().option_count > 0 and \
+        lists.first().get_option_at_index(0).prompt.plain.startswith(text)
 
 
 def screen_text(table) -> list[str]:
@@ -280,5 +288,15 @@ def test_a_key_switches_between_one_host_and_every_host(hosts):
             await until(pilot, lambda: app.host is not None and app.host.name == "hh" and app.link == "live"
                         and app.containers.row_count == 3, what="hh alone")
             assert not isinstance(app.screen, FleetScreen)
+            # The palette has it too, both ways.
+            await pilot.press("ctrl+p", *"All hosts")
+            await until(pilot, lambda: found(app, "All hosts"), what="the palette's entry")
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, FleetScreen), what="the palette's all-hosts view")
+            await pilot.press("ctrl+p", *"One host: a")
+            await until(pilot, lambda: found(app, "One host: a"), what="the palette's entry")
+            await pilot.press("enter")
+            await until(pilot, lambda: not isinstance(app.screen, FleetScreen) and app.host.name == "a"
+                        and app.link == "live", what="the palette's one host")
 
     run_async(scenario(), timeout=240)

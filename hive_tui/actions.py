@@ -57,5 +57,15 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     ]
 
 
+def elsewhere(scope: str) -> list[BindingType]:
+    """Hidden app-wide bindings for one scope's keys, so that pressing one
+    outside its pane says where it acts instead of doing nothing."""
+    return [Binding(a.key, f"agent_pane('{a.id}')", a.label, show=False, id=f"{a.id}.elsewhere")
+            for a in ACTIONS if a.scope == scope]
+
+
+IDS = frozenset(a.id for a in ACTIONS if a.scope != "global")
+
+
 def by_id(id: str) -> Action:
     return next(a for a in ACTIONS if a.id == id)

@@ -21,14 +21,16 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.worker import Worker, WorkerState
 
 from . import actions
 from .client.base import HiveClient, LinkState
 from .commands import HiveCommands
-from .config import Host
-from .errors import HiveError
+from .config import Host, default_config_path
+from .errors import HiveError, error_text
 from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 from .plain import one_line, plain
+from .presentation import link_word, request_title
 from .widgets.approvals import ApprovalTable
 from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
@@ -43,6 +45,13 @@ if TYPE_CHECKING:
     from .client.fleet import Opener
 
 Connect = Callable[[Host | None], Awaitable[HiveClient]]
+
+# What a call to the hive can fail with: its refusals, and a link that broke or hung.
+FAILURES = (HiveError, OSError, TimeoutError)
+
+# What each group of workers was doing, to say what failed.
+DOING = {"link": "connection", "reload": "reading the hive", "actions": "action", "diff": "reading the change",
+         "history": "reading the history", "log": "following the log"}
 
 
 def stylesheet(name: str = "app.tcss") -> Path:
@@ -59,12 +68,16 @@ def stylesheet(name: str = "app.tcss") -> Path:
 class HiveApp(App[None]):
     CSS_PATH = [stylesheet(), stylesheet("fleet.tcss")]
     TITLE = "hive-tui"
+    # Request keys act on the selected request whatever has focus; agent keys
+    # act in the containers pane, and elsewhere say so (see `agent_pane`).
     BINDINGS = [*actions.bindings("global", via_app=False),
+                *actions.bindings("approval", via_app=False),
+                *actions.elsewhere("agent"),
                 Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl")]
     COMMANDS = App.COMMANDS | {HiveCommands}
 
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
-                 now: Callable[[], datetime] | None = None, pulse: bool = True,
+                 now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
                  open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False):
         super().__init__()
         # The all-hosts view's opener (each link redials on its own backoff), whether
@@ -72,6 +85,9 @@ class HiveApp(App[None]):
         self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
         self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
         self.pulse = pulse
+        self.hosts_file = hosts_file or default_config_path()
+        # The request the detail pane shows, as (id, status): redrawn when either changes.
+        self.shown_request: tuple[int, str] | None = None
         self.client: HiveClient | None = None
         self.link = "connecting…"
         # Why the console ended itself at start, for the CLI to print once the terminal is back.
@@ -101,12 +117,24 @@ class HiveApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Tab stops: the containers, the requests and the change (to scroll it by
+        # key); the deploy log scrolls with the mouse and is read, not driven.
+        self.deploys.can_focus = False
         self.containers.focus()
         if self.all_hosts and self.hosts:
             self._set_link("every host: A shows one", stale=True)
             self.action_fleet()
         else:
             self.connect_to(self.host, first=True)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # A pane lights its title while the focus is inside it. Set as a class:
+        # `:focus-within` alone does not restyle the title beside the focused table.
+        focused = event.widget
+        for title in self.query(".pane-title"):
+            pane = title.parent
+            if pane is not None:
+                pane.set_class(pane in focused.ancestors_with_self, "has-focus")
 
     def _label(self) -> str:
         return self.host.address() if self.host else "demo hive (in this process)"
@@ -118,11 +146,14 @@ class HiveApp(App[None]):
 
     # -- the link -------------------------------------------------------------------
 
-    @work(exclusive=True, group="link")
-    async def connect_to(self, host: Host | None, first: bool = False) -> None:
+    @work(exclusive=True, group="link", exit_on_error=False)
+    async def connect_to(self, host: Host | None, first: bool = False, again: bool = False) -> None:
+        """Dial `host`, subscribe, read everything, then apply the feed; `again`
+        keeps saying why it reconnects until it is live."""
         self.host = host
         self.dress()
-        self._set_link("connecting…", stale=True)
+        if not again:
+            self._set_link("connecting…", stale=True)
         old, self.client = self.client, None
         if old is not None:
             await old.close()
@@ -133,7 +164,7 @@ class HiveApp(App[None]):
                 # them; and live only once both are done.
                 feed = await stack.enter_async_context(self.client.feed())
                 await self.reload()
-            except HiveError as e:
+            except FAILURES as e:
                 # Imported here: only an SSH host loads asyncssh, which is a good part
                 # of the console's start-up otherwise.
                 from .client.ssh import HostKeyRefused
@@ -145,11 +176,22 @@ class HiveApp(App[None]):
                     self.exit(return_code=1)
                     return
                 self._set_link("not connected", stale=True)
-                self.notify(plain(str(e)), title="cannot connect", severity="error", markup=False, timeout=30)
+                self.notify(plain(error_text(e)), title="cannot connect", severity="error", markup=False,
+                            timeout=30)
                 return
             self._set_link("live", stale=False)
             async for item in feed:
-                await self.apply(item)
+                try:
+                    await self.apply(item)
+                except FAILURES as e:
+                    # The lists may now be behind the hive: stale until read afresh,
+                    # on a new connection (this worker makes way for it).
+                    self._set_link(f"reconnecting… (reading the hive failed: {one_line(error_text(e), 80)})",
+                                   stale=True)
+                    self.notify(plain(error_text(e)), title="reading the hive failed; reconnecting",
+                                severity="error", markup=False, timeout=15)
+                    self.call_later(self.connect_to, self.host, again=True)
+                    return
 
     async def reload(self) -> None:
         """Read everything afresh: on connect, after a gap in the feed."""
@@ -159,8 +201,15 @@ class HiveApp(App[None]):
         in_flight = await self.client.transients() if await self.client.offers("transients") else []
         moving = {t.agent: t.kind for t in in_flight}
         pending = await self.client.approvals() if self.approvals.show_resolved else await self.client.pending()
-        self.containers.set_rows(rows, moving)
+        table = self.containers
+        was, at = table.selected(), table.cursor_row
+        table.set_rows(rows, moving)
+        if was is not None and was not in table.rows and table.row_count:
+            # The selected row went (destroyed, purged): its neighbour takes the
+            # cursor, never the top row, so a next key cannot hit an agent far off.
+            table.move_cursor(row=min(at, table.row_count - 1))
         self.approvals.set_items(pending)
+        self.follow_request()
 
     async def apply(self, item: object) -> None:
         if isinstance(item, AgentStatus):
@@ -171,6 +220,7 @@ class HiveApp(App[None]):
                 await self.reload()
         elif isinstance(item, Approval):
             self.approvals.upsert(item)
+            self.follow_request()
         elif isinstance(item, DeployStep):
             self.deploys.step(item)
         elif isinstance(item, Event):
@@ -182,10 +232,12 @@ class HiveApp(App[None]):
         elif isinstance(item, Lagged):
             await self.reload()
         elif isinstance(item, LinkState):
-            self._set_link("live" if item.connected else f"reconnecting… ({one_line(item.detail, 80)})",
-                           stale=not item.connected)
             if item.connected:
+                # Live only once read afresh: what was pushed in the gap is lost.
                 await self.reload()
+                self._set_link("live", stale=False)
+            else:
+                self._set_link(f"reconnecting… ({one_line(link_word(item.detail), 80)})", stale=True)
 
     # -- what is selected ---------------------------------------------------------------
 
@@ -212,24 +264,64 @@ class HiveApp(App[None]):
     def do_action(self, id: str) -> None:
         getattr(self, f"action_{id}")()
 
-    @work(group="actions")
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "fleet" and (not self.hosts or self.open_host is None):
+            # No hosts file to show every host of.
+            return False
+        # On a read-only host the keys that change something are hidden (and
+        # on_key says why when one is pressed anyway).
+        if self.read_only_here() and (action in actions.CHANGES or (parameters and parameters[0] in actions.CHANGES)):
+            return False
+        # The console's keys act on its main screen only: under help, history or
+        # a dialog they are that screen's letters, never an approval.
+        if action in actions.IDS or action == "agent_pane":
+            return self.screen is self.screen_stack[0]
+        return True
+
+    def _live(self) -> bool:
+        """Whether an action can be sent now; says why not. An action is never
+        held for a link that is down and sent later, unseen."""
+        if self.client is None or self.link != "live":
+            self.notify(f"not done: the hive is {self.link}", severity="warning", markup=False)
+            return False
+        return True
+
+    @work(group="actions", exit_on_error=False)
     async def _do(self, what: str, call: Callable[[HiveClient], Awaitable[object]]) -> None:
-        if self.client is None:
-            self.notify("not connected", severity="warning")
+        # Checked again: the link may have dropped while a dialog was open.
+        if not self._live():
             return
+        assert self.client is not None
         try:
             await call(self.client)
-        except HiveError as e:
-            self.notify(plain(str(e)), title=plain(what), severity="error", markup=False, timeout=15)
+        except FAILURES as e:
+            self.notify(plain(error_text(e)), title=plain(what), severity="error", markup=False, timeout=15)
             return
         self.notify(plain(what), markup=False)
 
-    def _agent_action(self, verb: str, call: Callable[[HiveClient, str], Awaitable[object]]) -> None:
+    def _agent(self, verb: str) -> str | None:
+        """The selected agent, if `verb` can act on it now; else None, having said why."""
         name = self.selected_agent()
         if name is None:
             self.notify("no agent selected", severity="warning")
-            return
-        self._do(f"{verb} {name}", lambda c: call(c, name))
+            return None
+        row = self.containers.rows_by_name.get(name)
+        if row is not None and row.kept and verb != "purge":
+            self.notify(f"{one_line(name)} is destroyed, its repos kept: only purge (D) acts on it; "
+                        f"spawning it again brings it back", severity="warning", markup=False)
+            return None
+        return name if self._live() else None
+
+    def _agent_action(self, verb: str, call: Callable[[HiveClient, str], Awaitable[object]]) -> None:
+        name = self._agent(verb)
+        if name is not None:
+            self._do(f"{verb} {name}", lambda c: call(c, name))
+
+    def action_agent_pane(self, id: str) -> None:
+        """An agent key pressed outside the containers pane."""
+        action = actions.by_id(id)
+        self.notify(f"{action.label.rstrip('…')} acts on the selected agent: Tab to the containers first",
+                    severity="warning")
 
     def action_start(self) -> None:
         self._agent_action("started", lambda c, n: c.start(n))
@@ -250,7 +342,7 @@ class HiveApp(App[None]):
         self._agent_action("resumed" if paused else "paused", lambda c, n: c.set_paused(n, not paused))
 
     def action_destroy(self) -> None:
-        name = self.selected_agent()
+        name = self._agent("destroy")
         if name is None:
             return
         question = f"Destroy {name}'s container? Its repos and state are kept, so it can be spawned again."
@@ -262,7 +354,7 @@ class HiveApp(App[None]):
         self.push_screen(ConfirmModal(question, yes="Destroy"), answered)
 
     def action_purge(self) -> None:
-        name = self.selected_agent()
+        name = self._agent("purge")
         if name is None:
             return
 
@@ -274,22 +366,33 @@ class HiveApp(App[None]):
 
     def action_history(self) -> None:
         name = self.selected_agent()
-        if name is not None and self.client is not None and self.containers.rows_by_name.get(name):
+        if name is None:
+            self.notify("no agent selected", severity="warning")
+        elif self.containers.rows_by_name.get(name) is None:
+            self.notify(f"{one_line(name)} has no history yet: it is being spawned", severity="warning",
+                        markup=False)
+        elif self._live():
+            assert self.client is not None
             from .widgets.history import HistoryScreen  # on demand: not part of the first frame
 
             self.push_screen(HistoryScreen(self.client, name))
 
-    def action_approve(self) -> None:
+    def _request(self) -> Approval | None:
+        """The selected request, if it is pending and the link is up; else None, having said why."""
         a = self.selected_approval()
         if a is None or a.status != "pending":
             self.notify("no pending request selected", severity="warning")
-            return
-        self._do(f"approved #{a.id} ({a.agent}); carrying it out", lambda c: c.approve(a.id, wait=False))
+            return None
+        return a if self._live() else None
+
+    def action_approve(self) -> None:
+        a = self._request()
+        if a is not None:
+            self._do(f"approved #{a.id} ({a.agent}); carrying it out", lambda c: c.approve(a.id, wait=False))
 
     def action_deny(self) -> None:
-        a = self.selected_approval()
-        if a is None or a.status != "pending":
-            self.notify("no pending request selected", severity="warning")
+        a = self._request()
+        if a is None:
             return
 
         def answered(note: str | None) -> None:
@@ -300,11 +403,13 @@ class HiveApp(App[None]):
                                      placeholder="why not", confirm="Deny"), answered)
 
     def action_resolved(self) -> None:
+        # The toggle reads the hive: while the link is down it would wait unseen.
+        if not self._live():
+            return
         self.approvals.show_resolved = not self.approvals.show_resolved
-        if self.client is not None:
-            self._reload_worker()
+        self._reload_worker()
 
-    @work(exclusive=True, group="reload")
+    @work(exclusive=True, group="reload", exit_on_error=False)
     async def _reload_worker(self) -> None:
         await self.reload()
 
@@ -316,6 +421,7 @@ class HiveApp(App[None]):
     def _filter(self, event: Input.Changed) -> None:
         self.containers.refilter(event.value)
         self.approvals.refilter(event.value)
+        self.follow_request()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -334,7 +440,7 @@ class HiveApp(App[None]):
     def action_hosts(self) -> None:
         hosts = self.hosts or ([self.host] if self.host else [])
         if not hosts:
-            self.notify("no hosts configured: add them to hosts.yaml", severity="warning")
+            self.notify(f"no hosts configured: add them to {self.hosts_file}", severity="warning", markup=False)
             return
 
         def chosen(host: Host | None) -> None:
@@ -351,24 +457,53 @@ class HiveApp(App[None]):
 
     @on(DataTable.RowHighlighted, "#approvals")
     def _approval_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None:
-            self.show_diff(int(event.row_key.value))
+        self.follow_request()
 
-    @work(exclusive=True, group="diff")
+    def follow_request(self) -> None:
+        """Show the selected request in the detail pane, or say there is none:
+        never one that was resolved, filtered out or is no longer selected."""
+        a = self.approvals.selected()
+        if a is None:
+            self.shown_request = None
+            self.workers.cancel_group(self, "diff")
+            self.diff.show_message(self._no_request())
+        elif (a.id, a.status) != self.shown_request:
+            self.shown_request = (a.id, a.status)
+            self.show_diff(a.id)
+
+    def _no_request(self) -> str:
+        if self.approvals.filter_text and self.approvals.items:
+            return "No request matches the filter."
+        return "No requests yet." if self.approvals.show_resolved else "No pending requests."
+
+    @work(exclusive=True, group="diff", exit_on_error=False)
     async def show_diff(self, id: int) -> None:
         view = self.diff
         a = self.approvals.items.get(id)
         if a is None or self.client is None:
             return
-        if a.kind != "apply_commit":
-            view.show_message(f"#{a.id}: {a.kind} of {a.agent}\n\n{a.description or ''}")
+        if a.kind != "apply_commit" or a.status != "pending":
+            resolved = "" if a.status == "pending" else f"{a.status} " + (f"({a.terminal_tag})" if a.terminal_tag else "")
+            view.show_message(f"{request_title(a)}\n\n{a.kind} of {a.agent} {resolved}".rstrip())
             return
         try:
             diff = await self.client.diff(id)
-        except HiveError as e:
-            view.show_message(f"#{a.id}: no diff: {e}")
+        except FAILURES as e:
+            view.show_message(f"{request_title(a)}\n\nno diff: {error_text(e)}")
             return
-        view.show(f"#{a.id} {a.agent}: {one_line(a.description) or a.fetched_sha}", diff)
+        view.show(request_title(a), diff)
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        self.report_failure(event.worker)
+
+    def report_failure(self, worker: Worker) -> None:
+        """The one place a worker's error ends up (the app's and its screens'):
+        a notification that says what failed. The console stays up."""
+        if worker.state is WorkerState.ERROR and isinstance(worker.error, Exception):
+            doing = DOING.get(worker.group, worker.name or "work")
+            self.notify(plain(error_text(worker.error)), title=f"{doing} failed", severity="error", markup=False,
+                        timeout=30)
 
     async def on_unmount(self) -> None:
         if self.client is not None:
@@ -384,17 +519,6 @@ class HiveApp(App[None]):
         self.title = f"hive-tui · {READ_ONLY}" if self.read_only_here() else "hive-tui"
         self.containers.read_only = self.read_only_here()
         paint_accent(self.query_one(Header), self.host.accent if self.host else None)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # On a read-only host the keys that change something are hidden (and
-        # on_key says why when one is pressed anyway).
-        if action == "fleet" and (not self.hosts or self.open_host is None):
-            # No hosts file to show every host of.
-            return False
-        if self.read_only_here() and self.screen is self.screen_stack[0]:
-            if action in actions.CHANGES or (parameters and parameters[0] in actions.CHANGES):
-                return False
-        return True
 
     def on_key(self, event: events.Key) -> None:
         action = next((a.id for a in actions.ACTIONS if a.key == event.key and a.id in actions.CHANGES), None)

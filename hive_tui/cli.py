@@ -437,8 +437,8 @@ def console(args: argparse.Namespace) -> int:
         client.read_only = client.read_only or args.read_only
         return client
 
-    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, open_host=open_host, all_hosts=all_hosts,
-                  read_only=args.read_only)
+    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, hosts_file=config.path,
+                  open_host=open_host, all_hosts=all_hosts, read_only=args.read_only)
     app.run()
     if app.refused is not None:
         raise HiveError(app.refused)

@@ -71,6 +71,7 @@ class AgentStatus(Wire):
     # repair (then `failed` is set too); cleared by its next successful deploy,
     # rebuild or spawn
     error: str | None = None
+    kept: bool = False
 
 
 TRANSIENT_KINDS = ("Spawning", "Starting", "Stopping", "Restarting", "Rebuilding", "Destroying")

@@ -8,6 +8,7 @@ full match before anything touches the disk.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -40,20 +41,22 @@ def check_name(name: object) -> str:
     return name
 
 
-def path_under(root: Path, *parts: str) -> Path:
+def path_under(root: Path, *parts: str, resolved: bool = False) -> Path:
     """Join `parts` under `root`, refusing any part that is a link.
 
     Folders under the state root are written by agents and the manager, so
     a link planted there must not lead the engine anywhere, not even to
     another agent's folder inside the root. The root itself is the
-    operator's and is resolved once.
+    operator's and is resolved once (a caller that resolved it already says
+    so with `resolved`).
     """
-    base = root.resolve()
-    candidate = base
+    base = root if resolved else root.resolve()
+    # Joined as text and made a Path once: a status builds thousands of these.
+    candidate = str(base)
     for part in parts:
         if part in ("", ".", "..") or "/" in part or "\0" in part:
             raise HiveError(f"{part!r} is not a plain name under the state root {base}")
-        candidate = candidate / part
-        if candidate.is_symlink():
+        candidate = os.path.join(candidate, part)
+        if os.path.islink(candidate):
             raise HiveError(f"{candidate} is a symbolic link; the engine follows no link in the state root {base}")
-    return candidate
+    return Path(candidate)

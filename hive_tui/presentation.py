@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .models import AgentStatus
+from .models import AgentStatus, Approval
 from .plain import one_line
 
 # The console's mark before a state word: colour is never the only sign.
-MARKS = {"running": "●", "stopped": "○", "failed": "✗"}
+MARKS = {"running": "●", "stopped": "○", "failed": "✗", "destroyed": "·"}
 
 
 def age(stamp: str | None, now: datetime | None = None) -> str:
@@ -33,7 +33,10 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
 
 
 def run_state(row: AgentStatus) -> str:
-    """running, stopped or failed: what the agent's container is doing."""
+    """running, stopped or failed: what the agent's container is doing;
+    destroyed when it has none, its repos kept."""
+    if row.kept:
+        return "destroyed"
     if row.failed:
         return "failed"
     return "running" if row.running else "stopped"
@@ -51,5 +54,21 @@ def state_word(row: AgentStatus) -> str:
 
 def flags(row: AgentStatus) -> list[str]:
     """What needs the operator's eye besides the state, in the order shown."""
-    return [word for word, on in (("needs login", row.needs_login), ("needs update", row.needs_update),
-                                  ("paused", row.paused)) if on]
+    return [word for word, on in (("repos kept", row.kept), ("needs login", row.needs_login),
+                                  ("needs update", row.needs_update), ("paused", row.paused)) if on]
+
+
+def request_title(a: Approval) -> str:
+    """`#3 atlas: what it changes`; a description that starts with the agent's
+    name (as managers write them) does not repeat it."""
+    text = one_line(a.description)
+    name = one_line(a.agent)
+    if text.startswith(f"{name}:"):
+        text = text[len(name) + 1:].lstrip()
+    return f"#{a.id} {name}: {text or one_line(a.fetched_sha) or one_line(a.kind)}"
+
+
+def link_word(detail: str) -> str:
+    """Why a link is down, without the "reconnecting" a client adds: the
+    console says that itself."""
+    return detail.removesuffix("; reconnecting")

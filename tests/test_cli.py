@@ -230,7 +230,7 @@ def test_lifecycle_verbs(demo):
     run(demo, "stop", "bramble", "--force")
     assert not row("bramble")["running"]
     assert run(demo, "destroy", "cinder").stdout == "destroyed cinder\n"
-    assert [r["name"] for r in run_json(demo, "status")] == ["atlas", "bramble"]
+    assert {r["name"]: r["kept"] for r in run_json(demo, "status")} == {"atlas": False, "bramble": False, "cinder": True}
     assert (demo / "applied" / "cinder").is_dir() and (demo / "agents" / "cinder").is_dir()
     assert "no agent named cinder" in run(demo, "start", "cinder", check=1).stderr
 

@@ -43,7 +43,7 @@ def test_the_console_approves_and_denies_in_a_real_terminal(tmp_path):
     try:
         tmux("resize-window", "-t", "console", "-x", "160", "-y", "48")
         tmux.wait_for("· live")
-        tmux.wait_for("#1 atlas: atlas: move to")
+        tmux.wait_for("#1 atlas: move to")
         tmux("send-keys", "-t", "console", "Tab")
         tmux("send-keys", "-t", "console", "a")
         tmux.wait_for("deployed/1")

@@ -9,7 +9,9 @@ Approval, Transient and AgentStatus.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -25,18 +27,23 @@ from .deploy import Deployer
 from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
-from .fsutil import set_marker
-from .lifecycle import agents_for_meta_listing, check_purge, destroy_agent, install_agent, rebuild_agent
+from .fsutil import is_marker, set_marker
+from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, kept_agents,
+                        rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
-from .runtime import OutputSink, make_runtime
+from .rowcache import CommittedLock, StatusFiles
+from .runtime import OutputSink, RunState, make_runtime
 from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files
 from .transients import Transients
 from .validate import check_id, check_ref_text, check_text
+from .watch import FolderWatch
 
 LOG_LINES_MAX = 10_000
 LOG_TIMEOUT = 30.0
+# The note on the requests a purge leaves with nothing to apply to.
+PURGED_NOTE = "agent purged"
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,16 @@ class Engine:
             self._owner.release()
             raise
         self._emitter = Emitter(self.db)
+        # The row last pushed for each agent, so that a change on disk that
+        # leaves the row as it was pushes nothing.
+        self._last_rows: dict[str, AgentStatus] = {}
+        # What the rows are read from, read again only when it changed.
+        self._committed_lock = CommittedLock(self.meta)
+        self._status_files = StatusFiles()
+        # Started with the first subscriber: nobody to push to before.
+        self._watch: FolderWatch | None = None
+        self._watch_lock = threading.Lock()
+        self._closed = False
         self.transients = Transients(self.db, self._transient_changed)
         self._deployer = Deployer(self.state, self.db, self.meta, self.runtime, self._emit, self.transients)
         self.interrupted = self._clear_leftover_transients()
@@ -83,6 +100,11 @@ class Engine:
         return leftovers
 
     def close(self) -> None:
+        with self._watch_lock:
+            self._closed = True
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         self.db.close()
         self._owner.release()
 
@@ -95,28 +117,75 @@ class Engine:
     # -- watching ---------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call `listener` with every change; returns the function that stops it."""
-        return self._emitter.subscribe(listener)
+        """Call `listener` with every change; returns the function that stops it.
+
+        From the first subscriber on, the agents' folders are watched, so a
+        row follows what its agent writes (see watch.py).
+        """
+        unsubscribe = self._emitter.subscribe(listener)
+        with self._watch_lock:
+            if self._watch is None and not self._closed:
+                self._watch = FolderWatch(self.state.root, self._changed_on_disk)
+                self._watch.start()
+        return unsubscribe
 
     def _emit(self, item: object) -> None:
         self._emitter.emit(item)
 
     def _push_row(self, name: str) -> AgentStatus:
-        """Push the agent's row as it is now; the row is read in the agent's push turn."""
+        """Push the agent's row as it is now; the row is read in the agent's push turn.
+
+        NotFound when the agent has no row (never spawned, or purged).
+        """
         with self._emitter.row_turn(name):
-            row = self._row(name, self.meta.committed_lock())
+            try:
+                row = self._current_row(name)
+            except NotFound:
+                self._last_rows.pop(name, None)
+                raise
+            self._last_rows[name] = row
             self._emit(row)
         return row
 
+    def _changed_on_disk(self, names: list[str]) -> None:
+        """Something the rows of `names` are read from changed on disk (called
+        by the watcher): push each row that is not the one last pushed.
+
+        Who has a row is listed once for them all. An agent only joins or
+        leaves the list in an action, whose end pushes its row in the agent's
+        turn: a row pushed since the list was read says the list may be stale
+        for that agent, which is then looked up again.
+        """
+        before = {name: self._last_rows.get(name) for name in names}
+        containers = self.runtime.containers()
+        agents = set(agents_for_meta_listing(self.state, self.runtime, self.meta, containers))
+        kept = set(self.kept(containers))
+        lock, broken = self._committed_lock.get(), self.db.broken()
+        for name in names:
+            try:
+                with self._emitter.row_turn(name):
+                    if self._last_rows.get(name) is not before[name]:
+                        row = self._current_row(name)
+                    elif name in agents or name in kept:
+                        row = self._row(name, lock if name in agents else {}, broken, kept=name not in agents)
+                    else:
+                        raise NotFound(name)
+                    if self._last_rows.get(name) != row:
+                        self._last_rows[name] = row
+                        self._emit(row)
+            except NotFound:
+                self._last_rows.pop(name, None)  # not spawned yet, or purged: it has no row
+            except HiveError:
+                log.exception("status of %s after a change on disk", name)
+
     def _transient_changed(self, item: Transient) -> None:
         self._emit(item)
-        if item.agent in self.agents():
-            try:
-                self._push_row(item.agent)
-            except NotFound:
-                pass  # destroyed meanwhile: it has no row
-            except HiveError:
-                log.exception("status of %s after %s", item.agent, item.kind)
+        try:
+            self._push_row(item.agent)
+        except NotFound:
+            pass  # not spawned yet, or purged: it has no row
+        except HiveError:
+            log.exception("status of %s after %s", item.agent, item.kind)
 
     # -- reading ----------------------------------------------------------
 
@@ -129,51 +198,79 @@ class Engine:
             raise NotFound(f"no agent named {name}")
         return name
 
+    def kept(self, containers: list[str] | None = None) -> list[str]:
+        """The agents destroyed with their repos kept (see lifecycle.kept_agents).
+
+        A name being spawned again is not one: it is in flight, and shown as such.
+        """
+        return [n for n in kept_agents(self.state, self.runtime, self.meta, containers)
+                if self.transients.kind(n) != "Spawning"]
+
     def status(self) -> list[AgentStatus]:
-        """A row for each agent; one destroyed while the rows are read is left out."""
-        lock = self.meta.committed_lock()
+        """A row for each agent, and a `kept` row for each agent destroyed with
+        its repos kept; one destroyed while the rows are read is left out."""
+        lock = self._committed_lock.get()
+        broken = self.db.broken()
+        containers = self.runtime.containers()
         rows = []
-        for name in self.agents():
+        for name in agents_for_meta_listing(self.state, self.runtime, self.meta, containers):
             try:
-                rows.append(self._row(name, lock))
+                rows.append(self._row(name, lock, broken))
             except NotFound:
                 continue
-        return rows
+        rows += [self._row(name, {}, broken, kept=True) for name in self.kept(containers)]
+        return sorted(rows, key=lambda r: r.name)
 
     def agent_status(self, name: str) -> AgentStatus:
-        self._require_agent(name)
-        return self._row(name, self.meta.committed_lock())
+        check_name(name)
+        return self._current_row(name)
 
-    def _row(self, name: str, lock: dict) -> AgentStatus:
-        """An agent's row, derived from the runtime, the repos and its state folder.
+    def _current_row(self, name: str) -> AgentStatus:
+        """The agent's row, or its `kept` row; NotFound when it has neither."""
+        if name in self.agents():
+            return self._row(name, self._committed_lock.get(), self.db.broken())
+        if name in self.kept():
+            return self._row(name, {}, self.db.broken(), kept=True)
+        raise NotFound(f"no agent named {name}")
+
+    def _row(self, name: str, lock: dict, broken: dict[str, str], kept: bool = False) -> AgentStatus:
+        """An agent's row, derived from the runtime, the repos and its state folder;
+        `kept` for an agent destroyed with its repos kept: no container, nothing deployed.
 
         NotFound if the agent is destroyed meanwhile: its container goes first,
         so an agent no longer listed when its repo cannot be read is gone.
         """
-        run = self.runtime.run_state(name)
+        run = RunState() if kept else self.runtime.run_state(name)
         locked = locked_rev(lock, input_name(name))
+        applied = None
         try:
-            applied = gitrepo.open_repo(self.state.applied(name)).references[gitrepo.MAIN].target
-        except (HiveError, pygit2.GitError, KeyError, OSError):
+            if not kept:
+                applied = gitrepo.main_target(self.state.applied(name))
+        except (HiveError, pygit2.GitError, OSError):
             if name not in self.agents():
                 raise NotFound(f"no agent named {name}") from None
             raise
-        reported = self.state.read_agent_json(name, "status.json") or {}
+        try:
+            folder: Path | None = self.state.agent_state(name)
+        except HiveError:
+            folder = None  # a link in its place: nothing in it is read
+        reported = (self._status_files.read(os.path.join(folder, "status.json")) if folder else None) or {}
         text = reported.get("text") if run.running else None
-        error = self.db.broken().get(name)
+        error = broken.get(name)
         return AgentStatus(
             name=name,
             running=run.running,
             failed=run.failed or error is not None,
-            needs_update=locked != str(applied),
+            needs_update=not kept and locked != applied,
             needs_login=reported.get("needs_login") is True,
-            paused=self.state.agent_marker(name, "paused"),
+            paused=folder is not None and is_marker(os.path.join(folder, "paused")),
             deployed_sha=locked[:12] if locked else None,
             active_model=_str_or_none(reported.get("model")),
             status_text=_str_or_none(text),
             status_set_at=_str_or_none(reported.get("set_at")) if text is not None else None,
             transient=self.transients.kind(name),
             error=error,
+            kept=kept,
         )
 
     def transients_in_flight(self) -> list[Transient]:
@@ -416,8 +513,27 @@ class Engine:
                 log.exception("destroy of %s failed", name)
                 warning = self._settle(name, e, lambda: settle_destroy(self.state, self.meta, self.runtime,
                                                                        name, purge))
+            if purge:
+                # Before the action ends: whoever sees the agent gone finds its requests resolved.
+                self._deny_purged(name)
         self._record("Destroyed", name, status="purged" if purge else "kept", error=warning)
         return warning
+
+    def _deny_purged(self, name: str) -> None:
+        """Deny the purged agent's pending requests: what they would apply to is gone.
+
+        A spawn request is left pending: spawning the name needs nothing a purge removed.
+        """
+        resolved: list[object] = []
+        with self.db.write() as t:
+            for approval in self.db.approvals(status="pending", agent=name):
+                if approval.kind == "spawn":
+                    continue
+                claimed = t.claim(approval.id, "denied", PURGED_NOTE)
+                done, events = t.resolve_denied(claimed, None, PURGED_NOTE)
+                resolved += [*events, done]
+        for item in resolved:
+            self._emit(item)
 
     def set_paused(self, name: str, paused: bool) -> AgentStatus:
         """Write or remove the agent's pause marker; idempotent both ways."""

@@ -48,7 +48,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_regular(path: Path, limit: int) -> bytes | None:
+def read_regular(path: Path | str, limit: int) -> bytes | None:
     """The bytes of the regular file at `path`, at most `limit` of them.
 
     None when there is no file. NotRegular when there is something else: a
@@ -81,7 +81,7 @@ def read_regular(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def read_json(path: Path, limit: int = JSON_LIMIT) -> dict | None:
+def read_json(path: Path | str, limit: int = JSON_LIMIT) -> dict | None:
     """A JSON object from `path`; None when the file is missing, no regular
     file (warned about once), larger than `limit` bytes, or not an object."""
     try:
@@ -99,7 +99,7 @@ def read_json(path: Path, limit: int = JSON_LIMIT) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def is_marker(path: Path) -> bool:
+def is_marker(path: Path | str) -> bool:
     """Whether the marker file at `path` is set: only a regular file counts,
     and anything else in its place is warned about once."""
     try:
@@ -172,7 +172,7 @@ _warned: dict[str, str] = {}
 _warned_lock = threading.Lock()
 
 
-def _warn_once(path: Path, what: str) -> None:
+def _warn_once(path: Path | str, what: str) -> None:
     key = str(path)
     with _warned_lock:
         if _warned.get(key) == what:
@@ -181,13 +181,13 @@ def _warn_once(path: Path, what: str) -> None:
     log.warning("%s reads as unset: it is %s, and only a regular file is read", path, what)
 
 
-def _forget(path: Path) -> None:
+def _forget(path: Path | str) -> None:
     if _warned:
         with _warned_lock:
             _warned.pop(str(path), None)
 
 
-def _kind_of(path: Path, error: OSError) -> str:
+def _kind_of(path: Path | str, error: OSError) -> str:
     try:
         return _describe_mode(os.lstat(path).st_mode)
     except OSError:

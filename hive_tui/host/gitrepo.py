@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,9 +15,11 @@ from ..errors import Conflict, HiveError, NotFound, RefLocked
 from ..models import TagRecord, rfc3339
 from . import safetree
 from .faults import crash_point
+from .fsutil import NotRegular, read_regular
 from .validate import check_ref_text
 
 MAIN = "refs/heads/main"
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
 _LOCK_RE = re.compile(r"failed to lock file '([^']+\.lock)'")
 # The states an approval's commit walks through, in the order they happen.
 TAG_STATES = ("proposal", "approved", "building", "deployed", "failed", "denied")
@@ -46,6 +49,26 @@ def open_repo(path: Path) -> pygit2.Repository:
         return pygit2.Repository(str(path), RepositoryOpenFlag.NO_SEARCH)
     except pygit2.GitError:
         raise NotFound(f"no git repository at {path}") from None
+
+
+def main_target(path: Path | str) -> str:
+    """The sha `main` points at in the non-bare repo at `path`.
+
+    Read from the loose ref file when there is one: a status reads this for
+    every agent, and opening each repo cost most of it. A packed or symbolic
+    ref is read through libgit2. NotFound when there is no repo.
+    """
+    try:
+        raw = read_regular(os.path.join(path, ".git", MAIN), 128)
+    except (NotRegular, OSError):
+        raw = None
+    text = raw.decode("ascii", "replace").strip() if raw else ""
+    if _SHA_RE.fullmatch(text):
+        return text
+    try:
+        return str(open_repo(Path(path)).references[MAIN].target)
+    except (KeyError, pygit2.GitError):
+        raise NotFound(f"no main in the repository at {path}") from None
 
 
 def init_repo(path: Path, files: dict[str, bytes], message: str) -> pygit2.Oid:

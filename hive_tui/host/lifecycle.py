@@ -7,13 +7,14 @@ state, its events and its per-agent turn.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import pygit2
 
 from ..errors import Conflict, HiveError, error_text
-from ..names import check_name
+from ..names import check_name, is_valid_name
 from . import gitrepo
 from .faults import crash_point
 from .meta import MetaFlake
@@ -23,7 +24,8 @@ from .stateroot import StateRoot
 log = logging.getLogger(__name__)
 
 
-def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake | None = None) -> list[str]:
+def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake | None = None,
+                            containers: list[str] | None = None) -> list[str]:
     """The agents the meta flake is rendered from: a container and an applied repo
     each, and with `meta`, no spawn of theirs under way (an agent counts once its
     spawn has succeeded).
@@ -33,10 +35,27 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake 
     the meta flake's lock (see MetaFlake.rerender), where it is exact.
     """
     # Containers first: a spawn that ends between the two reads is then either
-    # still spawning or committed, never listed half done.
-    containers = runtime.containers()
+    # still spawning or committed, never listed half done. A caller that has
+    # just listed them passes `containers`.
+    if containers is None:
+        containers = runtime.containers()
     spawning = meta.spawning() if meta is not None else frozenset()
     return [n for n in containers if n not in spawning and state.has_applied_repo(n)]
+
+
+def kept_agents(state: StateRoot, runtime: Runtime, meta: MetaFlake, containers: list[str] | None = None) -> list[str]:
+    """The agents destroyed with their repos kept: an applied repo and no
+    container, and no spawn of theirs under way. They can still be purged,
+    or spawned again.
+
+    `containers` is the runtime's listing when the caller has just read it.
+    """
+    has = set(runtime.containers() if containers is None else containers) | meta.spawning()
+    try:
+        entries = os.listdir(state.root / "applied")
+    except OSError:
+        return []
+    return sorted(n for n in entries if is_valid_name(n) and n not in has and state.has_applied_repo(n))
 
 
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):

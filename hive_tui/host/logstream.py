@@ -13,19 +13,18 @@ iterating (or close the iterator) and it is gone.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import logging
 import os
 import signal
 import stat
-import struct
 import subprocess
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from pathlib import Path
 
 from ..errors import HiveError
+from . import inotify
 from .runtime.procs import signal_group
 
 log = logging.getLogger(__name__)
@@ -226,25 +225,11 @@ class _LogFile:
         return raw.decode("utf-8", "replace").rstrip("\r")
 
 
-# -- inotify, through libc (the standard library has no binding)
+# -- inotify (see inotify.py)
 
-_IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
-_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
-_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
-_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ONLYDIR, _IN_DONT_FOLLOW = 0x4000, 0x8000, 0x1000000, 0x2000000
-_DIR_MASK = (_IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE
-             | _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW)
-_DIR_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
-_EVENT = struct.Struct("iIII")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
+_DIR_MASK = (inotify.IN_MODIFY | inotify.IN_ATTRIB | inotify.IN_MOVED_FROM | inotify.IN_MOVED_TO
+             | inotify.IN_CREATE | inotify.IN_DELETE | inotify.IN_DELETE_SELF | inotify.IN_MOVE_SELF
+             | inotify.IN_ONLYDIR | inotify.IN_DONT_FOLLOW)
 
 
 class _Watch:
@@ -283,7 +268,7 @@ class _Inotify:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         try:
-            self.fd = _check(_libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC), "inotify_init1")
+            self.fd = inotify.init()
         except OSError as e:
             raise HiveError(f"cannot follow logs: {e.strerror}") from None
         self.watches: dict[int, set[_Watch]] = {}
@@ -291,7 +276,7 @@ class _Inotify:
 
     def watch(self, folder: Path, name: str) -> _Watch:
         try:
-            wd = _check(_libc.inotify_add_watch(self.fd, os.fsencode(folder), _DIR_MASK), "inotify_add_watch")
+            wd = inotify.add_watch(self.fd, folder, _DIR_MASK)
         except OSError as e:
             self._close_if_unused()
             raise HiveError(f"cannot follow {folder / name}: {e.strerror}") from None
@@ -307,7 +292,7 @@ class _Inotify:
         if not same:
             del self.watches[watch.wd]
             if not watch.gone:
-                _libc.inotify_rm_watch(self.fd, watch.wd)
+                inotify.rm_watch(self.fd, watch.wd)
         self._close_if_unused()
 
     def _close_if_unused(self) -> None:
@@ -321,22 +306,18 @@ class _Inotify:
             data = os.read(self.fd, 1 << 16)
         except BlockingIOError:
             return
-        offset = 0
-        while offset + _EVENT.size <= len(data):
-            wd, mask, _, size = _EVENT.unpack_from(data, offset)
-            name = data[offset + _EVENT.size:offset + _EVENT.size + size].rstrip(b"\0")
-            offset += _EVENT.size + size
-            if mask & _IN_Q_OVERFLOW:
+        for wd, mask, name in inotify.events(data):
+            if mask & inotify.IN_Q_OVERFLOW:
                 # Events were lost: every follower looks again.
                 for watches in self.watches.values():
                     for watch in watches:
                         watch.notify(False)
                 continue
-            gone = bool(mask & _DIR_GONE) and not name
+            gone = bool(mask & inotify.DIR_GONE) and not name
             for watch in list(self.watches.get(wd, ())):
                 if gone or name == watch.name:
                     watch.notify(gone)
-            if mask & _IN_IGNORED:
+            if mask & inotify.IN_IGNORED:
                 # The kernel dropped the watch (its folder went): so do we.
                 self.watches.pop(wd, None)
         self._close_if_unused()

@@ -413,6 +413,8 @@ async def serve(engine: Engine, path: Path, group: str | None = None,
         log.info("shutting down: waiting for the work in flight")
     finally:
         await asyncio.gather(*(server.close() for server in started))
+    # Only on a clean shutdown: whoever reads the log knows the work in flight ended.
+    log.info("stopped")
 
 
 def check_socket_path(path: Path) -> Path:

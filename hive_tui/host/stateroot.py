@@ -21,6 +21,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,8 +46,14 @@ class StateRoot:
         for sub in AGENT_AREAS:
             (self.root / sub).mkdir(mode=0o700, exist_ok=True)
 
+    @cached_property
+    def resolved(self) -> Path:
+        """The root with its links resolved, once: it is the operator's, and
+        resolving it for each of a thousand agents' paths was most of a status."""
+        return self.root.resolve()
+
     def _agent_path(self, area: str, name: str) -> Path:
-        return path_under(self.root, area, check_name(name))
+        return path_under(self.resolved, area, check_name(name), resolved=True)
 
     def applied(self, name: str) -> Path:
         return self._agent_path("applied", name)
@@ -63,7 +70,7 @@ class StateRoot:
     def has_applied_repo(self, name: str) -> bool:
         """Whether `name` has an applied repo; an entry that is a link has none."""
         try:
-            return (self.applied(name) / ".git").is_dir()
+            return os.path.isdir(os.path.join(self.applied(name), ".git"))
         except HiveError:
             return False
 

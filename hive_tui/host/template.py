@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import yaml
 
-# The agent records its status where the hive reads it, then idles until its
-# state folder goes away (a purge), so no process outlives its agent.
+# The agent records its status and the model its config names where the hive
+# reads them, then idles until its state folder goes away (a purge), so no
+# process outlives its agent.
 IDLE_AGENT = r"""
 set -eu
-printf '{"text": "idle", "set_at": "%s"}\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$HIVE_AGENT_STATE/status.json"
+model=$(head -n 1 model.txt)
+printf '{"text": "idle", "model": "%s", "set_at": "%s"}\n' "$model" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    > "$HIVE_AGENT_STATE/status.json.tmp"
+mv "$HIVE_AGENT_STATE/status.json.tmp" "$HIVE_AGENT_STATE/status.json"
 while [ -d "$HIVE_AGENT_STATE" ]; do sleep 5; done
 """.strip()
 
@@ -32,4 +36,6 @@ def new_agent_files(name: str) -> dict[str, bytes]:
     return {
         "agent.yaml": agent_yaml(["sh", "-c", IDLE_AGENT]),
         "configuration.nix": CONFIGURATION_NIX.encode(),
+        # The model the agent runs; the template runs none until the manager picks one.
+        "model.txt": b"none\n",
     }

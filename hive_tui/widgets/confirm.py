@@ -1,4 +1,7 @@
-"""A yes-or-no question; No has the focus, and Escape means no."""
+"""A yes-or-no question; No has the focus, `y` and `n` answer, and Escape means no.
+
+The question is a Static, not a Label: a Label is as wide as its text, so a
+long question was cut at the dialog's edge instead of wrapping."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Static
 
 from ..plain import plain
 
@@ -24,10 +27,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
-            yield Label(Text(plain(self.question)), classes="modal-question")
+            yield Static(Text(plain(self.question)), classes="modal-question")
             with Horizontal(classes="modal-buttons"):
-                yield Button(self.yes, variant="warning", id="yes")
-                yield Button("No", id="no")
+                yield Button(f"{self.yes} (y)", variant="warning", id="yes")
+                yield Button("No (n)", id="no")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

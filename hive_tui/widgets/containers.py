@@ -25,6 +25,7 @@ from ..presentation import MARKS, age, flags, run_state, transient_word
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
 ACTION_KEYS = "s start · x stop · r restart · b rebuild · p pause · d destroy · D purge · ⏎ history"
+KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
 READ_ONLY_KEYS = "read-only · ⏎ history"
 COLUMN = "agent"
 
@@ -168,6 +169,14 @@ class ContainerTable(DataTable):
         for word in badges(row):
             text.append(f" {word} ", self._style("containers--badge"))
             text.append(" ")
-        text.append((READ_ONLY_KEYS if self.read_only else ACTION_KEYS) if not kind else f"({one_line(kind).lower()}: actions wait)",
+        keys = KEPT_KEYS if row is not None and row.kept else ACTION_KEYS
+        if self.read_only:
+            keys = READ_ONLY_KEYS
+        text.append(keys if not kind else f"({one_line(kind).lower()}: actions wait)",
                     self._style("containers--dim"))
+        if row is not None and row.kept and not kind:
+            # No container: the whole row dims; purge is all that acts on it. The
+            # colour as blended (a partial style drops the muted colour's alpha).
+            muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
+            text.stylize(Style(color=muted.color, bold=False))
         return text

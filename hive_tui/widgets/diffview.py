@@ -13,15 +13,28 @@ from ..plain import one_line, plain
 class DiffView(VerticalScroll):
     # What is on show, as plain text: the title, or the message.
     shown = ""
+    # The diff on show, drawn again when the theme turns light or dark.
+    _diff: tuple[str, dict] | None = None
+    # The patch's colours, the light or the dark ones as the app's theme is.
+    syntax_theme = "ansi_dark"
 
     def compose(self):
-        yield Static(Text("Select a request to read its change."), id="diff-body")
+        yield Static(Text(""), id="diff-body")
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "theme", self._retheme, init=False)
+
+    def _retheme(self) -> None:
+        if self._diff is not None:
+            self.show(*self._diff)
 
     def show_message(self, message: str) -> None:
         self.shown = plain(message)
+        self._diff = None
         self.query_one("#diff-body", Static).update(Text(self.shown))
 
     def show(self, title: str, diff: dict) -> None:
+        self._diff = (title, diff)
         lines = [Text(plain(title), style="bold"), Text("")]
         for f in diff.get("files", []):
             moved = f" (from {one_line(f['old_path'])})" if f.get("old_path") != f.get("path") else ""
@@ -34,7 +47,8 @@ class DiffView(VerticalScroll):
         # Imported here: Pygments is no part of the console's first frame.
         from rich.syntax import Syntax
 
-        patch = Syntax(plain(diff.get("patch", "")), "diff", theme="ansi_dark", word_wrap=False)
+        self.syntax_theme = "ansi_dark" if self.app.current_theme.dark else "ansi_light"
+        patch = Syntax(plain(diff.get("patch", "")), "diff", theme=self.syntax_theme, word_wrap=False)
         self.shown = "\n".join([*(line.plain for line in lines), patch.code])
         self.query_one("#diff-body", Static).update(Group(*lines, patch))
         self.scroll_home(animate=False)

@@ -161,10 +161,12 @@ class FleetScreen(Screen[Host | None]):
         yield self.filter_box
         # Stacked, each the full width: a host's header line (its state, a fingerprint) needs it.
         with Vertical(id="fleet-panes"):
-            yield Label("Every host's agents", classes="pane-title")
-            yield self.table
-            yield Label("Requests, every host, oldest first", classes="pane-title")
-            yield self.requests
+            with Vertical(id="fleet-agents-pane"):
+                yield Label("Every host's agents", classes="pane-title")
+                yield self.table
+            with Vertical(id="fleet-requests-pane"):
+                yield Label("Requests, every host, oldest first", classes="pane-title")
+                yield self.requests
         yield self.log_view
         yield self.progress
         yield Footer()

@@ -12,8 +12,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, RichLog, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
 
 from ..client.base import HiveClient
+from ..errors import error_text
 from ..plain import one_line, plain
 
 
@@ -49,7 +51,7 @@ class HistoryScreen(Screen[None]):
         self.load()
         self.follow()
 
-    @work(exclusive=True, group="history")
+    @work(exclusive=True, group="history", exit_on_error=False)
     async def load(self) -> None:
         tags = await self.client.history(self.agent)
         table = self.query_one("#tags-table", DataTable)
@@ -62,7 +64,7 @@ class HistoryScreen(Screen[None]):
             if self.agent in message.split():
                 meta.add_row(Text(str(c.get("sha", ""))[:12]), Text(one_line(message, 100)))
 
-    @work(exclusive=True, group="log")
+    @work(exclusive=True, group="log", exit_on_error=False)
     async def follow(self) -> None:
         view = self.query_one("#log-view", RichLog)
         async with aclosing(self.client.follow_logs(self.agent, 500)) as lines:
@@ -70,6 +72,17 @@ class HistoryScreen(Screen[None]):
                 self.lines.append(line)
                 if self._matches(line):
                     view.write(Text(plain(line)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The agent may have been purged while this is open: the screen says
+        # so, and the app reports it as it reports every failed worker.
+        if event.state is WorkerState.ERROR and isinstance(event.worker.error, Exception):
+            self.query_one("#history-title", Label).update(Text(
+                f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(event.worker.error), 120)})",
+                style="bold"))
+            report = getattr(self.app, "report_failure", None)
+            if report is not None:
+                report(event.worker)
 
     def _matches(self, line: str) -> bool:
         needle = self.query_one("#log-search", Input).value.lower()

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Static
 
 from ..plain import plain
 
@@ -23,7 +23,7 @@ class PromptModal(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
-            yield Label(Text(plain(self.question)), classes="modal-question")
+            yield Static(Text(plain(self.question)), classes="modal-question")
             yield Input(placeholder=self.placeholder, id="prompt-input")
             with Horizontal(classes="modal-buttons"):
                 yield Button(self.confirm, variant="primary", id="ok")

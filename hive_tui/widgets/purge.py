@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Static
 
 from ..plain import plain
 
@@ -23,8 +23,8 @@ class PurgeModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         name = plain(self.agent)
         with Vertical(classes="modal purge"):
-            yield Label(Text(f"Purge {name}?", style="bold"), classes="modal-question")
-            yield Label(Text(
+            yield Static(Text(f"Purge {name}?", style="bold"), classes="modal-question")
+            yield Static(Text(
                 f"This destroys {name}'s container and deletes, with no undo:\n"
                 f"  • its config history (applied/{name} and proposed/{name})\n"
                 f"  • its state folder agents/{name} (credentials, notes)\n\n"

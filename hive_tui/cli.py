@@ -336,7 +336,7 @@ def _target(args: argparse.Namespace) -> Host | None:
     if args.host is not None:
         return parse_host(args.host, config)
     if config.all_hosts and args.verb in (None, "console"):
-        # Until the console shows every host at once, it opens on the first.
+        # The console opens on every host (see _console_all_hosts); with none listed, on the demo hive.
         return next(iter(config.hosts.values()), None)
     return default_host(config)
 

@@ -29,6 +29,19 @@ def _stop(engine: Engine) -> None:
         engine.runtime.stop(name)
 
 
+def figures(bench) -> None:
+    """Deploy overhead against the git program; 20 deploys at once against one."""
+    ours, git = deploy_overhead(2 if bench.quick else bench.runs)
+    bench.ratio("deploy overhead (all but build and nix)", ours, "the same steps with the git program", git,
+                goal="<= 0.3")
+    runs = 1 if bench.quick else max(1, bench.runs // 2)
+    one = bench.median(lambda: parallel(1), runs)
+    for agents in ((20,) if bench.quick else (5, 20)):
+        wall = bench.median(lambda: parallel(agents), runs)
+        bench.ratio(f"{agents} deploys at once (each build 1 s), wall time", wall, "one deploy", one,
+                    goal="<= 1.5" if agents == 20 else "")
+
+
 def deploy_overhead(runs: int) -> tuple[float, float]:
     """Median seconds of a deploy minus its container rebuild, and of the same git steps by `git`."""
     ours, theirs = [], []

@@ -1,8 +1,14 @@
 """The benchmark suite: prints a table and writes it to BENCHMARKS.md with the
-machine and the date. Each figure is a median of several runs; nothing here
-asserts a time.
+machine and the date. Each figure is a median of several runs, set against a
+baseline measured in the same run; nothing here asserts a time.
 
-    .venv/bin/python benchmarks/run.py [--runs 5] [--only server-rss]
+    .venv/bin/python benchmarks/run.py [--runs 5] [--only deploys spawns ...]
+    .venv/bin/python benchmarks/run.py --quick     # every figure, roughly, in under a minute
+
+Each figure group lives in its own module as a function of one `Bench`, and
+is registered in GROUPS with one line. A group reads `bench.quick` (fewer
+runs, smaller sizes) and `bench.runs`, and reports with `bench.ratio` (a
+figure against its baseline) or `bench.figure` (a plain value).
 """
 
 from __future__ import annotations
@@ -13,12 +19,74 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server  # noqa: E402
+from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server, spawns, status  # noqa: E402
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+    goal: str = ""
+
+
+@dataclass
+class Bench:
+    """What a figure group is given: how hard to try, and where its rows go."""
+
+    quick: bool
+    runs: int
+    rows: list[Row] = field(default_factory=list)
+
+    def figure(self, name: str, value: str, goal: str = "") -> None:
+        self._add(Row(name, value, goal=goal))
+
+    def ratio(self, name: str, value: float, baseline_name: str, baseline: float,
+              unit: str = "ms", goal: str = "", scale: float = 1000.0) -> float:
+        """`value` against `baseline` (both in seconds unless `scale` says
+        otherwise), shown in `unit`; returns the ratio."""
+        ratio = value / baseline if baseline else float("inf")
+        self._add(Row(name, _num(value * scale, unit), f"{baseline_name}: {_num(baseline * scale, unit)}",
+                      f"{ratio:.2f}", goal))
+        return ratio
+
+    def median(self, fn: Callable[[], float], runs: int | None = None) -> float:
+        return statistics.median(fn() for _ in range(max(1, runs if runs is not None else self.runs)))
+
+    def _add(self, row: Row) -> None:
+        self.rows.append(row)
+        ratio = f"  x{row.ratio}" if row.ratio else ""
+        print(f"{row.name:<66} {row.value:>12}{ratio}  {row.baseline}", flush=True)
+
+
+def _num(value: float, unit: str) -> str:
+    text = f"{value:.1f}" if abs(value) < 10 else f"{value:.0f}"
+    return f"{text} {unit}".strip()
+
+
+# The figure groups, in the order they run: one line each.
+GROUPS: list[tuple[str, Callable[[Bench], None]]] = [
+    ("deploys", deploys.figures),
+    ("spawns", spawns.figures),
+    ("status", status.figures),
+    ("nixos-status", spawns.nixos_status_figures),
+    ("imports", imports.figures),
+    ("first-frame", firstframe.figures),
+    ("idle", idle.figures),
+    ("feed", feed.figures),
+    ("server", server.figures),
+    ("server-rss", server.rss_figures),
+    ("fleet", lambda bench: fleet.figures(1 if bench.quick else max(1, bench.runs // 2), bench.figure)),
+    ("memory", lambda bench: memory.figures((10,) if bench.quick else (10, 100), bench.figure)),
+]
 
 
 def machine() -> str:
@@ -29,85 +97,37 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
-def server_rss(runs: int, figure) -> None:
-    """The server's resident memory, idle and after clients that try to exhaust it."""
-    subscribers, pushes, cycles = 1000, 2000, 100_000
-    results = [server.server_rss(subscribers, pushes, cycles) for _ in range(max(1, runs // 2))]
-    idle, after_subscribers, after_cycles = (statistics.median(r[k] for r in results)
-                                             for k in ("idle", "subscribers", "cycles"))
-    figure("server RSS idle, MiB", f"{idle:.0f}")
-    figure(f"server RSS, {subscribers} subscribers that never read, {pushes} pushes, MiB (idle +)",
-           f"{after_subscribers:.0f} (+{after_subscribers - idle:.0f})")
-    figure(f"server RSS after {cycles} connect/close cycles more, MiB (idle +)",
-           f"{after_cycles:.0f} (+{after_cycles - idle:.0f})")
-
-
-class _Bench:
-    """What a figure group is given: how hard to try, and where its rows go."""
-
-    def __init__(self, quick: bool, runs: int, figure) -> None:
-        self.quick, self.runs, self.figure_ = quick, runs, figure
-
-    def figure(self, name: str, value: str, goal: str = "") -> None:
-        self.figure_(name, value + (f" (goal {goal})" if goal else ""))
-
-    def ratio(self, name: str, value: float, baseline_name: str, baseline: float, unit: str = "ms",
-              goal: str = "", scale: float = 1000.0) -> float:
-        ratio = value / baseline if baseline else float("inf")
-        self.figure(f"{name}, {unit} (× {baseline_name})",
-                    f"{value * scale:.1f} ({ratio:.2f}× {baseline * scale:.1f})", goal)
-        return ratio
-
-
 def main() -> None:
+    names = [name for name, _ in GROUPS]
     parser = argparse.ArgumentParser(description="hive-tui benchmarks")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians)")
-    parser.add_argument("--quick", action="store_true", help="a rough version of every figure: fewer, smaller runs")
+    parser.add_argument("--quick", action="store_true",
+                        help="a rough version of every figure, in under a minute; the file is left alone")
     parser.add_argument("--out", type=Path, default=HERE.parent / "BENCHMARKS.md")
-    parser.add_argument("--only", choices=["server-rss"],
-                        help="print only these figures, and leave the file alone")
+    parser.add_argument("--only", nargs="+", choices=names, metavar="GROUP",
+                        help=f"run only these groups ({', '.join(names)}), and leave the file alone")
     args = parser.parse_args()
-    rows: list[tuple[str, str]] = []
-
-    def figure(name: str, value: str) -> None:
-        rows.append((name, value))
-        print(f"{name:<62} {value}", flush=True)
-
-    if args.only == "server-rss":
-        server_rss(args.runs, figure)
+    bench = Bench(quick=args.quick, runs=1 if args.quick else args.runs)
+    started = time.perf_counter()
+    for name, group in GROUPS:
+        if args.only is None or name in args.only:
+            group(bench)
+    print(f"\n{len(bench.rows)} figures in {time.perf_counter() - started:.0f} s")
+    if args.quick or args.only:
         return
 
-    ours, git = deploys.deploy_overhead(args.runs)
-    figure("deploy overhead (all but build and nix), ms", f"{ours * 1000:.0f}")
-    figure("the same repository steps with the git program, ms", f"{git * 1000:.0f}")
-    figure("ratio, hive-tui / git program", f"{ours / git:.2f}")
-    for agents in (1, 5, 20):
-        wall = statistics.median(deploys.parallel(agents) for _ in range(max(1, args.runs // 2)))
-        figure(f"{agents} deploys at once, wall time / one build's (1 s)", f"{wall:.2f}")
-    console = _Bench(args.quick, args.runs, figure)
-    imports.figures(console)
-    firstframe.figures(console)
-    idle.figures(console)
-    feed.figures(console)
-    for ssh in (False, True):
-        latency = statistics.median(server.feed_latency(ssh=ssh) for _ in range(max(1, args.runs // 2)))
-        figure(f"status feed to 50 subscribers over {'SSH on 127.0.0.1' if ssh else 'a Unix socket'}, ms",
-               f"{latency * 1000:.1f}")
-    server_rss(args.runs, figure)
-    fleet.figures(max(1, args.runs // 2), figure)
-    memory.figures((10, 100), figure)
-
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    table = "\n".join(f"| {r.name} | {r.value} | {r.baseline} | {r.ratio} | {r.goal} |" for r in bench.rows)
     # Sections written by hand below the table (## headings) are kept.
     previous = args.out.read_text() if args.out.exists() else ""
     notes = previous[previous.index("\n## "):] if "\n## " in previous else ""
     args.out.write_text(
         "# Benchmarks\n\n"
         f"Written by `.venv/bin/python benchmarks/run.py` on {time.strftime('%Y-%m-%d')}, on {machine()}.\n"
-        f"Each figure is the median of {args.runs} runs (fewer for the slow ones); nothing asserts a time.\n\n"
-        f"| figure | value |\n|---|---|\n{table}\n{notes}"
+        f"Each figure is the median of {args.runs} runs (fewer for the slow ones), set against a baseline "
+        "measured in the same run; nothing asserts a time.\n\n"
+        f"| figure | value | baseline (same run) | ratio | goal |\n|---|---|---|---|---|\n{table}\n{notes}"
     )
-    print(f"\nwritten to {args.out}")
+    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -183,3 +183,26 @@ def _stop_served(root: Path, server: subprocess.Popen | None) -> None:
     with Engine(root / "hive", locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
         for name in engine.runtime.containers():
             engine.runtime.stop(name)
+
+
+def figures(bench) -> None:
+    """A status change reaching 50 subscribers: over SSH against a Unix socket."""
+    runs = 1 if bench.quick else max(1, bench.runs // 2)
+    changes = 5 if bench.quick else 20
+    unix = bench.median(lambda: feed_latency(changes=changes), runs)
+    ssh = bench.median(lambda: feed_latency(changes=changes, ssh=True), runs)
+    bench.ratio("status feed to 50 subscribers over a Unix socket", unix, "itself", unix)
+    bench.ratio("status feed to 50 subscribers over SSH on 127.0.0.1", ssh, "over a Unix socket", unix)
+
+
+def rss_figures(bench) -> None:
+    """The server's resident memory after clients that try to exhaust it, against idle."""
+    subscribers, pushes, cycles = (200, 400, 5_000) if bench.quick else (1000, 2000, 100_000)
+    results = [server_rss(subscribers, pushes, cycles) for _ in range(1 if bench.quick else max(1, bench.runs // 2))]
+    idle, after_subscribers, after_cycles = (statistics.median(r[k] for r in results)
+                                             for k in ("idle", "subscribers", "cycles"))
+    bench.ratio("server RSS idle", idle, "itself", idle, unit="MiB", scale=1.0)
+    bench.ratio(f"server RSS, {subscribers} subscribers that never read, {pushes} pushes",
+                after_subscribers, "idle", idle, unit="MiB", scale=1.0)
+    bench.ratio(f"server RSS after {cycles} connect/close cycles more", after_cycles, "idle", idle,
+                unit="MiB", scale=1.0)

@@ -47,6 +47,17 @@ def large_hive(root: Path, agents: int) -> list[str]:
     return names
 
 
+def read_status_files(engine: Engine, names: list[str]) -> float:
+    """Seconds to stat, read and parse every agent's status file in plain
+    Python: the floor any status read of the hive stands on."""
+    start = time.perf_counter()
+    for name in names:
+        path = engine.state.agent_state(name) / "status.json"
+        os.stat(path)
+        json.loads(path.read_bytes())
+    return time.perf_counter() - start
+
+
 def agent_status_cost(agents: int = 1000, runs: int = 5) -> dict[str, float]:
     """Seconds for one `agent_status` on a hive of `agents`: the first call of
     an engine, then the median of `runs` calls more, each after one agent
@@ -67,7 +78,8 @@ def agent_status_cost(agents: int = 1000, runs: int = 5) -> dict[str, float]:
                 rows = engine.status()
                 times.append(time.perf_counter() - start)
                 assert rows[i].status_text == f"busy {i}"
-        return {"first": first, "again": statistics.median(times)}
+            floor = statistics.median(read_status_files(engine, names) for _ in range(runs))
+        return {"first": first, "again": statistics.median(times), "floor": floor}
     finally:
         shutil.rmtree(folder)
 
@@ -97,6 +109,19 @@ def all_write_at_once(agents: int = 1000) -> float:
             return time.perf_counter() - start
     finally:
         shutil.rmtree(folder)
+
+
+def figures(bench) -> None:
+    """agent_status on a large local hive against reading its status files
+    alone, and how soon every row follows a hive-wide status write."""
+    agents = 200 if bench.quick else 1000
+    cost = agent_status_cost(agents, 3 if bench.quick else 7)
+    bench.ratio(f"agent_status, {agents} agents, local runtime (a status file moved)", cost["again"],
+                "reading their status files alone", cost["floor"], goal="<= 100 ms at 1000")
+    bench.ratio(f"agent_status, {agents} agents, first call of an engine", cost["first"],
+                "reading their status files alone", cost["floor"])
+    bench.figure(f"{agents} agents write their status at once: every row pushed, ms",
+                 f"{all_write_at_once(agents) * 1000:.0f}")
 
 
 def main() -> None:

@@ -75,6 +75,8 @@ class HiveApp(App[None]):
                 *actions.elsewhere("agent"),
                 Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl")]
     COMMANDS = App.COMMANDS | {HiveCommands}
+    # Narrower than this, the panes stack rather than squeeze (styles/app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
                  now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
@@ -517,7 +519,6 @@ class HiveApp(App[None]):
     def dress(self) -> None:
         """The title says READ-ONLY on a read-only host; the host's accent colours the title bar."""
         self.title = f"hive-tui · {READ_ONLY}" if self.read_only_here() else "hive-tui"
-        self.containers.read_only = self.read_only_here()
         paint_accent(self.query_one(Header), self.host.accent if self.host else None)
 
     def on_key(self, event: events.Key) -> None:

@@ -34,8 +34,11 @@ What the test wrote under $STANDIN_DIR steers it:
                       ./.tmp and before reading it back, until N builds
                       have written theirs (at most 20s), the way two
                       builds that finish together interleave
-    active/<unit>     what `systemctl show ... <unit>` prints ("inactive"
-                      if absent); start and stop write it
+    active/<unit>     the unit's ActiveState ("inactive" if absent), as
+                      `systemctl show` prints it: the value alone with
+                      --value, else a block of Id= and ActiveState= lines
+                      for each unit named, blank lines between; start and
+                      stop write it
     journal/<container>
                       the container's log lines
 """
@@ -195,8 +198,14 @@ def nixos_container(args: list[str]) -> None:
 
 def systemctl(args: list[str]) -> None:
     if args[0] == "show":
-        unit = STATE / "active" / args[-1]
-        print(unit.read_text().strip() if unit.exists() else "inactive")
+        def active(unit: str) -> str:
+            path = STATE / "active" / unit
+            return path.read_text().strip() if path.exists() else "inactive"
+        if "--value" in args:
+            print(active(args[-1]))
+            return
+        units = [a for a in args[1:] if not a.startswith("-")]
+        print("\n\n".join(f"Id={unit}\nActiveState={active(unit)}" for unit in units))
 
 
 def nix_env(args: list[str]) -> None:

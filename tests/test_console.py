@@ -193,8 +193,10 @@ async def test_a_row_pulses_while_its_action_runs(hive):
         await select_agent(pilot, "alpha")
         await pilot.press("b")
         await until(pilot, lambda: "rebuilding…" in row_text(app, "alpha"), what="the pill")
-        first = row_text(app, "alpha")
-        await until(pilot, lambda: row_text(app, "alpha") != first, what="the pill to pulse")
+        # The pulse is painted over the drawn line; the row's cell stays as it is.
+        drawn = lambda: app.containers.render_line(app.containers.get_row_index("alpha") * 2).text  # noqa: E731
+        first = drawn()
+        await until(pilot, lambda: drawn() != first, what="the pill to pulse")
         assert "actions wait" in row_text(app, "alpha")
         await pilot.press("r")
         await until(pilot, lambda: any("rebuilding already" in str(n.message) for n in app._notifications),

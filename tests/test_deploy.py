@@ -396,3 +396,36 @@ def test_status_rows_are_derived(alpha):
     for junk in ("{not json", "[" * 100000, '{"model": "' + "x" * 70000 + '"}', '{"model": 5}'):
         (agent_dir / "status.json").write_text(junk)
         assert engine.agent_status("alpha").active_model is None
+
+
+def test_a_deploy_waits_for_the_disk_only_where_recovery_tells_steps_apart(alpha):
+    engine = alpha
+    a = propose(engine, "alpha", agent_files(**{"notes.txt": b"two\n"}))
+    statements: list[str] = []
+    engine.db._conn.set_trace_callback(statements.append)
+    try:
+        assert engine.approve(a.id).status == "approved"
+    finally:
+        engine.db._conn.set_trace_callback(None)
+    # Each transaction, with whether its commit waited for the disk and what it wrote.
+    transactions, durable, wrote = [], True, []
+    for sql in statements:
+        if sql == "PRAGMA synchronous=NORMAL":
+            durable = False
+        elif sql == "BEGIN IMMEDIATE":
+            wrote = []
+        elif sql == "COMMIT":
+            transactions.append((durable, wrote))
+            durable = True
+        elif sql.split()[0] in ("INSERT", "UPDATE", "DELETE"):
+            wrote.append(sql)
+    assert len(transactions) <= 8
+    # Claim, capture, rebuild, finalize, outcome: on disk before the next step.
+    assert sum(d for d, _ in transactions) == 5
+    lazy = [w for d, ws in transactions if not d for w in ws]
+    assert lazy and all(w.startswith("UPDATE deploys SET step = ") or w.startswith("INSERT OR REPLACE INTO transients")
+                        for w in lazy)
+    # The transient row is made durable by the capture, the first durable commit after it.
+    first_lazy = next(i for i, (d, _) in enumerate(transactions) if not d)
+    assert any("INTO deploys" in w for w in transactions[first_lazy + 1][1]) and transactions[first_lazy + 1][0]
+    assert not any("'rebuild'" in w or "'finalize'" in w for w in lazy)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pygit2.enums import FileMode
 
 from hive_tui.host import gitrepo
@@ -182,3 +184,32 @@ def test_make_locker_picks_by_name_and_by_path(tmp_path, monkeypatch):
     with pytest.raises(HiveError, match="unknown locker 'guix'"):
         make_locker("guix")
     assert os.environ["PATH"] == str(tmp_path)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _JSON, max_size=6), st.dictionaries(st.text(), _JSON, max_size=3))
+def test_dump_lock_is_json_dumps_byte_for_byte(nodes, top):
+    lock = {**top, "nodes": nodes}
+    expected = json.dumps(lock, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Twice: the second dump reuses the nodes' texts.
+    assert dump_lock(lock) == expected and dump_lock(lock) == expected
+
+
+def test_an_input_locked_alone_is_the_node_the_whole_flake_locks(nix_env, state):
+    tricky_repo(state.applied("alpha"))
+    gitrepo.init_repo(state.applied("beta"), {"agent.yaml": b"run: [x]\n"}, "beta")
+    inputs = {input_name(a): state.applied(a) for a in ("alpha", "beta")}
+    meta = make_meta(state, ["alpha", "beta"])
+    nix, builtin = lock_both(meta, inputs)
+    whole = json.loads(nix)["nodes"]
+    for name, repo in inputs.items():
+        assert NixLocker().lock_alone(name, repo) == BuiltinLocker().lock_alone(name, repo) == whole[name]
+    # Nothing of the meta folder is touched.
+    assert (meta / "flake.lock").read_bytes() == builtin

@@ -410,6 +410,42 @@ def test_run_state(host, rt, active, expected):
     assert host.calls() == [show_argv("alpha")]
 
 
+def test_run_states_reads_every_unit_in_one_systemctl_call(host, rt):
+    host.write("active/container@h-alpha.service", "active\n")
+    host.write("active/container@h-gamma.service", "failed\n")
+    states = rt.run_states(["alpha", "beta", "gamma"])
+    assert states == {"alpha": RunState(running=True), "beta": RunState(), "gamma": RunState(failed=True)}
+    assert host.calls() == [["systemctl", "show", "--property=Id,ActiveState", "container@h-alpha.service",
+                             "container@h-beta.service", "container@h-gamma.service"]]
+
+
+def test_run_states_of_no_agent_runs_nothing(host, rt):
+    assert rt.run_states([]) == {} and host.calls() == []
+
+
+def test_run_states_refuses_an_answer_without_a_unit_asked_for(host, rt, monkeypatch):
+    monkeypatch.setattr(rt, "_run", lambda argv: "Id=container@h-alpha.service\nActiveState=active\n")
+    with pytest.raises(HiveError, match="no state for container@h-beta.service"):
+        rt.run_states(["alpha", "beta"])
+
+
+def test_the_engine_reads_a_whole_hive_s_status_with_one_systemctl_call(host, state, profiles):
+    from hive_tui.host.engine import Engine
+
+    options = {"profiles_dir": profiles, "container_config_dir": host.etc,
+               "command_timeout": 5.0, "build_timeout": 5.0}
+    with Engine(state.root, runtime="nixos", locker="builtin", runtime_options=options) as engine:
+        for name in ("alpha", "beta", "gamma"):
+            engine.install_agent(name)
+        engine.stop("beta")
+        before = len(host.calls())
+        rows = engine.status()
+        shows = [c for c in host.calls()[before:] if c[:2] == ["systemctl", "show"]]
+    assert [(r.name, r.running) for r in rows] == [("alpha", True), ("beta", False), ("gamma", True)]
+    assert shows == [["systemctl", "show", "--property=Id,ActiveState",
+                      *(f"container@h-{n}.service" for n in ("alpha", "beta", "gamma"))]]
+
+
 def test_run_state_raises_when_systemctl_fails(host, rt):
     host.write("fail/systemctl show", "Failed to connect to bus")
     with pytest.raises(HiveError, match="Failed to connect to bus"):

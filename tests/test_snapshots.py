@@ -1,5 +1,6 @@
 """How the console looks, pinned: the main screen with a row in each transient
-state and each badge, the modals, help and hosts, and a light theme.
+state and each badge, the modals, help and hosts, a light theme, and the
+main screen in a default (80×24) and a large (200×50) terminal.
 
 A changed snapshot is reviewed as an SVG (pytest --snapshot-report) before it
 is accepted with --snapshot-update; never regenerated blindly."""
@@ -29,6 +30,16 @@ async def settled(pilot) -> None:
 
 def test_main_screen(snap_compare):
     assert snap_compare(app(), terminal_size=SIZE, run_before=settled)
+
+
+def test_main_screen_in_a_default_terminal(snap_compare):
+    """80×24: the panes stack, no column is squeezed, the idle deploy log takes no room."""
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=settled)
+
+
+def test_main_screen_in_a_large_terminal(snap_compare):
+    """200×50: side by side, the requests' descriptions use the room there is."""
+    assert snap_compare(app(), terminal_size=(200, 50), run_before=settled)
 
 
 def test_main_screen_light(snap_compare):

@@ -88,3 +88,59 @@ def test_a_killed_owner_leaves_no_stale_lock(hive_root):
     holder.wait(timeout=10)
     with Engine(hive_root, locker="builtin", lock_wait=0.1) as engine:
         assert engine.agents() == []
+
+
+def test_agent_paths_resolve_the_state_root_once(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from hive_tui.host.stateroot import StateRoot
+
+    state = StateRoot.at(tmp_path / "root")
+    state.create()
+    state.applied("alpha")
+    resolved = []
+    real = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, *a, **k: resolved.append(self) or real(self, *a, **k))
+    paths = [state.applied("alpha"), state.proposed("alpha"), state.agent_state("alpha"), state.container("alpha")]
+    assert resolved == []
+    assert paths[0] == (tmp_path / "root").resolve() / "applied" / "alpha"
+
+
+def test_a_read_does_not_wait_for_another_thread_s_write(tmp_path):
+    """A write holds its lock while its commit waits for the disk; reads from
+    other threads see every earlier commit without waiting for it, and the
+    writing thread still reads its own uncommitted rows."""
+    import threading
+
+    from hive_tui.models import Approval
+
+    db = Database(tmp_path / "hive.db")
+    try:
+        with db.write() as t:
+            first = t.insert_approval(Approval(agent="alpha", kind="spawn"))
+        inside, release = threading.Event(), threading.Event()
+        seen_inside = []
+
+        def writer():
+            with db.write() as t:
+                t.insert_approval(Approval(agent="beta", kind="spawn"))
+                seen_inside.append([a.agent for a in db.approvals()])
+                inside.set()
+                assert release.wait(30)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            assert inside.wait(30)
+            read = threading.Thread(target=lambda: seen_inside.append([a.agent for a in db.approvals()]))
+            read.start()
+            read.join(30)
+            assert not read.is_alive(), "a read waited for another thread's write"
+            assert db.approval(first.id).agent == "alpha"
+        finally:
+            release.set()
+            thread.join(30)
+        assert seen_inside == [["alpha", "beta"], ["alpha"]]
+        assert [a.agent for a in db.approvals()] == ["alpha", "beta"]
+    finally:
+        db.close()

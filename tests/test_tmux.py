@@ -66,3 +66,39 @@ def test_the_console_approves_and_denies_in_a_real_terminal(tmp_path):
                 stop_all(engine)
     assert (deployed.status, deployed.terminal_tag) == ("approved", "deployed/1")
     assert (denied.status, denied.terminal_tag, denied.note) == ("denied", "denied/3", "keep the queue name")
+
+
+def test_a_default_terminal_shows_every_agent_and_request(tmp_path):
+    """At 80×24 the panes stack: each agent's name and state, and each request's id and agent, can be read."""
+    import re
+
+    from hive_tui.host.demo_hive import AGENTS, PROPOSALS, SPAWN
+
+    requests = [(i, agent) for i, (agent, *_) in enumerate([*PROPOSALS, SPAWN], start=1)]
+    tmux = Tmux(f"hive-tui-{tmp_path.name}")
+    data = tmp_path / "data"
+    root = data / "hive-tui" / "demo"
+    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", "-c", str(tmp_path),
+         "-e", f"XDG_DATA_HOME={data}", "-e", f"XDG_CONFIG_HOME={tmp_path / 'config'}",
+         f"{EXE} --locker builtin")
+    agent_line = {name: re.compile(rf"^ {name} +[●○✗◐◓◑◒] (running|stopped|failed|\w+…)( |$)") for name in AGENTS}
+    request_line = [re.compile(rf"^ {id} +{agent} +\w+ +\w+") for id, agent in requests]
+
+    def readable(screen: str) -> bool:
+        lines = screen.splitlines()
+        return (all(any(p.match(line) for line in lines) for p in agent_line.values())
+                and all(any(p.match(line) for line in lines) for p in request_line))
+
+    try:
+        tmux("resize-window", "-t", "console", "-x", "80", "-y", "24")
+        tmux.wait_for("· live")
+        deadline = time.monotonic() + 60
+        while not readable(screen := tmux.screen()):
+            assert time.monotonic() < deadline, f"not every agent and request could be read; the screen:\n{screen}"
+            time.sleep(0.1)
+        assert all(len(line) <= 80 for line in screen.splitlines())
+    finally:
+        subprocess.run([*tmux.base, "kill-server"], capture_output=True)
+        if (root / "hive.db").exists():
+            with Engine(root, locker="builtin", runtime_options={"stop_grace": 2.0}) as engine:
+                stop_all(engine)

@@ -4,6 +4,12 @@ WAL with synchronous=FULL, and every write inside BEGIN IMMEDIATE: a deferred
 transaction that reads and then writes fails at once with "database is
 locked" when another process committed in between, whatever the busy
 timeout, while an immediate one takes the write lock first and waits for it.
+
+A write that recovery reads the same whether or not it survived a power cut
+(a deploy step between two that decide how it is ended) may skip the wait
+for the disk: `write(durable=False)`. It still reaches the WAL file before
+the call returns, so a killed process loses nothing, and the next durable
+commit makes it durable with everything before it.
 """
 
 from __future__ import annotations
@@ -78,7 +84,15 @@ _APPROVAL_COLUMNS = (
 
 
 class Database:
-    """One connection shared by the engine's threads, behind a lock."""
+    """One connection for writes shared by the engine's threads, behind a lock,
+    and one for reads behind a lock of its own.
+
+    A durable commit holds the write lock while it waits for the disk; a read
+    on its own connection sees every commit made so far (WAL) without waiting
+    for that one, so status rows and pushed events are not held up behind
+    other agents' deploys. A thread inside a write reads on the write
+    connection, seeing its own uncommitted changes as before.
+    """
 
     def __init__(self, path: Path, busy_timeout: float = 30.0):
         self._conn = sqlite3.connect(
@@ -86,6 +100,7 @@ class Database:
         )
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        self._writing = threading.local()
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
@@ -97,31 +112,56 @@ class Database:
                 for statement in _MIGRATIONS[step]:
                     c.execute(statement)
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._reader = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        self._reader.row_factory = sqlite3.Row
+        self._read_lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             self._conn.close()
+            self._reader.close()
 
     @contextmanager
-    def write(self) -> Iterator["_Txn"]:
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        if getattr(self._writing, "depth", 0):
+            with self._lock:
+                yield self._conn
+        else:
+            with self._read_lock:
+                yield self._reader
+
+    @contextmanager
+    def write(self, durable: bool = True) -> Iterator["_Txn"]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._writing.depth = getattr(self._writing, "depth", 0) + 1
             try:
-                yield _Txn(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                if not durable:
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield _Txn(self._conn)
+                    except BaseException:
+                        self._conn.execute("ROLLBACK")
+                        raise
+                    self._conn.execute("COMMIT")
+                finally:
+                    if not durable:
+                        self._conn.execute("PRAGMA synchronous=FULL")
+            finally:
+                self._writing.depth -= 1
 
     def _query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        with self._reading() as conn:
+            return conn.execute(sql, args).fetchall()
 
     # approvals
 
     def approval(self, id: int) -> Approval:
-        with self._lock:
-            return _approval(self._conn, id)
+        with self._reading() as conn:
+            return _approval(conn, id)
 
     def approvals(self, status: str | None = None, agent: str | None = None) -> list[Approval]:
         sql = f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE 1"
@@ -242,10 +282,10 @@ class _Txn:
     def clear_transient(self, agent: str) -> None:
         self._conn.execute("DELETE FROM transients WHERE agent = ?", (agent,))
 
-    def journal_start(self, id: int, agent: str, prev_sha: str, target_sha: str) -> None:
+    def journal_start(self, id: int, agent: str, prev_sha: str, target_sha: str, step: str = "captured") -> None:
         self._conn.execute(
             "INSERT INTO deploys (id, agent, prev_sha, target_sha, step, started_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (id, agent, prev_sha, target_sha, "captured", rfc3339()),
+            (id, agent, prev_sha, target_sha, step, rfc3339()),
         )
 
     def journal_step(self, id: int, step: str) -> None:

@@ -11,7 +11,11 @@
        built again at that sha if it may have been switched
 
 Each step is journaled in the database before it is taken and pushed to
-whoever watches as a DeployStep. A deploy that stops short, because a step
+whoever watches as a DeployStep. Recovery decides by three of them: before
+`captured` nothing was changed, from `rebuild` the container may run the new
+build, from `finalize` the deploy is finished forward. Those commits wait
+for the disk; the steps between them end the same way whichever of them the
+journal holds, so theirs do not (see Database.write). A deploy that stops short, because a step
 failed or because the engine died, is ended by `settle` from what the
 journal and the repos say: the running engine and crash recovery share it.
 """
@@ -36,6 +40,9 @@ from .transients import Transients
 
 log = logging.getLogger(__name__)
 
+# The journal steps recovery tells apart (see Recovery._approval and settle).
+_DECISIVE_STEPS = frozenset({"rebuild", "finalize"})
+
 
 @dataclass
 class Deployer:
@@ -54,7 +61,7 @@ class Deployer:
 
         def step(step_name: str, detail: str = "") -> None:
             crash_point(f"deploy:before-{step_name}")
-            with self.db.write() as t:
+            with self.db.write(durable=step_name in _DECISIVE_STEPS) as t:
                 t.journal_step(id, step_name)
             self.emit(DeployStep(id=id, agent=name, step=step_name, detail=detail))
 
@@ -64,10 +71,12 @@ class Deployer:
         building = False
         try:
             crash_point("deploy:claimed")
+            # Nothing happens between capturing main and tagging: one commit journals both.
+            crash_point("deploy:before-tagging")
             with self.db.write() as t:
-                t.journal_start(id, name, str(prev), str(target))
+                t.journal_start(id, name, str(prev), str(target), step="tagging")
             self.emit(DeployStep(id=id, agent=name, step="captured", detail=f"main at {str(prev)[:12]}"))
-            step("tagging", f"approved/{id} building/{id}")
+            self.emit(DeployStep(id=id, agent=name, step="tagging", detail=f"approved/{id} building/{id}"))
             gitrepo.create_tag(repo, f"approved/{id}", target, "")
             gitrepo.create_tag(repo, f"building/{id}", target, "")
             if not gitrepo.is_ancestor(repo, prev, target):

@@ -28,12 +28,12 @@ from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import is_marker, set_marker
-from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, kept_agents,
-                        rebuild_agent)
+from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, is_kept, is_listed,
+                        kept_agents, rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
 from .recovery import Recovery, mark_broken, settle_destroy, settle_rebuild, settle_spawn
 from .rowcache import CommittedLock, StatusFiles
-from .runtime import OutputSink, RunState, make_runtime
+from .runtime import OutputSink, RunState, make_runtime, run_states
 from .stateroot import OwnerLock, StateRoot
 from .template import new_agent_files
 from .transients import Transients
@@ -213,9 +213,12 @@ class Engine:
         broken = self.db.broken()
         containers = self.runtime.containers()
         rows = []
-        for name in agents_for_meta_listing(self.state, self.runtime, self.meta, containers):
+        names = agents_for_meta_listing(self.state, self.runtime, self.meta, containers)
+        # One read of every agent's run state: the nixos runtime asks systemctl once.
+        runs = run_states(self.runtime, names)
+        for name in names:
             try:
-                rows.append(self._row(name, lock, broken))
+                rows.append(self._row(name, lock, broken, run=runs.get(name)))
             except NotFound:
                 continue
         rows += [self._row(name, {}, broken, kept=True) for name in self.kept(containers)]
@@ -227,20 +230,23 @@ class Engine:
 
     def _current_row(self, name: str) -> AgentStatus:
         """The agent's row, or its `kept` row; NotFound when it has neither."""
-        if name in self.agents():
+        # One agent looked up, not every agent listed: a spawn pushes rows too.
+        if is_listed(self.state, self.runtime, self.meta, name):
             return self._row(name, self._committed_lock.get(), self.db.broken())
-        if name in self.kept():
+        if self.transients.kind(name) != "Spawning" and is_kept(self.state, self.runtime, self.meta, name):
             return self._row(name, {}, self.db.broken(), kept=True)
         raise NotFound(f"no agent named {name}")
 
-    def _row(self, name: str, lock: dict, broken: dict[str, str], kept: bool = False) -> AgentStatus:
+    def _row(self, name: str, lock: dict, broken: dict[str, str], kept: bool = False,
+             run: RunState | None = None) -> AgentStatus:
         """An agent's row, derived from the runtime, the repos and its state folder;
         `kept` for an agent destroyed with its repos kept: no container, nothing deployed.
 
         NotFound if the agent is destroyed meanwhile: its container goes first,
         so an agent no longer listed when its repo cannot be read is gone.
         """
-        run = RunState() if kept else self.runtime.run_state(name)
+        if run is None:
+            run = RunState() if kept else self.runtime.run_state(name)
         locked = locked_rev(lock, input_name(name))
         applied = None
         try:
@@ -368,7 +374,8 @@ class Engine:
         the operator has already decided.
         """
         kind = "Spawning" if approval.kind == "spawn" else "Rebuilding"
-        with self.transients.hold(approval.agent, kind, wait=True):
+        # A deploy journals its start durably before it changes anything.
+        with self.transients.hold(approval.agent, kind, wait=True, durable=approval.kind != "apply_commit"):
             try:
                 if approval.kind == "apply_commit":
                     return self._deployer.run(approval)

@@ -40,7 +40,14 @@ def agents_for_meta_listing(state: StateRoot, runtime: Runtime, meta: MetaFlake 
     if containers is None:
         containers = runtime.containers()
     spawning = meta.spawning() if meta is not None else frozenset()
-    return [n for n in containers if n not in spawning and state.has_applied_repo(n)]
+    return state.with_applied_repo([n for n in containers if n not in spawning])
+
+
+def is_listed(state: StateRoot, runtime: Runtime, meta: MetaFlake, name: str) -> bool:
+    """Whether `agents_for_meta_listing` lists `name`, with the runtime's
+    containers listed only if the agent has an applied repo and no spawn
+    under way: checking one agent costs no scan of every agent's repo."""
+    return name not in meta.spawning() and state.has_applied_repo(name) and name in runtime.containers()
 
 
 def kept_agents(state: StateRoot, runtime: Runtime, meta: MetaFlake, containers: list[str] | None = None) -> list[str]:
@@ -56,6 +63,12 @@ def kept_agents(state: StateRoot, runtime: Runtime, meta: MetaFlake, containers:
     except OSError:
         return []
     return sorted(n for n in entries if is_valid_name(n) and n not in has and state.has_applied_repo(n))
+
+
+def is_kept(state: StateRoot, runtime: Runtime, meta: MetaFlake, name: str) -> bool:
+    """Whether `kept_agents` lists `name`, looking at that one agent."""
+    return (is_valid_name(name) and name not in meta.spawning() and state.has_applied_repo(name)
+            and name not in runtime.containers())
 
 
 def _lister(state: StateRoot, runtime: Runtime, meta: MetaFlake):
@@ -77,11 +90,11 @@ def install_agent(
     earlier destroy are kept again.
     """
     check_name(name)
-    if name in agents_for_meta_listing(state, runtime, meta):
+    if is_listed(state, runtime, meta, name):
         raise Conflict(f"agent {name} already exists")
     # An earlier rerender may have failed (see destroy_agent): catch up first,
     # so the spawn's commit changes the new agent's node and nothing else.
-    meta.rerender(_lister(state, runtime, meta), "render the agents the hive has")
+    meta.render_owed(_lister(state, runtime, meta), "render the agents the hive has")
     made: list[Path] = []
     staged = created = False
     try:

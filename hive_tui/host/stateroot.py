@@ -74,6 +74,17 @@ class StateRoot:
         except HiveError:
             return False
 
+    def with_applied_repo(self, names: list[str]) -> list[str]:
+        """Those of `names` that have an applied repo (see has_applied_repo), in
+        their order: one listing of the area, not a path check per name."""
+        try:
+            area = path_under(self.resolved, "applied", resolved=True)
+            with os.scandir(area) as entries:
+                folders = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
+        except (HiveError, OSError):
+            return []
+        return [n for n in names if n in folders and os.path.isdir(f"{area}/{n}/.git")]
+
     def read_agent_json(self, name: str, file: str) -> dict | None:
         """A JSON object the agent wrote in its state folder, or None (see fsutil.read_json)."""
         try:

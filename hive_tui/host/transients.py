@@ -61,9 +61,13 @@ class Transients:
                 raise Conflict(f"{agent} is {kind_word(held.kind)} already; wait for that to finish")
 
     @contextmanager
-    def hold(self, agent: str, kind: str, wait: bool = False) -> Iterator[Transient]:
+    def hold(self, agent: str, kind: str, wait: bool = False, durable: bool = True) -> Iterator[Transient]:
         """Mark `agent` as `kind` for the duration; refuse (or with `wait`, queue)
-        when it already has an action in flight. Cleared whatever the outcome."""
+        when it already has an action in flight. Cleared whatever the outcome.
+
+        `durable=False` when the action's first write is a durable commit of
+        its own (a deploy's journal): that commit makes this row durable too,
+        and nothing is changed before it (see Database.write)."""
         assert kind in TRANSIENT_KINDS, kind
         with self._cond:
             while agent in self._held:
@@ -72,13 +76,17 @@ class Transients:
                 self._cond.wait()
             item = Transient(agent=agent, kind=kind, since=rfc3339())
             self._held[agent] = item
-            try:
-                with self._db.write() as t:
-                    t.set_transient(item)
-            except BaseException:
+        # The row is written once the agent is ours, outside the lock every
+        # agent shares: its commit waits for the disk, and other agents'
+        # actions and status reads need not wait with it.
+        try:
+            with self._db.write(durable=durable) as t:
+                t.set_transient(item)
+        except BaseException:
+            with self._cond:
                 del self._held[agent]
                 self._cond.notify_all()
-                raise
+            raise
         self._on_change(item)
         try:
             yield item
@@ -87,18 +95,20 @@ class Transients:
                 # Not ours any more when it ended with the outcome it recorded
                 # (`outcome`): the agent may be another action's by now.
                 ours = self._held.get(agent) is item
-                if ours:
+            if ours:
+                # Cleared while the agent is still ours, so that the next
+                # action's row is never written before this one is removed.
+                try:
+                    crash_point("transient:clear")
+                    with self._db.write() as t:
+                        t.clear_transient(agent)
+                except Exception:
+                    # The action itself is over, and its outcome is what to report: a
+                    # row left behind is replaced by the agent's next action.
+                    log.exception("clearing the %s transient of %s", kind, agent)
+                with self._cond:
                     del self._held[agent]
                     self._cond.notify_all()
-                    try:
-                        crash_point("transient:clear")
-                        with self._db.write() as t:
-                            t.clear_transient(agent)
-                    except Exception:
-                        # The action itself is over, and its outcome is what to report: a
-                        # row left behind is replaced by the agent's next action.
-                        log.exception("clearing the %s transient of %s", kind, agent)
-            if ours:
                 self._on_change(Transient(agent=agent, kind=kind, since=item.since, ended=True))
 
     @contextmanager

@@ -1,33 +1,49 @@
 """The container list: one two-line row per agent, updated in place.
 
 A DataTable draws only the lines on screen, so a thousand agents mount in
-a blink; a row changes with `update_cell`, which redraws that row alone. A
-row with an action in flight shows a pulsing pill instead of its state and
-dims its actions; the pulse touches only those rows. Every word comes from
-the agents or the manager, so every cell is a Text (a plain str would be
-read as markup), built from `plain` text.
+a blink; a row changes with `update_cell` when the engine pushes it. What
+changes with time alone (a pill's pulse, the age of a status) is painted
+over the drawn line instead (see livecells), so a tick redraws those cells
+and nothing else, and only on rows that are on screen.
+
+Each row fits the table's width: the model goes first when room is short,
+then the sha; a status is cut at a word. A filter hides rows by taking
+them out of the table and putting back the ones that match, from cells
+already built, never by building every row again.
+
+Every word comes from the agents or the manager, so every cell is a Text
+(a plain str would be read as markup), built from `plain` text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable
+from textual import events, work
+from textual.coordinate import Coordinate
 
 from .. import actions
 from ..models import AgentStatus
 from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
+from .fit import fit
+from .livecells import Live, LiveCells
 
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
-ACTION_KEYS = "s start · x stop · r restart · b rebuild · p pause · d destroy · D purge · ⏎ history"
-KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
-READ_ONLY_KEYS = "read-only · ⏎ history"
 COLUMN = "agent"
+# Cells of the first line, by how long they stay: the name and the state never go.
+NAME, STATE, SHA, MODEL = 25, 16, 13, 13
+# "(999d ago)": an age never outgrows its cells as it ticks.
+AGE_CELLS = 10
+# A destroyed agent's repos kept: all that can still be done with it.
+KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
+# A filter's work, in rows, between two looks at the keyboard.
+FILTER_CHUNK = 500
 
 
 def state_cell(row: AgentStatus | None) -> str:
@@ -48,12 +64,13 @@ def pill(kind: str, frame: int) -> str:
     return f"{PULSE[frame % len(PULSE)]} {transient_word(kind)}"
 
 
-class ContainerTable(DataTable):
+class ContainerTable(LiveCells):
     BINDINGS = actions.bindings("agent")
     COMPONENT_CLASSES = {
         "containers--name", "containers--pill", "containers--badge", "containers--failed",
         "containers--dim", "containers--meta",
     }
+    LINES_PER_ROW = 2
 
     def __init__(self, now: Callable[[], datetime] | None = None, pulse: bool = True, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, show_header=False, **kwargs)
@@ -63,13 +80,23 @@ class ContainerTable(DataTable):
         self.rows_by_name: dict[str, AgentStatus | None] = {}
         self.transients: dict[str, str] = {}
         self.filter_text = ""
-        # A read-only host: no action keys to offer on its rows.
-        self.read_only = False
+        # A filter's steps are under way: the table holds only part of what it will.
+        self.filling = False
+        # Each row's cell as last built for `self.width_built`, and where its live text sits.
+        self.cells: dict[str, Text] = {}
+        self.live: dict[str, list[tuple[int, int, str]]] = {}
+        self.width_built = 0
 
     def on_mount(self) -> None:
         self.add_column("agent", key=COLUMN)
-        if self.pulse:
-            self.set_interval(PULSE_EVERY, self._pulse)
+        # One timer for both: a pill turns every tick, an age is looked at and repainted if it moved.
+        self.set_interval(PULSE_EVERY, self._tick)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._text_width() != self.width_built:
+            self.cells.clear()
+            self.live.clear()
+            self._refill(sorted(self.rows_by_name))
 
     # -- the model --------------------------------------------------------------
 
@@ -83,17 +110,13 @@ class ContainerTable(DataTable):
 
     def set_rows(self, rows: list[AgentStatus], transients: dict[str, str]) -> None:
         """Everything afresh (on connect and after a gap), keeping the selection."""
-        keep = self.selected()
         self.rows_by_name = {r.name: r for r in rows}
         self.transients = {**{r.name: r.transient for r in rows if r.transient}, **transients}
         for name in transients:
             self.rows_by_name.setdefault(name, None)
-        self.clear()
-        for name in sorted(self.rows_by_name):
-            if self.matches(name):
-                self.add_row(self._row_text(name), key=name, height=2)
-        if keep is not None and keep in self.rows_by_name and self.matches(keep):
-            self.move_cursor(row=self.get_row_index(keep))
+        self.cells.clear()
+        self.live.clear()
+        self._refill(sorted(self.rows_by_name))
 
     def update_row(self, row: AgentStatus) -> None:
         self.rows_by_name[row.name] = row
@@ -115,68 +138,155 @@ class ContainerTable(DataTable):
         self._show(name)
 
     def refilter(self, text: str) -> None:
-        self.filter_text = text.lower()
-        self._rebuild()
+        """Show only the rows whose name holds `text`.
 
-    def _rebuild(self) -> None:
-        self.set_rows([r for r in self.rows_by_name.values() if r is not None], self.transients)
+        A big hive is filtered in steps, between which keys are read: a new
+        filter (the next key typed) replaces one still under way."""
+        self.filter_text = text.lower()
+        names = [n for n in sorted(self.rows_by_name) if self.matches(n)]
+        if not self.filling and names == list(self.rows):
+            # The first keys of a name often match every row: nothing to do.
+            self.workers.cancel_group(self, "filter")
+            return
+        if len(self.rows_by_name) <= FILTER_CHUNK:
+            self._refill(names, matched=True)
+        else:
+            self._refill_in_steps(names)
+
+    @work(group="filter", exclusive=True)
+    async def _refill_in_steps(self, names: list[str]) -> None:
+        self.filling = True
+        try:
+            for _ in self._refilling(names):
+                await asyncio.sleep(0)
+        finally:
+            self.filling = False
+
+    def _refill(self, names: list[str], matched: bool = False) -> None:
+        # A filter under way worked from rows that are no longer the table's.
+        self.workers.cancel_group(self, "filter")
+        for _ in self._refilling(names if matched else [n for n in names if self.matches(n)]):
+            pass
+
+    def _refilling(self, names: list[str]) -> Iterator[None]:
+        """Put `names` in the table, from their built cells, yielding between steps."""
+        keep = self.selected()
+        for start in range(0, len(names), FILTER_CHUNK):
+            for name in names[start:start + FILTER_CHUNK]:
+                if name in self.rows_by_name:
+                    self._cell(name)
+            yield
+        self.clear()
+        for start in range(0, len(names), FILTER_CHUNK):
+            for name in names[start:start + FILTER_CHUNK]:
+                # A push between two steps may have dropped an agent, or put it back already.
+                if name in self.rows_by_name and name not in self.rows:
+                    self.add_row(self._cell(name), key=name, height=self.LINES_PER_ROW)
+            if keep is not None and keep in self.rows:
+                self.move_cursor(row=self.get_row_index(keep))
+                keep = None
+            if start + FILTER_CHUNK < len(names):
+                yield
 
     def _show(self, name: str) -> None:
         """Put `name`'s row on screen as it is now: update, add or drop it."""
+        self.cells.pop(name, None)
+        self.live.pop(name, None)
         present = name in self.rows
         wanted = name in self.rows_by_name and self.matches(name)
         if present and wanted:
-            self.update_cell(name, COLUMN, self._row_text(name))
+            self.update_cell(name, COLUMN, self._cell(name))
         elif present:
             self.remove_row(name)
         elif wanted:
-            # New rows go where sorting puts them: rebuild once, rare next to updates.
-            self._rebuild()
+            # New rows go where sorting puts them: refill once, rare next to updates.
+            self._refill(sorted(self.rows_by_name))
 
-    def _pulse(self) -> None:
-        if not self.transients:
-            return
-        self.frame += 1
-        # Rows off screen catch up when they scroll in; only what shows is redrawn.
-        top, height = self.scroll_offset.y, self.size.height
-        for name in self.transients:
-            if name in self.rows and top - 2 <= self.get_row_index(name) * 2 <= top + height:
-                self.update_cell(name, COLUMN, self._row_text(name))
+    # -- what changes with time ------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.pulse and self.transients:
+            self.frame += 1
+        self.repaint_live()
+
+    def live_text(self, row_index: int, line: int) -> list[Live]:
+        if not self.live or row_index >= self.row_count:
+            return []
+        name = self.coordinate_to_cell_key(Coordinate(row_index, 0)).row_key.value
+        if name is None:
+            return []
+        fields = []
+        for at_line, x, kind in self.live.get(name, ()):
+            if at_line != line:
+                continue
+            if kind == "pill":
+                fields.append((x, 1, PULSE[self.frame % len(PULSE)]))
+            else:
+                row = self.rows_by_name.get(name)
+                if row is not None:
+                    fields.append((x, AGE_CELLS, f"({self._age(row)})"))
+        return fields
+
+    def _age(self, row: AgentStatus) -> str:
+        return age(row.status_set_at, self.now() if self.now else None)
 
     # -- drawing ------------------------------------------------------------------
+
+    def _text_width(self) -> int:
+        # The row is one cell of the table's single column, with its padding either side. Room
+        # for a scrollbar is kept whether or not it shows, so rows are not built again as it comes and goes.
+        room = self.outer_size.width - self.styles.gutter.width - self.styles.scrollbar_size_vertical
+        return max(room - 2 * self.cell_padding, NAME + STATE)
 
     def _style(self, name: str) -> Style:
         # No styles while the table is being taken down (the app quitting mid-update).
         return self.get_component_rich_style(name, partial=True, default=Style.null())
 
-    def _row_text(self, name: str) -> Text:
+    def _cell(self, name: str) -> Text:
+        if name not in self.cells:
+            self.width_built = self._text_width()
+            self.cells[name], self.live[name] = self._row_text(name, self.width_built)
+        return self.cells[name]
+
+    def _row_text(self, name: str, width: int) -> tuple[Text, list[tuple[int, int, str]]]:
         row = self.rows_by_name.get(name)
         kind = self.transients.get(name)
+        live: list[tuple[int, int, str]] = []
+        pad = self.cell_padding
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{one_line(name, 24):<25}", self._style("containers--name"))
+        text.append(f"{one_line(name, NAME - 1):<{NAME}}", self._style("containers--name"))
         if kind:
-            text.append(f"{pill(kind, self.frame):<16}", self._style("containers--pill"))
+            live.append((0, pad + NAME, "pill"))
+            text.append(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))
         else:
             style = self._style("containers--failed") if row is not None and row.failed else None
-            text.append(f"{state_cell(row):<16}", style)
+            text.append(f"{state_cell(row):<{STATE}}", style)
         meta = self._style("containers--meta")
-        if row is not None:
-            text.append(f"{row.deployed_sha or '-':<13}", meta)
-            text.append(f"{one_line(row.active_model, 12) or '-':<13}", meta)
-            if row.status_text:
-                text.append(f"{one_line(row.status_text, 60)} ({age(row.status_set_at, self.now() if self.now else None)})")
-        text.append("\n  ")
+        if row is not None and width >= NAME + STATE + SHA:
+            text.append(f"{row.deployed_sha or '-':<{SHA}}", meta)
+            if width >= NAME + STATE + SHA + MODEL:
+                text.append(f"{one_line(row.active_model, MODEL - 1) or '-':<{MODEL}}", meta)
+        text.rstrip()
+        # The second line: what needs the operator's eye, then the status and its age.
+        second = Text("  ")
         for word in badges(row):
-            text.append(f" {word} ", self._style("containers--badge"))
-            text.append(" ")
-        keys = KEPT_KEYS if row is not None and row.kept else ACTION_KEYS
-        if self.read_only:
-            keys = READ_ONLY_KEYS
-        text.append(keys if not kind else f"({one_line(kind).lower()}: actions wait)",
-                    self._style("containers--dim"))
+            second.append(f" {word} ", self._style("containers--badge"))
+            second.append(" ")
+        if kind:
+            second.append(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
+        elif row is not None and row.kept:
+            second.append(f"{KEPT_KEYS} ", self._style("containers--dim"))
+        if row is not None and row.status_text:
+            status = fit(one_line(row.status_text), width - second.cell_len - 1 - AGE_CELLS)
+            if status:
+                second.append(f"{status} ")
+                live.append((1, pad + second.cell_len, "age"))
+                second.append(f"({self._age(row)})", meta)
+        text.append("\n")
+        text.append_text(second)
         if row is not None and row.kept and not kind:
             # No container: the whole row dims; purge is all that acts on it. The
             # colour as blended (a partial style drops the muted colour's alpha).
             muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
             text.stylize(Style(color=muted.color, bold=False))
-        return text
+        return text, live

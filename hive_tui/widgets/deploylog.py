@@ -1,23 +1,35 @@
-"""What the engine is doing, as it happens: deploy steps, build output, outcomes."""
+"""What the engine is doing, as it happens: deploy steps, build output, outcomes.
+
+It takes room on screen only while something runs, and for a while after
+(`LINGER`), so its last outcome can be read; otherwise the lists have it.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.timer import Timer
 from textual.widgets import RichLog
 
 from ..models import DeployStep, Event
 from ..plain import one_line, plain
 
+LINGER = 30.0
+
 
 class DeployLog(RichLog):
     def __init__(self, **kwargs):
         super().__init__(max_lines=2000, wrap=False, markup=False, highlight=False, **kwargs)
+        # Deploys that sent a step and no outcome yet, by approval id (0: not an approval's).
+        self.in_flight: set[int] = set()
+        self.rest_timer: Timer | None = None
 
     def step(self, s: DeployStep) -> None:
         if s.step == "output":
             self.write(Text(f"  │ {plain(s.detail)}", style="dim"))
         else:
             self.write(Text(f"[{s.id} {one_line(s.agent)}] {s.step}: {one_line(s.detail, 200)}"))
+        self.in_flight.add(s.id)
+        self._active()
 
     def event(self, e: Event) -> None:
         if e.kind not in ("ApprovalResolved", "Destroyed", "Rebuilt", "Interrupted") or (
@@ -28,3 +40,24 @@ class DeployLog(RichLog):
         self.write(Text(f"{head}: {outcome}", style="bold"))
         for line in plain(e.error or "").splitlines()[-12:]:
             self.write(Text(f"  ! {line}"))
+        self.in_flight.discard(e.id or 0)
+        if e.kind == "Interrupted":
+            self.in_flight.clear()
+        self._active()
+
+    @property
+    def running(self) -> bool:
+        return bool(self.in_flight)
+
+    def _active(self) -> None:
+        self.add_class("-active")
+        if self.rest_timer is not None:
+            self.rest_timer.stop()
+            self.rest_timer = None
+        if not self.in_flight:
+            self.rest_timer = self.set_timer(LINGER, self._rest)
+
+    def _rest(self) -> None:
+        self.rest_timer = None
+        if not self.in_flight:
+            self.remove_class("-active")

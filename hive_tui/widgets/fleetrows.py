@@ -306,6 +306,8 @@ class FleetLog(DeployLog):
             self.write(Text(line))
         finally:
             self._host = ""
+        # Shown for a while, as after a deploy.
+        self._active()
 
     def write(self, content, *args, **kwargs):
         # The words stay the single-host log's; only the host is put in front.

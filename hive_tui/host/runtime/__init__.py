@@ -68,6 +68,13 @@ class Runtime(Protocol):
         """The file the agent's log is in, followed in-process; None where only log_argv reads it."""
 
 
+def run_states(runtime: Runtime, names: list[str]) -> dict[str, RunState]:
+    """Each agent's run state: in one call where the runtime can read them
+    all at once (`run_states`), else one `run_state` each."""
+    batched = getattr(runtime, "run_states", None)
+    if batched is not None:
+        return batched(names)
+    return {name: runtime.run_state(name) for name in names}
 
 
 def make_runtime(kind: str, state: StateRoot, **options) -> Runtime:

@@ -42,6 +42,8 @@ PREFIX = "h-"
 # nixos-container refuses longer container names (they become interface names).
 MAX_CONTAINER_NAME = 11
 TAIL_LINES = 20
+# Units per `systemctl show`: one call for any hive that fits, a bounded argv beyond.
+SHOW_BATCH = 512
 _RUNNING_STATES = {"active", "reloading", "activating", "deactivating"}
 _GENERATION_RE = re.compile(r"system-(\d+)-link")
 # Where an agent finds its state folder inside its container.
@@ -234,12 +236,24 @@ class NixosRuntime:
     def run_state(self, name: str) -> RunState:
         unit = _unit(_container(name))
         show = ["systemctl", "show", "--property=ActiveState", "--value", unit]
-        state = self._run(show).strip()
-        if state in _RUNNING_STATES:
-            return RunState(running=True)
-        if state == "failed":
-            return RunState(failed=True)
-        return RunState()
+        return _run_state(self._run(show).strip())
+
+    def run_states(self, names: list[str]) -> dict[str, RunState]:
+        """The run state of each agent in `names`, from one `systemctl show`
+        for all their units (a few, for a hive too large for one argv)."""
+        units = {_unit(_container(name)): name for name in names}
+        states: dict[str, RunState] = {}
+        listed = list(units)
+        for start in range(0, len(listed), SHOW_BATCH):
+            batch = listed[start:start + SHOW_BATCH]
+            out = self._run(["systemctl", "show", "--property=Id,ActiveState", *batch])
+            for unit, state in _show_records(out).items():
+                if unit in units:
+                    states[units[unit]] = _run_state(state)
+        missing = [units[u] for u in listed if units[u] not in states]
+        if missing:
+            raise HiveError(f"systemctl show printed no state for {', '.join(_unit(_container(n)) for n in missing)}")
+        return states
 
     def log_file(self, name: str) -> None:
         return None  # the journal is read through journalctl
@@ -304,6 +318,25 @@ class NixosRuntime:
             what = f"exited with {proc.returncode}"
             raise HiveError(_failure(argv, what, _lines(stderr + stdout)))
         return stdout.decode("utf-8", "replace")
+
+
+def _run_state(active_state: str) -> RunState:
+    if active_state in _RUNNING_STATES:
+        return RunState(running=True)
+    if active_state == "failed":
+        return RunState(failed=True)
+    return RunState()
+
+
+def _show_records(out: str) -> dict[str, str]:
+    """Unit id -> ActiveState, from `systemctl show -p Id,ActiveState` of
+    several units: a block of KEY=value lines each, blank lines between."""
+    records: dict[str, str] = {}
+    for block in out.split("\n\n"):
+        fields = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if "Id" in fields:
+            records[fields["Id"]] = fields.get("ActiveState", "")
+    return records
 
 
 def _container(name: str) -> str:

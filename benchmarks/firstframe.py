@@ -28,7 +28,7 @@ from benchmarks import bare, fakehive, filtering
 from benchmarks.terminal import EXE, PY, ROOT, Terminal
 
 NAN = float("nan")
-ROWS_SHOWN = "s start · x stop"  # only an agent's row carries its action keys
+ROWS_SHOWN = "● running"  # only an agent's row carries its run state
 SIZES = (1000, 10_000)
 
 

@@ -18,7 +18,7 @@ class Action:
     key: str
     label: str
     help: str
-    scope: str  # "agent", "approval" or "global"
+    scope: str  # "agent", "approval", "global" or "fleet" (the all-hosts view's own)
 
 
 ACTIONS = (
@@ -32,13 +32,20 @@ ACTIONS = (
     Action("pause", "p", "Pause/resume", "park the agent's turn loop, or let it run again", "agent"),
     Action("destroy", "d", "Destroy…", "remove the agent's container, keeping its repos and state", "agent"),
     Action("purge", "D", "Purge…", "destroy the agent and delete its repos and state, with no undo", "agent"),
+    Action("mark", "space", "Mark", "mark or unmark the agent: start, stop, restart, rebuild and pause then act "
+           "on every marked agent", "fleet"),
     Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
     Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
+    Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
 )
+
+
+# What changes a hive: hidden and refused on a read-only host.
+CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})
 
 
 def bindings(scope: str, via_app: bool = True) -> list[BindingType]:

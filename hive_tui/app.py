@@ -14,6 +14,7 @@ import importlib.resources
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import events, on, work
 from textual.app import App, ComposeResult
@@ -38,6 +39,10 @@ from .widgets.diffview import DiffView
 from .widgets.hosts import HostsScreen
 from .widgets.prompt import PromptModal
 from .widgets.purge import PurgeModal
+from .widgets.titlebar import READ_ONLY, paint_accent
+
+if TYPE_CHECKING:
+    from .client.fleet import Opener
 
 Connect = Callable[[Host | None], Awaitable[HiveClient]]
 
@@ -49,19 +54,19 @@ DOING = {"link": "connection", "reload": "reading the hive", "actions": "action"
          "history": "reading the history", "log": "following the log"}
 
 
-def stylesheet() -> Path:
-    """app.tcss: shipped in the wheel as hive_tui.styles, or beside the package in a checkout."""
+def stylesheet(name: str = "app.tcss") -> Path:
+    """A stylesheet: shipped in the wheel as hive_tui.styles, or beside the package in a checkout."""
     try:
-        path = importlib.resources.files("hive_tui.styles") / "app.tcss"
+        path = importlib.resources.files("hive_tui.styles") / name
         if path.is_file():
             return Path(str(path))
     except ModuleNotFoundError:
         pass
-    return Path(__file__).resolve().parent.parent / "styles" / "app.tcss"
+    return Path(__file__).resolve().parent.parent / "styles" / name
 
 
 class HiveApp(App[None]):
-    CSS_PATH = stylesheet()
+    CSS_PATH = [stylesheet(), stylesheet("fleet.tcss")]
     TITLE = "hive-tui"
     # Request keys act on the selected request whatever has focus; agent keys
     # act in the containers pane, and elsewhere say so (see `agent_pane`).
@@ -74,8 +79,12 @@ class HiveApp(App[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
-                 now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None):
+                 now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
+                 open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False):
         super().__init__()
+        # The all-hosts view's opener (each link redials on its own backoff), whether
+        # to open on that view, and a read-only session (--read-only).
+        self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
         self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
         self.pulse = pulse
         self.hosts_file = hosts_file or default_config_path()
@@ -114,7 +123,11 @@ class HiveApp(App[None]):
         # key); the deploy log scrolls with the mouse and is read, not driven.
         self.deploys.can_focus = False
         self.containers.focus()
-        self.connect_to(self.host, first=True)
+        if self.all_hosts and self.hosts:
+            self._set_link("every host: A shows one", stale=True)
+            self.action_fleet()
+        else:
+            self.connect_to(self.host, first=True)
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # A pane lights its title while the focus is inside it. Set as a class:
@@ -140,6 +153,7 @@ class HiveApp(App[None]):
         """Dial `host`, subscribe, read everything, then apply the feed; `again`
         keeps saying why it reconnects until it is live."""
         self.host = host
+        self.dress()
         if not again:
             self._set_link("connecting…", stale=True)
         old, self.client = self.client, None
@@ -253,6 +267,13 @@ class HiveApp(App[None]):
         getattr(self, f"action_{id}")()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "fleet" and (not self.hosts or self.open_host is None):
+            # No hosts file to show every host of.
+            return False
+        # On a read-only host the keys that change something are hidden (and
+        # on_key says why when one is pressed anyway).
+        if self.read_only_here() and (action in actions.CHANGES or (parameters and parameters[0] in actions.CHANGES)):
+            return False
         # The console's keys act on its main screen only: under help, history or
         # a dialog they are that screen's letters, never an approval.
         if action in actions.IDS or action == "agent_pane":
@@ -490,3 +511,32 @@ class HiveApp(App[None]):
         if self.client is not None:
             await self.client.close()
 
+    # -- read-only, accent, all hosts -----------------------------------------------
+
+    def read_only_here(self) -> bool:
+        return self.read_only or (self.host is not None and self.host.read_only)
+
+    def dress(self) -> None:
+        """The title says READ-ONLY on a read-only host; the host's accent colours the title bar."""
+        self.title = f"hive-tui · {READ_ONLY}" if self.read_only_here() else "hive-tui"
+        paint_accent(self.query_one(Header), self.host.accent if self.host else None)
+
+    def on_key(self, event: events.Key) -> None:
+        action = next((a.id for a in actions.ACTIONS if a.key == event.key and a.id in actions.CHANGES), None)
+        if action is not None and self.read_only_here() and self.screen is self.screen_stack[0]:
+            event.stop()
+            self.notify(f"{self._label()} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} "
+                        f"is not sent", severity="warning", markup=False)
+
+    def action_fleet(self) -> None:
+        """Every host in one view; from there, back to the selected row's host."""
+        if not self.hosts or self.open_host is None:
+            self.notify("the all-hosts view shows the hosts file's hosts: none is configured", severity="warning")
+            return
+        from .widgets.fleet import FleetScreen
+
+        def back(host: Host | None) -> None:
+            if host is not None and (self.client is None or host != self.host):
+                self.connect_to(host)
+
+        self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now), back)

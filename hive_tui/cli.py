@@ -26,7 +26,7 @@ from . import __version__, report
 from .client.base import HiveClient
 from .client.connect import EngineOptions, default_state, demo_hint, open_client, open_engine, require_hive
 from .client.fleet import DEFAULT_TIMEOUT, ask_every_host
-from .config import Host, default_config_path, default_host, load_config, parse_host
+from .config import Config, Host, default_config_path, default_host, load_config, parse_host
 from .errors import HiveError, InvalidName
 from .names import check_name
 from .plain import one_line, plain
@@ -336,7 +336,7 @@ def _target(args: argparse.Namespace) -> Host | None:
     if args.host is not None:
         return parse_host(args.host, config)
     if config.all_hosts and args.verb in (None, "console"):
-        # Until the console shows every host at once, it opens on the first.
+        # The console opens on every host (see _console_all_hosts); with none listed, on the demo hive.
         return next(iter(config.hosts.values()), None)
     return default_host(config)
 
@@ -421,12 +421,9 @@ def console(args: argparse.Namespace) -> int:
         raise HiveError("not a terminal; give a verb (hive-tui --help lists them)")
     from .app import HiveApp
 
-    if args.all_hosts:
-        raise HiveError(f"--all-hosts works with the read verbs ({', '.join(ALL_HOSTS_VERBS)}); "
-                        f"the console shows one host at a time (H switches)")
-
     config = load_config(args.config)
-    host = _target(args)
+    all_hosts = _console_all_hosts(args, config)
+    host = None if all_hosts and args.host is None else _target(args)
     if host is None and args.state is not None:
         # Before the console draws: a mistyped --state is an error, not an empty screen.
         require_hive(args.state, demo_hint(args.state, args.state))
@@ -434,7 +431,14 @@ def console(args: argparse.Namespace) -> int:
     async def connect(h: Host | None) -> HiveClient:
         return await _client(args, h, seed_demo=True)
 
-    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, hosts_file=config.path)
+    async def open_host(h: Host) -> HiveClient:
+        # The all-hosts view: no redialling here, each host's link has a backoff of its own.
+        client = await open_client(h, None, engine_options(args), redial_for=0)
+        client.read_only = client.read_only or args.read_only
+        return client
+
+    app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, hosts_file=config.path,
+                  open_host=open_host, all_hosts=all_hosts, read_only=args.read_only)
     app.run()
     if app.refused is not None:
         raise HiveError(app.refused)
@@ -457,6 +461,18 @@ def _timeout(text: str) -> float:
     if not 0 < seconds <= 3600:
         raise argparse.ArgumentTypeError(f"timeout must be a number of seconds from 0 to 3600, not {text!r}")
     return seconds
+
+
+def _console_all_hosts(args: argparse.Namespace, config: Config) -> bool:
+    """Whether the console opens on every host: --all-hosts, or `default: all` with no host named."""
+    if args.all_hosts:
+        if args.host is not None or args.state is not None:
+            raise HiveError("--all-hosts shows every host in the hosts file: give no --host or --state")
+        if not config.hosts:
+            raise HiveError(f"--all-hosts shows every host in {config.path or default_config_path()}, "
+                            f"which names none")
+        return True
+    return config.all_hosts and bool(config.hosts) and args.host is None and args.state is None
 
 
 def _wants_all_hosts(args: argparse.Namespace) -> bool:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .actions import ACTIONS
+from .actions import ACTIONS, CHANGES
 
 if TYPE_CHECKING:
     from .app import HiveApp
@@ -20,15 +20,23 @@ class HiveCommands(Provider):
         # The palette is only ever opened on the console.
         app = cast("HiveApp", self.app)
         entries: list[tuple[str, str, Callable[[], Any]]] = []
+        if self.screen is not app.screen_stack[0]:
+            # Another screen (the all-hosts view) lists its own entries.
+            return entries
+
+        def hidden(id: str) -> bool:
+            # A read-only host's actions are not offered (nor sent).
+            return app.read_only_here() and id in CHANGES
+
         agent = app.selected_agent()
         if agent:
             for a in ACTIONS:
-                if a.scope == "agent":
+                if a.scope == "agent" and not hidden(a.id):
                     entries.append((f"{a.label.rstrip('…')} {agent}", a.help, partial(app.do_action, a.id)))
         approval = app.selected_approval()
         if approval is not None:
             for a in ACTIONS:
-                if a.scope == "approval":
+                if a.scope == "approval" and not hidden(a.id):
                     entries.append((f"{a.label.rstrip('…')} request #{approval.id} ({approval.agent})", a.help,
                                     partial(app.do_action, a.id)))
         for name in app.agent_names():

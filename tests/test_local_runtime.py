@@ -56,13 +56,18 @@ def test_build_runs_in_a_checkout_and_streams_its_output(engine):
     wait_for(lambda: f"alpha started in {cdir / 'current'}" in (cdir / "log").read_text(), what="the agent's log")
 
 
-def test_agent_outlives_the_process_that_started_it(hive_root):
+def install_alpha_from_another_process(hive_root: Path) -> None:
+    """Agent alpha installed and started by an engine in a process that then exits."""
     script = (
         "import sys; from hive_tui.host.engine import Engine; from tests.helpers import agent_files;"
         "e = Engine(sys.argv[1], locker='builtin'); e.install_agent('alpha', agent_files()); e.close()"
     )
     subprocess.run([sys.executable, "-c", script, str(hive_root)], check=True, timeout=60,
                    cwd=Path(__file__).parent.parent)
+
+
+def test_agent_outlives_the_process_that_started_it(hive_root):
+    install_alpha_from_another_process(hive_root)
     with Engine(hive_root, locker="builtin") as engine:
         try:
             pid = supervisor_pid(engine, "alpha")
@@ -322,12 +327,7 @@ def test_the_supervisor_exits_once_no_agent_runs(engine):
 
 
 def test_a_new_engine_starts_agents_under_the_supervisor_a_gone_one_left(hive_root):
-    script = (
-        "import sys; from hive_tui.host.engine import Engine; from tests.helpers import agent_files;"
-        "e = Engine(sys.argv[1], locker='builtin'); e.install_agent('alpha', agent_files()); e.close()"
-    )
-    subprocess.run([sys.executable, "-c", script, str(hive_root)], check=True, timeout=60,
-                   cwd=Path(__file__).parent.parent)
+    install_alpha_from_another_process(hive_root)
     with Engine(hive_root, locker="builtin") as engine:
         try:
             [supervisor] = supervisors(engine.state.root)

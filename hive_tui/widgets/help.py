@@ -12,7 +12,7 @@ from textual.widgets import Markdown
 
 from ..actions import ACTIONS
 
-_KEYS = {"slash": "/", "colon": ":", "question_mark": "?", "enter": "Enter"}
+_KEYS = {"slash": "/", "colon": ":", "question_mark": "?", "enter": "Enter", "space": "Space"}
 
 
 def help_markdown() -> str:

@@ -7,7 +7,9 @@ over the drawn line instead (see livecells), so a tick redraws those cells
 and nothing else, and only on rows that are on screen.
 
 Each row fits the table's width: the model goes first when room is short,
-then the sha; a status is cut at a word. A filter hides rows by taking
+then the sha; a status is cut at a word. The column is as wide as its widest
+row, known as each row is built: the table never measures rows itself, which
+for a big hive was a pass over every row before the first frame with any. A filter hides rows by taking
 them out of the table and putting back the ones that match, from cells
 already built, never by building every row again.
 

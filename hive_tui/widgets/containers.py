@@ -20,7 +20,7 @@ Every word comes from the agents or the manager, so every cell is a Text
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from rich.cells import cell_len
@@ -31,6 +31,7 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual import events, work
 from textual.coordinate import Coordinate
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from .. import actions
 from ..models import AgentStatus
@@ -57,6 +58,7 @@ class RowText(Text):
     a Text would work it out again from its lines and words."""
 
     __slots__ = ("cells_wide",)
+    cells_wide: int
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(self.cells_wide, self.cells_wide)
@@ -117,7 +119,7 @@ class ContainerTable(LiveCells):
             self.live.clear()
             self._refill(sorted(self.rows_by_name))
 
-    def _update_dimensions(self, new_rows) -> None:
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # The table would measure every new row, at its next idle moment: ours are all one
         # height, unlabelled, and the column's width is set as they go in. What is left to
         # do is the table's size.
@@ -202,7 +204,7 @@ class ContainerTable(LiveCells):
                     self._cell(name)
             yield
         self.clear()
-        self.columns[COLUMN].width = len(COLUMN)
+        self.columns[ColumnKey(COLUMN)].width = len(COLUMN)
         for start in range(0, len(names), FILTER_CHUNK):
             for name in names[start:start + FILTER_CHUNK]:
                 # A push between two steps may have dropped an agent, or put it back already.
@@ -235,14 +237,14 @@ class ContainerTable(LiveCells):
 
     def _widen(self, cells: int) -> None:
         # Before the row goes in: the change that follows is what makes the table draw again.
-        column = self.columns[COLUMN]
+        column = self.columns[ColumnKey(COLUMN)]
         if cells > column.width:
             column.width = cells
 
     def _fit_column(self, cells: int, was: RowText | None) -> None:
         """The column as wide as its widest row, once a row `was` that is now `cells` wide
         (0: gone). Only a row that was the widest and narrows makes the others count."""
-        column = self.columns[COLUMN]
+        column = self.columns[ColumnKey(COLUMN)]
         if was is not None and was.cells_wide >= column.width > cells:
             others = (cell.cells_wide for name, cell in self.cells.items() if name in self.rows)
             column.width = max(len(COLUMN), cells, *others)
@@ -289,7 +291,7 @@ class ContainerTable(LiveCells):
         # No styles while the table is being taken down (the app quitting mid-update).
         return self.get_component_rich_style(name, partial=True, default=Style.null())
 
-    def _cell(self, name: str) -> Text:
+    def _cell(self, name: str) -> RowText:
         if name not in self.cells:
             self.width_built = self._text_width()
             self.cells[name], self.live[name] = self._row_text(name, self.width_built)

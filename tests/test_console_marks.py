@@ -4,6 +4,8 @@ whose repos are kept)."""
 
 from __future__ import annotations
 
+from textual.command import CommandList
+
 from hive_tui.app import HiveApp
 from hive_tui.client.connect import open_client
 from hive_tui.client.stream import UnixClient
@@ -20,6 +22,13 @@ SIZE = (160, 48)
 
 def notes(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
+
+
+def found(app, text: str) -> bool:
+    """The command palette's first entry is `text`."""
+    lists = app.screen.query(CommandList)
+    return bool(lists) and lists.first().option_count > 0 and \
+        lists.first().get_option_at_index(0).prompt.plain.startswith(text)
 
 
 def progress(app) -> str:
@@ -107,3 +116,20 @@ async def test_a_kept_row_cannot_be_marked():
         await until(pilot, lambda: any("kestrel is destroyed, its repos kept: it cannot be marked" in n
                                        for n in notes(app)), what="the refusal")
         assert table.marks == set()
+
+
+async def test_the_palette_marks_the_selected_agent():
+    async def connect(host):
+        return KeptClient()
+
+    async with HiveApp(connect, now=lambda: NOW, pulse=False).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        table = app.containers
+        await until(pilot, lambda: app.link == "live" and "atlas" in table.rows, what="the console")
+        table.focus()
+        table.move_cursor(row=table.get_row_index("atlas"))
+        await pilot.press("ctrl+p", *"Mark atlas")
+        await until(pilot, lambda: found(app, "Mark atlas"), what="the palette's entry")
+        await pilot.press("enter")
+        await until(pilot, lambda: table.marks == {"atlas"}, what="atlas marked")
+        assert "1 marked" in progress(app)

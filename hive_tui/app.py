@@ -441,7 +441,7 @@ class HiveApp(App[None]):
         self.bulk = bulk
         self.progress.remove_class("hidden")
         parallel = self.host.parallel if self.host else DEFAULT_PARALLEL
-        failed = await run_bulk(bulk, lambda h: client, lambda h: parallel, self.progress.update, self,
+        failed = await run_bulk(bulk, lambda h: client, lambda h: parallel, self.progress.update, self.notify,
                                 self.deploys.say)
         # Failed ones stay marked: the same key tries them again.
         self.containers.set_marks({t.agent for t in failed})

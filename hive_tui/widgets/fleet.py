@@ -478,7 +478,7 @@ class FleetScreen(Screen[Host | None]):
         self.bulk = bulk
         self.progress.remove_class("hidden")
         failed = await run_bulk(bulk, self.fleet.client, lambda h: self.fleet.links[h].host.parallel,
-                                self.progress.update, self, lambda line: self.log_view.note("", line))
+                                self.progress.update, self.notify, lambda line: self.log_view.note("", line))
         # Failed ones stay marked: the same key tries them again.
         self.table.set_marks({(t.host, t.agent) for t in failed})
         self.keys_may_have_changed()

@@ -9,8 +9,7 @@ end, and the failed agents left marked so the same key tries them again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-
-from textual.widget import Widget
+from typing import Any
 
 from ..client.base import HiveClient
 from ..client.fleet import Bulk, Target
@@ -47,11 +46,11 @@ def pause_or_resume(paused: Iterable[bool]) -> str:
 
 
 async def run_bulk(bulk: Bulk, client: Callable[[str], HiveClient], parallel: Callable[[str], int],
-                   show: Callable[[str], None], notifier: Widget,
+                   show: Callable[[str], None], notify: Callable[..., Any],
                    note: Callable[[str], None]) -> set[Target]:
     """Run `bulk`, its progress on `show`; then say how it went. Returns the targets that failed.
 
-    The summary's lines go to `note` (a log), and in one notification."""
+    The summary's lines go to `note` (a log), and in one notification (`notify`, a screen's or the app's)."""
     show(f"{bulk.action}: {bulk.progress()}")
     await bulk.run(client, parallel, lambda line: show(f"{bulk.action}: {line}"))
     summary = bulk.summary()
@@ -59,8 +58,8 @@ async def run_bulk(bulk: Bulk, client: Callable[[str], HiveClient], parallel: Ca
     if summary:
         for line in summary.splitlines():
             note(line)
-        notifier.notify(plain(summary), title=f"{bulk.action}: {len(bulk.failed)} failed", severity="error",
+        notify(plain(summary), title=f"{bulk.action}: {len(bulk.failed)} failed", severity="error",
                         markup=False, timeout=30)
     else:
-        notifier.notify(f"{bulk.action}: {bulk.progress()}", markup=False)
+        notify(f"{bulk.action}: {bulk.progress()}", markup=False)
     return {t for t, _ in bulk.failed}

@@ -18,7 +18,7 @@ class Action:
     key: str
     label: str
     help: str
-    scope: str  # "agent", "approval", "global" or "fleet" (the all-hosts view's own)
+    scope: str  # "agent", "approval" or "global"
 
 
 ACTIONS = (
@@ -33,7 +33,7 @@ ACTIONS = (
     Action("destroy", "d", "Destroy…", "remove the agent's container, keeping its repos and state", "agent"),
     Action("purge", "D", "Purge…", "destroy the agent and delete its repos and state, with no undo", "agent"),
     Action("mark", "space", "Mark", "mark or unmark the agent: start, stop, restart, rebuild and pause then act "
-           "on every marked agent", "fleet"),
+           "on every marked agent", "agent"),
     Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
     Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
@@ -52,7 +52,8 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     """The bindings of one scope; widgets route them to the app's actions."""
     prefix = "app." if via_app else ""
     return [
-        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key != "enter")
+        # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
+        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key not in ("enter", "space"))
         for a in ACTIONS if a.scope == scope
     ]
 

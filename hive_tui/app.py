@@ -25,8 +25,9 @@ from textual.worker import Worker, WorkerState
 
 from . import actions
 from .client.base import HiveClient, LinkState
+from .client.fleet import Bulk, Target
 from .commands import HiveCommands
-from .config import Host, default_config_path
+from .config import DEFAULT_PARALLEL, Host, default_config_path
 from .errors import HiveError, error_text
 from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 from .plain import one_line, plain
@@ -37,6 +38,7 @@ from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
 from .widgets.diffview import DiffView
 from .widgets.hosts import HostsScreen
+from .widgets.marking import marks_line, one_at_a_time, pause_or_resume, run_bulk, running, still_running
 from .widgets.prompt import PromptModal
 from .widgets.purge import PurgeModal
 from .widgets.titlebar import READ_ONLY, paint_accent
@@ -51,7 +53,7 @@ FAILURES = (HiveError, OSError, TimeoutError)
 
 # What each group of workers was doing, to say what failed.
 DOING = {"link": "connection", "reload": "reading the hive", "actions": "action", "diff": "reading the change",
-         "history": "reading the history", "log": "following the log"}
+         "history": "reading the history", "log": "following the log", "bulk": "bulk action"}
 
 
 def stylesheet(name: str = "app.tcss") -> Path:
@@ -94,6 +96,8 @@ class HiveApp(App[None]):
         self.link = "connecting…"
         # Why the console ended itself at start, for the CLI to print once the terminal is back.
         self.refused: str | None = None
+        # The bulk action on the marked agents, running or last run.
+        self.bulk: Bulk | None = None
 
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen
@@ -105,6 +109,7 @@ class HiveApp(App[None]):
         self.filter_box = Input(placeholder="filter agents and requests (Escape clears)", id="filter",
                                 classes="hidden")
         self.panes = Horizontal(id="panes")
+        self.progress = Label("", id="progress", classes="hidden")
         yield Header()
         yield self.filter_box
         with self.panes:
@@ -116,6 +121,7 @@ class HiveApp(App[None]):
                 yield self.approvals
                 yield self.diff
         yield self.deploys
+        yield self.progress
         yield Footer()
 
     def on_mount(self) -> None:
@@ -152,6 +158,10 @@ class HiveApp(App[None]):
     async def connect_to(self, host: Host | None, first: bool = False, again: bool = False) -> None:
         """Dial `host`, subscribe, read everything, then apply the feed; `again`
         keeps saying why it reconnects until it is live."""
+        if host != self.host:
+            # Marks name agents of the host they were made on.
+            self.containers.set_marks(set())
+            self._show_marks()
         self.host = host
         self.dress()
         if not again:
@@ -272,7 +282,8 @@ class HiveApp(App[None]):
             return False
         # On a read-only host the keys that change something are hidden (and
         # on_key says why when one is pressed anyway).
-        if self.read_only_here() and (action in actions.CHANGES or (parameters and parameters[0] in actions.CHANGES)):
+        changes = actions.CHANGES | {"mark"}
+        if self.read_only_here() and (action in changes or (parameters and parameters[0] in changes)):
             return False
         # The console's keys act on its main screen only: under help, history or
         # a dialog they are that screen's letters, never an approval.
@@ -326,25 +337,35 @@ class HiveApp(App[None]):
                     severity="warning")
 
     def action_start(self) -> None:
+        if self._on_marked("start"):
+            return
         self._agent_action("started", lambda c, n: c.start(n))
 
     def action_stop(self) -> None:
+        if self._on_marked("stop"):
+            return
         self._agent_action("stopped", lambda c, n: c.stop(n))
 
     def action_restart(self) -> None:
+        if self._on_marked("restart"):
+            return
         self._agent_action("restarted", lambda c, n: c.restart(n))
 
     def action_rebuild(self) -> None:
+        if self._on_marked("rebuild"):
+            return
         self._agent_action("rebuilt", lambda c, n: c.rebuild(n))
 
     def action_pause(self) -> None:
+        if self._on_marked("pause"):
+            return
         name = self.selected_agent()
         row = self.containers.rows_by_name.get(name) if name else None
         paused = bool(row and row.paused)
         self._agent_action("resumed" if paused else "paused", lambda c, n: c.set_paused(n, not paused))
 
     def action_destroy(self) -> None:
-        name = self._agent("destroy")
+        name = self._one_only("destroy")
         if name is None:
             return
         question = f"Destroy {name}'s container? Its repos and state are kept, so it can be spawned again."
@@ -356,7 +377,7 @@ class HiveApp(App[None]):
         self.push_screen(ConfirmModal(question, yes="Destroy"), answered)
 
     def action_purge(self) -> None:
-        name = self._agent("purge")
+        name = self._one_only("purge")
         if name is None:
             return
 
@@ -365,6 +386,65 @@ class HiveApp(App[None]):
                 self._do(f"purged {name}", lambda c: c.destroy(name, purge=True))
 
         self.push_screen(PurgeModal(name), answered)
+
+    def _one_only(self, verb: str) -> str | None:
+        """The selected agent for destroy or purge, which are never sent to many at once."""
+        if self.containers.marks:
+            self.notify(one_at_a_time(verb, len(self.containers.marks)), severity="warning", markup=False)
+            return None
+        return self._agent(verb)
+
+    # -- marks and bulk actions ----------------------------------------------------
+
+    def action_mark(self) -> None:
+        table = self.containers
+        name = self.selected_agent()
+        if name is None:
+            self.notify("no agent selected", severity="warning")
+            return
+        row = table.rows_by_name.get(name)
+        if row is None or row.kept:
+            why = "is being spawned" if row is None else "is destroyed, its repos kept"
+            self.notify(f"{one_line(name)} {why}: it cannot be marked", severity="warning", markup=False)
+            return
+        table.set_marks(table.marks ^ {name})
+        # Down a row, as a file manager does, so Space Space Space marks a run.
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1)
+        self._show_marks()
+
+    def _show_marks(self) -> None:
+        if running(self.bulk):
+            return
+        marks = self.containers.marks
+        self.progress.set_class(not marks, "hidden")
+        self.progress.update(marks_line(len(marks)))
+
+    def _on_marked(self, action: str) -> bool:
+        """With agents marked, `action` on them all (True); else False, for the selected agent."""
+        marks = sorted(self.containers.marks)
+        if not marks:
+            return False
+        if self.bulk is not None and running(self.bulk):
+            self.notify(still_running(self.bulk), severity="warning")
+        elif self._live():
+            assert self.client is not None
+            if action == "pause":
+                rows = [self.containers.rows_by_name.get(n) for n in marks]
+                action = pause_or_resume(bool(r and r.paused) for r in rows)
+            host = self.host.name if self.host else "demo"
+            self._run_bulk(Bulk(action, [Target(host, n) for n in marks]), self.client)
+        return True
+
+    @work(group="bulk", exit_on_error=False)
+    async def _run_bulk(self, bulk: Bulk, client: HiveClient) -> None:
+        self.bulk = bulk
+        self.progress.remove_class("hidden")
+        parallel = self.host.parallel if self.host else DEFAULT_PARALLEL
+        failed = await run_bulk(bulk, lambda h: client, lambda h: parallel, self.progress.update, self.notify,
+                                self.deploys.say)
+        # Failed ones stay marked: the same key tries them again.
+        self.containers.set_marks({t.agent for t in failed})
 
     def action_history(self) -> None:
         name = self.selected_agent()
@@ -435,6 +515,9 @@ class HiveApp(App[None]):
             box.value = ""
             box.add_class("hidden")
             self.containers.focus()
+        elif self.containers.marks and self.screen is self.screen_stack[0]:
+            self.containers.set_marks(set())
+            self._show_marks()
 
     def action_jump(self) -> None:
         self.action_command_palette()
@@ -522,7 +605,8 @@ class HiveApp(App[None]):
         paint_accent(self.query_one(Header), self.host.accent if self.host else None)
 
     def on_key(self, event: events.Key) -> None:
-        action = next((a.id for a in actions.ACTIONS if a.key == event.key and a.id in actions.CHANGES), None)
+        action = next((a.id for a in actions.ACTIONS
+                       if a.key == event.key and (a.id in actions.CHANGES or a.id == "mark")), None)
         if action is not None and self.read_only_here() and self.screen is self.screen_stack[0]:
             event.stop()
             self.notify(f"{self._label()} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} "

@@ -26,7 +26,7 @@ class HiveCommands(Provider):
 
         def hidden(id: str) -> bool:
             # A read-only host's actions are not offered (nor sent).
-            return app.read_only_here() and id in CHANGES
+            return app.read_only_here() and (id in CHANGES or id == "mark")
 
         agent = app.selected_agent()
         if agent:

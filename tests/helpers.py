@@ -143,3 +143,12 @@ def tree_snapshot(root: Path) -> dict[str, bytes | str]:
         else:
             snap[str(rel)] = "dir"
     return snap
+
+
+async def until(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
+    """Let the app under `pilot` run until `condition()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)

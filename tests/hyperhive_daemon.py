@@ -118,10 +118,12 @@ class HyperhiveDaemon:
             wfile.flush()
 
     def _stream(self, wfile) -> None:
-        wfile.write(self._answer())
-        wfile.flush()
+        # Counted before the answer: a change made as soon as the client reads
+        # it is one this subscriber must get.
         with self._lock:
             seen = len(self._changed)
+        wfile.write(self._answer())
+        wfile.flush()
         while True:
             with self._lock:
                 self._lock.wait_for(lambda: len(self._changed) > seen or getattr(self, "_closed", False))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from contextlib import aclosing
 
 import pygit2
@@ -25,7 +24,7 @@ from hive_tui.widgets.history import HistoryScreen
 from hive_tui.widgets.prompt import PromptModal
 from hive_tui.widgets.purge import PurgeModal
 
-from .helpers import GATED_BUILD, Gate, agent_files
+from .helpers import GATED_BUILD, Gate, agent_files, until
 from .kept import KeptClient
 from .scripted import NOW, ScriptedClient
 from .serving import ServerProcess, seeded_hive, stop_agents
@@ -68,15 +67,6 @@ def hive(request, tmp_path):
         if server is not None:
             server.kill()
         stop_agents(root)
-
-
-async def until(pilot, condition, timeout: float = 30.0, what: str = "condition"):
-    """Let the app run until `condition()` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def started(pilot) -> HiveApp:

@@ -4,9 +4,7 @@ hyperhive daemon, a socket nobody serves and a server that never answers."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 
 import pytest
 from textual.command import CommandList
@@ -18,20 +16,12 @@ from hive_tui.config import Host
 from hive_tui.host import gitrepo
 from hive_tui.widgets.fleet import FleetScreen
 
-from .helpers import agent_files
+from .helpers import agent_files, until
 from .hyperhive_daemon import sample_daemon
 from .serving import ServerProcess, run_async, seeded_hive, stop_agents
 from .sshd import start_sshd
 
 SIZE = (180, 50)
-
-
-async def until(pilot, condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 async def opener(host: Host):

@@ -5,24 +5,16 @@ pause work."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from hive_tui.app import HiveApp
 from hive_tui.client.stream import UnixClient
 
+from .helpers import until
 from .hyperhive_daemon import sample_daemon
 
 SIZE = (160, 48)
-
-
-async def until(pilot, condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 @pytest.mark.parametrize("version0", [False, True], ids=["v1", "v0"])

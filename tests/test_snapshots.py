@@ -68,3 +68,8 @@ def test_help(snap_compare):
 
 def test_hosts(snap_compare):
     assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["H"])
+
+
+def test_marked_rows(snap_compare):
+    """atlas and cinder marked: a glyph before each name, and the line saying what the keys do."""
+    assert snap_compare(app(), terminal_size=SIZE, run_before=settled, press=["space", "down", "space"])

@@ -4,7 +4,6 @@ time changes, and filter from the rows they hold."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 from textual.app import App, ComposeResult
@@ -16,6 +15,8 @@ from hive_tui.models import AgentStatus, Approval, DeployStep, Event
 from hive_tui.widgets.approvals import ApprovalTable
 from hive_tui.widgets.containers import ContainerTable
 from hive_tui.widgets.deploylog import DeployLog
+
+from .helpers import until
 
 
 class Tables(App):
@@ -99,13 +100,6 @@ class Repaints:
 
 def drawn(table, y: int) -> str:
     return table.render_line(y).text
-
-
-async def until(pilot, condition, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
 
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)

@@ -39,6 +39,7 @@ from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
 from .fit import fit
 from .livecells import Live, LiveCells
+from .marking import MARKED
 
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
@@ -104,6 +105,8 @@ class ContainerTable(LiveCells):
         self.cells: dict[str, RowText] = {}
         self.live: dict[str, list[tuple[int, int, str]]] = {}
         self.width_built = 0
+        # The agents a bulk action acts on: a glyph before each one's name.
+        self.marks: set[str] = set()
 
     def on_mount(self) -> None:
         # A width of our own, that of the widest row in the table, set as rows come and go.
@@ -138,6 +141,7 @@ class ContainerTable(LiveCells):
     def set_rows(self, rows: list[AgentStatus], transients: dict[str, str]) -> None:
         """Everything afresh (on connect and after a gap), keeping the selection."""
         self.rows_by_name = {r.name: r for r in rows}
+        self.marks &= self.rows_by_name.keys()
         self.transients = {**{r.name: r.transient for r in rows if r.transient}, **transients}
         for name in transients:
             self.rows_by_name.setdefault(name, None)
@@ -163,6 +167,11 @@ class ContainerTable(LiveCells):
                 # A spawn that ended without a container (failed or refused).
                 self.rows_by_name.pop(name, None)
         self._show(name)
+
+    def set_marks(self, names: set[str]) -> None:
+        changed, self.marks = self.marks ^ names, set(names)
+        for name in changed & self.rows_by_name.keys():
+            self._show(name)
 
     def refilter(self, text: str) -> None:
         """Show only the rows whose name holds `text`.
@@ -305,7 +314,8 @@ class ContainerTable(LiveCells):
         live: list[tuple[int, int, str]] = []
         pad = self.cell_padding
         line = Line()
-        line.put(f"{one_line(name, NAME - 1):<{NAME}}", self._style("containers--name"))
+        mark = f"{MARKED} " if name in self.marks else ""
+        line.put(f"{mark}{one_line(name, NAME - 1 - len(mark)):<{NAME - len(mark)}}", self._style("containers--name"))
         if kind:
             live.append((0, pad + NAME, "pill"))
             line.put(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))

@@ -45,6 +45,11 @@ class DeployLog(RichLog):
             self.in_flight.clear()
         self._active()
 
+    def say(self, line: str) -> None:
+        """A line of the console's own (a bulk action's summary)."""
+        self.write(Text(line))
+        self._active()
+
     @property
     def running(self) -> bool:
         return bool(self.in_flight)

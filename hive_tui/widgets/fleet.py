@@ -37,6 +37,7 @@ from ..plain import one_line, plain
 from .confirm import ConfirmModal
 from .fleetrows import FleetLog, FleetTable, RequestQueue
 from .hosts import HostsScreen
+from .marking import marks_line, one_at_a_time, pause_or_resume, run_bulk, running, still_running
 from .prompt import PromptModal
 from .purge import PurgeModal
 from .titlebar import READ_ONLY
@@ -280,8 +281,7 @@ class FleetScreen(Screen[Host | None]):
             if self.read_only(host):
                 return f"{host} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} is not sent"
         if action in ("destroy", "purge") and self.table.marks:
-            return (f"{action} acts on one agent at a time: {len(self.table.marks)} marked "
-                    f"(Escape clears the marks)")
+            return one_at_a_time(action, len(self.table.marks))
         offer = self.fleet.links[host].offer
         verb = VERB.get(action)
         if verb is not None and offer and verb not in offer:
@@ -450,17 +450,16 @@ class FleetScreen(Screen[Host | None]):
             self.keys_may_have_changed()
 
     def _show_marks(self) -> None:
-        if self.bulk is not None and len(self.bulk.done) + len(self.bulk.failed) < len(self.bulk.targets):
+        if running(self.bulk):
             return
         marks = self.table.marks
         hosts = {host for host, _ in marks}
         self.progress.set_class(not marks, "hidden")
-        self.progress.update(f"{len(marks)} marked on {len(hosts)} host{'s' if len(hosts) != 1 else ''}: "
-                             f"s x r b p act on them all; Escape clears" if marks else "")
+        self.progress.update(marks_line(len(marks), f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''}"))
 
     def _bulk(self, action: str) -> None:
-        if self.bulk is not None and len(self.bulk.done) + len(self.bulk.failed) < len(self.bulk.targets):
-            self.notify(f"a bulk {self.bulk.action} is still running: {self.bulk.progress()}", severity="warning")
+        if self.bulk is not None and running(self.bulk):
+            self.notify(still_running(self.bulk), severity="warning")
             return
         marks = sorted(self.table.marks)
         refused = sorted({host for host, _ in marks if self.read_only(host)})
@@ -469,10 +468,8 @@ class FleetScreen(Screen[Host | None]):
                         f"{'its' if len(refused) == 1 else 'their'} agents first", severity="warning", markup=False)
             return
         if action == "pause":
-            # One key for both, as for one agent: resume when every marked agent is paused.
             rows = [self.fleet.links[h].rows.get(a) for h, a in marks]
-            if rows and all(r is not None and r.paused for r in rows):
-                action = "resume"
+            action = pause_or_resume(r is not None and r.paused for r in rows)
         assert action in BULK_ACTIONS
         self._run_bulk(Bulk(action, [Target(h, a) for h, a in marks]))
 
@@ -480,23 +477,10 @@ class FleetScreen(Screen[Host | None]):
     async def _run_bulk(self, bulk: Bulk) -> None:
         self.bulk = bulk
         self.progress.remove_class("hidden")
-
-        def progress(line: str) -> None:
-            self.progress.update(f"{bulk.action}: {line}")
-
-        progress(bulk.progress())
-        await bulk.run(self.fleet.client, lambda h: self.fleet.links[h].host.parallel, progress)
+        failed = await run_bulk(bulk, self.fleet.client, lambda h: self.fleet.links[h].host.parallel,
+                                self.progress.update, self.notify, lambda line: self.log_view.note("", line))
         # Failed ones stay marked: the same key tries them again.
-        self.table.set_marks({(t.host, t.agent) for t, _ in bulk.failed})
-        summary = bulk.summary()
-        self.progress.update(f"{bulk.action}: {bulk.progress()}" + (" (failures in the log)" if summary else ""))
-        if summary:
-            for line in summary.splitlines():
-                self.log_view.note("", line)
-            self.notify(plain(summary), title=f"{bulk.action}: {len(bulk.failed)} failed", severity="error",
-                        markup=False, timeout=30)
-        else:
-            self.notify(f"{bulk.action}: {bulk.progress()}", markup=False)
+        self.table.set_marks({(t.host, t.agent) for t in failed})
         self.keys_may_have_changed()
 
     # -- requests --------------------------------------------------------------------

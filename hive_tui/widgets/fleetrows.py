@@ -24,11 +24,10 @@ from ..models import AgentStatus, DeployStep, Event
 from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
 from .deploylog import DeployLog
+from .marking import MARKED
 from .titlebar import READ_ONLY, accent_style
 
 COLUMN = "row"
-# Before a marked row: a bulk action acts on it.
-MARKED = "◆"
 
 
 def row_key(host: str, agent: str) -> str:

@@ -9,12 +9,16 @@ hyphenates a flag so its column stays one word). Agent text goes through
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from .models import AgentStatus, Approval
 from .plain import one_line
 
 # The console's mark before a state word: colour is never the only sign.
+# A status's stamp as the engine writes it: read without strptime, ten times slower,
+# which a big hive's first frame pays once a row.
+STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 MARKS = {"running": "●", "stopped": "○", "failed": "✗", "destroyed": "·"}
 
 
@@ -22,7 +26,10 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
     if not stamp:
         return "-"
     try:
-        then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        if STAMP.fullmatch(stamp):
+            then = datetime.fromisoformat(stamp)
+        else:
+            then = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     except ValueError:
         return one_line(stamp, 20)
     seconds = int(((now or datetime.now(timezone.utc)) - then).total_seconds())

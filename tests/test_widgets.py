@@ -209,3 +209,47 @@ async def test_the_deploy_log_shows_while_a_deploy_runs_and_a_while_after(monkey
         assert log.rest_timer is not None and log.region.height == 8
         await until(pilot, lambda: log.region.height == 0, what="the log to make room again")
         assert any("deployed/1" in line.text for line in log.lines)
+
+
+# -- rows are drawn whole from the first frame ---------------------------------------------------------
+
+async def test_rows_drawn_before_the_table_measures_them_are_whole():
+    """A frame can be painted between rows being set and the table's next idle moment (a loaded
+    machine, a big hive): its lines must hold the whole row then and after, never one cut to
+    the width of the column's label."""
+    rows = [AgentStatus(name=f"agent{i:02d}", running=True, deployed_sha="3f9a1c2b7d4e", active_model="sonnet",
+                        status_text=f"working on task {i}") for i in range(20)]
+    async with Clocked(Clock(NOW)).run_test(size=(100, 24)) as pilot:
+        containers = pilot.app.query_one(ContainerTable)
+        containers.set_rows(rows, {})
+        early = drawn(containers, 0)
+        await pilot.pause()
+        for line in (early, drawn(containers, 0)):
+            assert "agent00" in line and "● running" in line and "sonnet" in line, line
+        assert "working on task 0" in drawn(containers, 1)
+
+
+async def test_the_container_column_is_as_wide_as_its_widest_row_as_rows_change():
+    """What the table would measure, kept as rows come, change and go: the cursor's bar is that wide."""
+    def widest(table) -> int:
+        return max(len(line) for name in table.rows for line in str(table.get_cell(name, "agent")).split("\n"))
+
+    rows = [AgentStatus(name="alpha", running=True, status_text="a status " * 6),
+            AgentStatus(name="beta", running=True, status_text="short")]
+    async with Clocked(Clock(NOW)).run_test(size=(100, 24)) as pilot:
+        containers = pilot.app.query_one(ContainerTable)
+        containers.set_rows(rows, {})
+        assert containers.columns["agent"].width == widest(containers) > len("  short (23s ago)")
+        containers.update_row(AgentStatus(name="alpha", running=True, status_text="idle"))
+        assert containers.columns["agent"].width == widest(containers)
+        containers.update_row(AgentStatus(name="beta", running=True, status_text="a status " * 8))
+        assert containers.columns["agent"].width == widest(containers)
+        containers.set_transient("gamma", "Spawning")
+        containers.set_transient("beta", None)
+        containers.refilter("gam")
+        await until(pilot, lambda: list(containers.rows) == ["gamma"], what="the filter")
+        assert containers.columns["agent"].width == widest(containers)
+        containers.refilter("")
+        await until(pilot, lambda: containers.row_count == 3, what="the filter to clear")
+        assert containers.columns["agent"].width == widest(containers)
+        assert "a status a status" in drawn(containers, 3)

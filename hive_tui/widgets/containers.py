@@ -7,7 +7,9 @@ over the drawn line instead (see livecells), so a tick redraws those cells
 and nothing else, and only on rows that are on screen.
 
 Each row fits the table's width: the model goes first when room is short,
-then the sha; a status is cut at a word. A filter hides rows by taking
+then the sha; a status is cut at a word. The column is as wide as its widest
+row, known as each row is built: the table never measures rows itself, which
+for a big hive was a pass over every row before the first frame with any. A filter hides rows by taking
 them out of the table and putting back the ones that match, from cells
 already built, never by building every row again.
 
@@ -18,13 +20,18 @@ Every word comes from the agents or the manager, so every cell is a Text
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions
+from rich.control import strip_control_codes
+from rich.measure import Measurement
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual import events, work
 from textual.coordinate import Coordinate
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from .. import actions
 from ..models import AgentStatus
@@ -45,6 +52,17 @@ AGE_CELLS = 10
 KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
 # A filter's work, in rows, between two looks at the keyboard.
 FILTER_CHUNK = 500
+
+
+class RowText(Text):
+    """A row's cell, which knows its own width: the table asks every row for it, and
+    a Text would work it out again from its lines and words."""
+
+    __slots__ = ("cells_wide",)
+    cells_wide: int
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(self.cells_wide, self.cells_wide)
 
 
 def state_cell(row: AgentStatus | None) -> str:
@@ -84,14 +102,17 @@ class ContainerTable(LiveCells):
         # A filter's steps are under way: the table holds only part of what it will.
         self.filling = False
         # Each row's cell as last built for `self.width_built`, and where its live text sits.
-        self.cells: dict[str, Text] = {}
+        self.cells: dict[str, RowText] = {}
         self.live: dict[str, list[tuple[int, int, str]]] = {}
         self.width_built = 0
         # The agents a bulk action acts on: a glyph before each one's name.
         self.marks: set[str] = set()
 
     def on_mount(self) -> None:
-        self.add_column("agent", key=COLUMN)
+        # A width of our own, that of the widest row in the table, set as rows come and go.
+        # Left to the table, it is measured at its next idle moment, row by row, and a
+        # frame drawn before that keeps every row cut to the label's width.
+        self.add_column("agent", key=COLUMN, width=len(COLUMN))
         # One timer for both: a pill turns every tick, an age is looked at and repainted if it moved.
         self.set_interval(PULSE_EVERY, self._tick)
 
@@ -100,6 +121,12 @@ class ContainerTable(LiveCells):
             self.cells.clear()
             self.live.clear()
             self._refill(sorted(self.rows_by_name))
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        # The table would measure every new row, at its next idle moment: ours are all one
+        # height, unlabelled, and the column's width is set as they go in. What is left to
+        # do is the table's size.
+        super()._update_dimensions(())
 
     # -- the model --------------------------------------------------------------
 
@@ -186,11 +213,14 @@ class ContainerTable(LiveCells):
                     self._cell(name)
             yield
         self.clear()
+        self.columns[ColumnKey(COLUMN)].width = len(COLUMN)
         for start in range(0, len(names), FILTER_CHUNK):
             for name in names[start:start + FILTER_CHUNK]:
                 # A push between two steps may have dropped an agent, or put it back already.
                 if name in self.rows_by_name and name not in self.rows:
-                    self.add_row(self._cell(name), key=name, height=self.LINES_PER_ROW)
+                    cell = self._cell(name)
+                    self._widen(cell.cells_wide)
+                    self.add_row(cell, key=name, height=self.LINES_PER_ROW)
             if keep is not None and keep in self.rows:
                 self.move_cursor(row=self.get_row_index(keep))
                 keep = None
@@ -199,17 +229,36 @@ class ContainerTable(LiveCells):
 
     def _show(self, name: str) -> None:
         """Put `name`'s row on screen as it is now: update, add or drop it."""
-        self.cells.pop(name, None)
+        was = self.cells.pop(name, None)
         self.live.pop(name, None)
         present = name in self.rows
         wanted = name in self.rows_by_name and self.matches(name)
         if present and wanted:
-            self.update_cell(name, COLUMN, self._cell(name))
+            cell = self._cell(name)
+            self._fit_column(cell.cells_wide, was)
+            self.update_cell(name, COLUMN, cell)
         elif present:
+            self._fit_column(0, was)
             self.remove_row(name)
         elif wanted:
             # New rows go where sorting puts them: refill once, rare next to updates.
             self._refill(sorted(self.rows_by_name))
+
+    def _widen(self, cells: int) -> None:
+        # Before the row goes in: the change that follows is what makes the table draw again.
+        column = self.columns[ColumnKey(COLUMN)]
+        if cells > column.width:
+            column.width = cells
+
+    def _fit_column(self, cells: int, was: RowText | None) -> None:
+        """The column as wide as its widest row, once a row `was` that is now `cells` wide
+        (0: gone). Only a row that was the widest and narrows makes the others count."""
+        column = self.columns[ColumnKey(COLUMN)]
+        if was is not None and was.cells_wide >= column.width > cells:
+            others = (cell.cells_wide for name, cell in self.cells.items() if name in self.rows)
+            column.width = max(len(COLUMN), cells, *others)
+        else:
+            self._widen(cells)
 
     # -- what changes with time ------------------------------------------------------
 
@@ -251,53 +300,82 @@ class ContainerTable(LiveCells):
         # No styles while the table is being taken down (the app quitting mid-update).
         return self.get_component_rich_style(name, partial=True, default=Style.null())
 
-    def _cell(self, name: str) -> Text:
+    def _cell(self, name: str) -> RowText:
         if name not in self.cells:
             self.width_built = self._text_width()
             self.cells[name], self.live[name] = self._row_text(name, self.width_built)
         return self.cells[name]
 
-    def _row_text(self, name: str, width: int) -> tuple[Text, list[tuple[int, int, str]]]:
+    def _row_text(self, name: str, width: int) -> tuple[RowText, list[tuple[int, int, str]]]:
+        # Built as one string and its spans, not piece by piece: a big hive builds
+        # thousands of these before its first frame, and each append is work again.
         row = self.rows_by_name.get(name)
         kind = self.transients.get(name)
         live: list[tuple[int, int, str]] = []
         pad = self.cell_padding
-        text = Text(no_wrap=True, overflow="ellipsis")
+        line = Line()
         mark = f"{MARKED} " if name in self.marks else ""
-        text.append(f"{mark}{one_line(name, NAME - 1 - len(mark)):<{NAME - len(mark)}}",
-                    self._style("containers--name"))
+        line.put(f"{mark}{one_line(name, NAME - 1 - len(mark)):<{NAME - len(mark)}}", self._style("containers--name"))
         if kind:
             live.append((0, pad + NAME, "pill"))
-            text.append(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))
+            line.put(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))
         else:
             style = self._style("containers--failed") if row is not None and row.failed else None
-            text.append(f"{state_cell(row):<{STATE}}", style)
+            line.put(f"{state_cell(row):<{STATE}}", style)
         meta = self._style("containers--meta")
         if row is not None and width >= NAME + STATE + SHA:
-            text.append(f"{row.deployed_sha or '-':<{SHA}}", meta)
+            line.put(strip_control_codes(f"{row.deployed_sha or '-':<{SHA}}"), meta)
             if width >= NAME + STATE + SHA + MODEL:
-                text.append(f"{one_line(row.active_model, MODEL - 1) or '-':<{MODEL}}", meta)
-        text.rstrip()
+                line.put(f"{one_line(row.active_model, MODEL - 1) or '-':<{MODEL}}", meta)
+        line.rstrip()
         # The second line: what needs the operator's eye, then the status and its age.
-        second = Text("  ")
+        second = Line()
+        second.put("  ")
         for word in badges(row):
-            second.append(f" {word} ", self._style("containers--badge"))
-            second.append(" ")
+            second.put(f" {word} ", self._style("containers--badge"))
+            second.put(" ")
         if kind:
-            second.append(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
+            second.put(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
         elif row is not None and row.kept:
-            second.append(f"{KEPT_KEYS} ", self._style("containers--dim"))
+            second.put(f"{KEPT_KEYS} ", self._style("containers--dim"))
         if row is not None and row.status_text:
-            status = fit(one_line(row.status_text), width - second.cell_len - 1 - AGE_CELLS)
+            status = fit(one_line(row.status_text), width - second.cell_len() - 1 - AGE_CELLS)
             if status:
-                second.append(f"{status} ")
-                live.append((1, pad + second.cell_len, "age"))
-                second.append(f"({self._age(row)})", meta)
-        text.append("\n")
-        text.append_text(second)
+                second.put(f"{status} ")
+                live.append((1, pad + second.cell_len(), "age"))
+                second.put(f"({self._age(row)})", meta)
+        first_text = "".join(line.pieces)
+        shift = len(first_text) + 1
+        spans = [*line.spans, *(Span(s.start + shift, s.end + shift, s.style) for s in second.spans)]
+        text = RowText(f"{first_text}\n{''.join(second.pieces)}", no_wrap=True, overflow="ellipsis", spans=spans)
+        text.cells_wide = max(cell_len(first_text), second.cell_len())
         if row is not None and row.kept and not kind:
             # No container: the whole row dims; purge is all that acts on it. The
             # colour as blended (a partial style drops the muted colour's alpha).
             muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
             text.stylize(Style(color=muted.color, bold=False))
         return text, live
+
+
+class Line:
+    """One line of a row: its pieces, and the spans that style them, as `Text.append` would make."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.spans: list[Span] = []
+        self.length = 0
+
+    def put(self, piece: str, style: Style | None = None) -> None:
+        if style and piece:
+            self.spans.append(Span(self.length, self.length + len(piece), style))
+        self.pieces.append(piece)
+        self.length += len(piece)
+
+    def cell_len(self) -> int:
+        return cell_len("".join(self.pieces))
+
+    def rstrip(self) -> None:
+        """As `Text.rstrip`: the trailing spaces go, and what styled them."""
+        joined = "".join(self.pieces).rstrip()
+        self.pieces, self.length = [joined], len(joined)
+        self.spans = [Span(s.start, min(s.end, self.length), s.style) for s in self.spans if s.start < self.length]

@@ -201,3 +201,38 @@ def test_bulk_actions_keep_to_each_hosts_limit_and_sum_up_failures(served, daemo
     assert rebuild.failed[0][1].startswith("rebuild is not available on this host")
     with pytest.raises(HiveError, match="destroy and purge stay one agent at a time"):
         Bulk("destroy", targets)
+
+
+def test_a_link_cancelled_as_its_connection_opens_ends():
+    """Closing a fleet cancels its links; a link whose connection opens in
+    the same turn of the loop as that cancellation must end all the same,
+    not go on to follow the host (which would hang the close for good)."""
+
+    class Silent:
+        async def offered(self):
+            await asyncio.Event().wait()
+
+        async def close(self):
+            pass
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        fleet = Fleet([unix("a", "/nonexistent")], None, **OPTIONS)  # type: ignore[arg-type]
+        link = fleet.links["a"]
+
+        async def opener(host):
+            opened = loop.create_future()
+
+            def open_and_cancel():
+                opened.set_result(Silent())
+                task.cancel()
+
+            loop.call_soon(open_and_cancel)
+            return await opened
+
+        link.opener = opener
+        task = asyncio.create_task(link.run())
+        done, _ = await asyncio.wait([task], timeout=30)
+        return task in done and task.cancelled()
+
+    assert run_async(scenario())

@@ -48,7 +48,8 @@ class HostAnswer(Generic[T]):
 
 async def _close(client: HiveClient) -> None:
     try:
-        await asyncio.wait_for(client.close(), CLOSE_TIMEOUT)
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await client.close()
     except (asyncio.TimeoutError, OSError, HiveError) as e:
         log.info("closing a client: %s", e)
 
@@ -162,7 +163,11 @@ class HostLink:
         while True:
             self.tries += 1
             try:
-                client = await asyncio.wait_for(self.opener(self.host), self.timeout)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns a result that
+                # lands in the same turn as a cancellation and drops the cancellation, and a
+                # link that outlives its fleet's close hangs that close.
+                async with asyncio.timeout(self.timeout):
+                    client = await self.opener(self.host)
             except (HiveError, OSError, asyncio.TimeoutError, TimeoutError) as e:
                 failure: BaseException = e
             else:
@@ -198,7 +203,8 @@ class HostLink:
             offer = self.offer = await client.offered()
         # Subscribed before the first read, so nothing changes unseen between the two.
         async with client.feed() as feed:
-            await asyncio.wait_for(self._read(client), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self._read(client)
             self._set(Link(LIVE))
             poller = None if "subscribe" in offer else asyncio.create_task(self._poll_pending(client))
             try:
@@ -208,7 +214,8 @@ class HostLink:
                     if not isinstance(item, LinkState):
                         self.on_push(self.name, item)
                     if isinstance(item, Lagged) or isinstance(item, LinkState):
-                        await asyncio.wait_for(self._read(client), self.timeout)
+                        async with asyncio.timeout(self.timeout):
+                            await self._read(client)
                     elif isinstance(item, AgentStatus):
                         self.rows[item.name] = item
                     elif isinstance(item, Approval):
@@ -241,7 +248,8 @@ class HostLink:
         while True:
             await asyncio.sleep(self.poll)
             try:
-                approvals = await asyncio.wait_for(client.pending(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    approvals = await client.pending()
             except (HiveError, OSError, asyncio.TimeoutError, TimeoutError) as e:
                 log.info("%s: reading pending requests: %s", self.name, e)
                 continue

@@ -113,9 +113,12 @@ def test_every_host_in_one_view_none_holds_up_the_others(hosts):
             # The hanging host is still connecting: it held up none of the others.
             assert links["slow"].link.state == "connecting"
             await until(pilot, lambda: links["dead"].link.state == "unreachable", what="the dead host's state")
+            # A host's rows are drawn on the turn after its link says so: wait for the screen.
+            await until(pilot, lambda: [line.split()[0] for line in screen_text(table) if not line.startswith("▌")]
+                        == ["alpha", "beta", "gamma", "north", "south", "west"], what="every answering host's rows")
+            await until(pilot, lambda: "unreachable: " in [line for line in screen_text(table)
+                                                          if line.startswith("▌")][3], what="the dead host's header")
             text = screen_text(table)
-            agents = [line.split()[0] for line in text if not line.startswith("▌")]
-            assert agents == ["alpha", "beta", "gamma", "north", "south", "west"]
             headers = [line for line in text if line.startswith("▌")]
             assert "live" in headers[0] and "2 agents" in headers[0]
             assert "no rebuild, destroy, history, logs here" in headers[2]

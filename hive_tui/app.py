@@ -28,6 +28,7 @@ from .client.base import HiveClient, LinkState
 from .client.fleet import Bulk, Target
 from .commands import HiveCommands
 from .config import DEFAULT_PARALLEL, Host, default_config_path
+from .settings import Settings
 from .errors import HiveError, error_text
 from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 from .plain import one_line, plain
@@ -82,8 +83,11 @@ class HiveApp(App[None]):
 
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
                  now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
-                 open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False):
+                 open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False,
+                 settings: Settings | None = None):
         super().__init__()
+        # config.yaml's keys, change markers, grouping and theme.
+        self.settings = settings or Settings()
         # The all-hosts view's opener (each link redials on its own backoff), whether
         # to open on that view, and a read-only session (--read-only).
         self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only

@@ -8,7 +8,7 @@ decodes; our own additions are optional keys with defaults.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -135,3 +135,24 @@ class DeployStep(Wire):
     agent: str = ""
     step: str = ""
     detail: str = ""
+
+
+@dataclass
+class LogLine(Wire):
+    """One line of an agent's log: its number (counted from the log's first
+    line ever, so it stays the same across rotations), when the host wrote
+    it (RFC 3339, None when unknown) and the text as the agent wrote it."""
+
+    n: int = 0
+    at: str | None = None
+    text: str = ""
+
+
+@dataclass
+class LogPage(Wire):
+    """A run of an agent's log lines, read lazily; `first` is the oldest line
+    still kept (older ones were rotated away) and `total` the next line's number."""
+
+    lines: list[LogLine] = field(default_factory=list)
+    first: int = 0
+    total: int = 0

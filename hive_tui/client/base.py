@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import HiveError
-from ..models import AgentStatus, Approval, Event, Lagged, TagRecord, Transient
+from ..models import AgentStatus, Approval, Event, Lagged, LogLine, LogPage, TagRecord, Transient
 from ..verbs import HYPERHIVE_OFFER, OURS, READ_ONLY, VERBS, Offer, check_fields
 from ..wire import VersionMismatch
 
@@ -261,6 +261,24 @@ class HiveClient(abc.ABC):
     async def logs(self, name: str, lines: int = 200) -> list[str]:
         return list((await self.ask({"cmd": "logs", "name": name, "lines": lines})).get("lines", []))
 
+    async def log_page(self, name: str, start: int | None, count: int) -> LogPage:
+        """`count` lines of the agent's log from line `start`, or its last `count` lines when
+        `start` is None; lines rotated away are not there (the page's `first` says where it begins)."""
+        r = await self.ask({"cmd": "log_page", "name": name, "start": start, "count": count})
+        lines = [LogLine.from_wire(x) for x in r.get("lines") or [] if isinstance(x, dict)]
+        return LogPage(lines=lines, first=int(r.get("first") or 0), total=int(r.get("total") or 0))
+
+    async def log_find(self, name: str, text: str, start: int, backward: bool = False) -> int | None:
+        """The number of the next line at or after `start` (before it, `backward`) that
+        holds `text`, whatever its case; None when no line does."""
+        r = await self.ask({"cmd": "log_find", "name": name, "text": text, "start": start, "backward": backward})
+        found = r.get("line")
+        return found if isinstance(found, int) else None
+
+    async def log_since(self, name: str, at: str) -> int:
+        """The number of the first line written at or after `at` (RFC 3339)."""
+        return int((await self.ask({"cmd": "log_since", "name": name, "at": at})).get("line") or 0)
+
     async def diff(self, id: int) -> dict[str, Any]:
         """An apply_commit proposal against the applied main: `files` (path, status,
         additions, deletions), `patch` and `truncated`."""
@@ -293,6 +311,8 @@ def _read_offer(verbs: object) -> Offer:
 _FEATURES = {"diff": "the diff is", "history": "history is", "events": "the helper events are",
              "meta_log": "the deploy log is", "transients": "actions in flight are", "subscribe": "deploy progress is",
              "rebuild": "rebuild is", "destroy": "destroy is", "logs": "logs are",
+             "log_page": "reading the log by page is", "log_find": "searching the log is",
+             "log_since": "reading the log by time is",
              "approvals": "resolved approvals are", "approval": "an approval's outcome is",
              "request_apply_commit": "filing a proposal is", "request_spawn": "filing a spawn request is"}
 

@@ -35,6 +35,7 @@ ACTIONS = (
     Action("mark", "space", "Mark", "mark or unmark the agent: start, stop, restart, rebuild and pause then act "
            "on every marked agent", "agent"),
     Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
+    Action("logs", "l", "Logs", "the agent's own log, read lazily: follow, search, time window, save", "agent"),
     Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),

@@ -450,7 +450,7 @@ class HiveApp(App[None]):
         # Failed ones stay marked: the same key tries them again.
         self.containers.set_marks({t.agent for t in failed})
 
-    def action_history(self) -> None:
+    def action_history(self, tab: str = "tags") -> None:
         name = self.selected_agent()
         if name is None:
             self.notify("no agent selected", severity="warning")
@@ -461,7 +461,10 @@ class HiveApp(App[None]):
             assert self.client is not None
             from .widgets.history import HistoryScreen  # on demand: not part of the first frame
 
-            self.push_screen(HistoryScreen(self.client, name))
+            self.push_screen(HistoryScreen(self.client, name, tab))
+
+    def action_logs(self) -> None:
+        self.action_history("log")
 
     def _request(self) -> Approval | None:
         """The selected request, if it is pending and the link is up; else None, having said why."""

@@ -214,7 +214,7 @@ async def test_filter_jump_help_and_history(hive):
         await pilot.press("enter")
         assert isinstance(app.screen, HistoryScreen)
         await until(pilot, lambda: app.screen.query_one("#tags-table").row_count == 1, what="the tags")
-        await until(pilot, lambda: any("beta started" in line for line in app.screen.lines), what="the log")
+        await until(pilot, lambda: any("beta started" in x.text for x in app.screen.viewer.loaded()), what="the log")
         await pilot.press("escape")
         assert not isinstance(app.screen, HistoryScreen)
 
@@ -412,7 +412,7 @@ async def scripted_session(pilot, faulty: list[Faulty]) -> None:
         return
     await pilot.press("enter")
     await step(lambda: isinstance(app.screen, HistoryScreen)
-               and app.screen.query_one("#tags-table").row_count == 1 and app.screen.lines, "the history")
+               and app.screen.query_one("#tags-table").row_count == 1 and app.screen.viewer.idle, "the history")
 
 
 @pytest.mark.parametrize("hive", ["unix"], indirect=True)

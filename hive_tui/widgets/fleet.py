@@ -46,7 +46,8 @@ from .titlebar import READ_ONLY
 FAILURES = (HiveError, OSError, TimeoutError)
 # The verb each action needs of a host's daemon: an action its daemon lacks is hidden there.
 VERB = {"start": "start", "stop": "stop", "restart": "restart", "rebuild": "rebuild", "pause": "set_paused",
-        "destroy": "destroy", "purge": "destroy", "history": "history", "approve": "approve", "deny": "deny"}
+        "destroy": "destroy", "purge": "destroy", "history": "history", "logs": "log_page", "approve": "approve",
+        "deny": "deny"}
 AGENT_ACTIONS = frozenset(a.id for a in actions.ACTIONS if a.scope == "agent") | {"mark"}
 # Keys whose action this screen may refuse: pressing one says why.
 KEYS = {a.key: a.id for a in actions.ACTIONS if a.id in actions.CHANGES or a.id == "mark"}
@@ -401,8 +402,8 @@ class FleetScreen(Screen[Host | None]):
 
         self.app.push_screen(PurgeModal(agent), answered)
 
-    def action_history(self) -> None:
-        where = self._agent("history")
+    def action_history(self, tab: str = "tags") -> None:
+        where = self._agent("logs" if tab == "log" else "history")
         if where is None:
             return
         from .history import HistoryScreen
@@ -413,7 +414,10 @@ class FleetScreen(Screen[Host | None]):
         except HiveError as e:
             self.notify(plain(str(e)), severity="warning", markup=False)
             return
-        self.app.push_screen(HistoryScreen(client, agent))
+        self.app.push_screen(HistoryScreen(client, agent, tab))
+
+    def action_logs(self) -> None:
+        self.action_history("log")
 
     @on(DataTable.RowSelected, "#fleet-agents")
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -1,9 +1,11 @@
 """One agent's past: its applied repo's tags with their notes, the meta
-flake's log, and its own log (followed live, searchable)."""
+flake's log, and its own log (read lazily, followed live, searchable)."""
 
 from __future__ import annotations
 
-from contextlib import aclosing
+import re
+import time
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -11,36 +13,59 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, RichLog, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Label, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
 from ..client.base import HiveClient
 from ..errors import error_text
 from ..plain import one_line, plain
+from . import logview
+from .logview import LogView, LogViewChanged
+from .prompt import PromptModal
+
+
+def _stylesheet() -> Path:
+    from ..app import stylesheet
+
+    return stylesheet("logview.tcss")
+
+
+def default_save_path(agent: str, now: float | None = None) -> Path:
+    """Where the shown lines are saved unless the operator says otherwise: a new file in
+    the current folder, named after the agent and the time."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", agent)[:40] or "agent"
+    return Path.cwd() / f"{safe}-log-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}.txt"
 
 
 class HistoryScreen(Screen[None]):
+    CSS_PATH = [_stylesheet()]
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="history.back"),
-        Binding("slash", "search", "Search log", id="history.search"),
+        *logview.BINDINGS,
     ]
 
-    def __init__(self, client: HiveClient, agent: str):
+    def __init__(self, client: HiveClient, agent: str, tab: str = "tags"):
         super().__init__()
-        self.client, self.agent = client, agent
-        self.lines: list[str] = []
+        self.client, self.agent, self.tab = client, agent, tab
+        self.saved: tuple[Path, int] | None = None  # the last save: where, and how many lines
+
+    @property
+    def viewer(self) -> LogView:
+        return self.query_one(LogView)
 
     def compose(self) -> ComposeResult:
         yield Label(Text(f"{plain(self.agent)}: history", style="bold"), id="history-title")
-        with TabbedContent():
+        with TabbedContent(initial=self.tab):
             with TabPane("Tags", id="tags"):
                 yield DataTable(id="tags-table", cursor_type="row")
             with TabPane("Meta log", id="meta"):
                 yield DataTable(id="meta-table", cursor_type="row")
             with TabPane("Log", id="log"):
                 with Vertical():
-                    yield Input(placeholder="search the log", id="log-search", classes="hidden")
-                    yield RichLog(id="log-view", max_lines=5000, markup=False, highlight=False)
+                    yield Input(placeholder="search the log: Enter finds the next line holding it",
+                                id="log-search", classes="hidden")
+                    yield LogView(self.client, self.agent, id="log-view")
+                    yield Label("", id="log-status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -49,7 +74,8 @@ class HistoryScreen(Screen[None]):
             tags.add_column(column)
         self.query_one("#meta-table", DataTable).add_columns("SHA", "MESSAGE")
         self.load()
-        self.follow()
+        if self.tab == "log":
+            self.viewer.focus()
 
     @work(exclusive=True, group="history", exit_on_error=False)
     async def load(self) -> None:
@@ -64,15 +90,6 @@ class HistoryScreen(Screen[None]):
             if self.agent in message.split():
                 meta.add_row(Text(str(c.get("sha", ""))[:12]), Text(one_line(message, 100)))
 
-    @work(exclusive=True, group="log", exit_on_error=False)
-    async def follow(self) -> None:
-        view = self.query_one("#log-view", RichLog)
-        async with aclosing(self.client.follow_logs(self.agent, 500)) as lines:
-            async for line in lines:
-                self.lines.append(line)
-                if self._matches(line):
-                    view.write(Text(plain(line)))
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The agent may have been purged while this is open: the screen says
         # so, and the app reports it as it reports every failed worker.
@@ -84,19 +101,96 @@ class HistoryScreen(Screen[None]):
             if report is not None:
                 report(event.worker)
 
-    def _matches(self, line: str) -> bool:
-        needle = self.query_one("#log-search", Input).value.lower()
-        return not needle or needle in line.lower()
+    # -- the log tab -----------------------------------------------------------------
 
-    def action_search(self) -> None:
-        self.query_one(TabbedContent).active = "log"
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()
+        if self.query_one(TabbedContent).active == "log":
+            self.viewer.focus()
+
+    def on_log_view_changed(self, event: LogViewChanged) -> None:
+        self.query_one("#log-status", Label).update(Text(self.viewer.status()))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The log's keys act on the log tab alone (and are only in the footer there).
+        if action.startswith("log_"):
+            return self.query_one(TabbedContent).active == "log"
+        return True
+
+    def action_log_follow(self) -> None:
+        self.viewer.following = not self.viewer.following
+
+    def action_log_wrap(self) -> None:
+        self.viewer.wrap = not self.viewer.wrap
+
+    def action_log_timestamps(self) -> None:
+        self.viewer.stamps = not self.viewer.stamps
+
+    @work(group="log-window", exclusive=True, exit_on_error=False)
+    async def action_log_window(self) -> None:
+        view = self.viewer
+        await view.set_window((view.window + 1) % len(logview.WINDOWS))
+        self.notify(f"showing {logview.WINDOWS[view.window][0]}: {view.count:,} lines", markup=False)
+
+    def action_log_search(self) -> None:
         search = self.query_one("#log-search", Input)
         search.remove_class("hidden")
         search.focus()
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        view = self.query_one("#log-view", RichLog)
-        view.clear()
-        for line in self.lines[-5000:]:
-            if self._matches(line):
-                view.write(Text(plain(line)))
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "log-search":
+            return
+        view = self.viewer
+        view.needle, view.match = event.value, None
+        view.focus()
+        if not event.value:
+            event.input.add_class("hidden")
+            view.refresh()
+            return
+        self._find(False)
+
+    def action_log_next(self) -> None:
+        self._find(False)
+
+    def action_log_previous(self) -> None:
+        self._find(True)
+
+    @work(group="log-search", exclusive=True, exit_on_error=False)
+    async def _find(self, backward: bool) -> None:
+        view = self.viewer
+        if not view.needle:
+            self.notify("nothing to find yet: / to search", severity="warning")
+            return
+        if await view.find(backward) is None:
+            where = "before" if backward else "after"
+            self.notify(f"no line {where} this one holds {view.needle!r}", severity="warning", markup=False)
+
+    def action_log_start(self) -> None:
+        self.viewer.jump_start()
+
+    def action_log_end(self) -> None:
+        self.viewer.jump_end()
+
+    def action_log_save(self) -> None:
+        default = default_save_path(self.agent)
+
+        def answered(path: str | None) -> None:
+            if path is not None:
+                self._save(Path(path.strip() or default).expanduser())
+
+        self.app.push_screen(PromptModal(f"Save the {self.viewer.count:,} lines shown to a new file:",
+                                         placeholder=str(default), confirm="Save", value=str(default)), answered)
+
+    @work(group="log-save", exit_on_error=False)
+    async def _save(self, path: Path) -> None:
+        try:
+            count = await self.viewer.save(path)
+        except FileExistsError:
+            self.notify(f"not saved: {path} exists (a save never overwrites)", severity="warning",
+                        markup=False, timeout=15)
+            return
+        except OSError as e:
+            self.notify(f"not saved: {plain(str(e))}", severity="error", markup=False, timeout=15)
+            return
+        self.saved = (path, count)
+        self.notify(f"saved {count:,} lines to {path}", markup=False, timeout=15)

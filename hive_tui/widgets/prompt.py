@@ -17,14 +17,14 @@ class PromptModal(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
 
-    def __init__(self, question: str, placeholder: str = "", confirm: str = "OK"):
+    def __init__(self, question: str, placeholder: str = "", confirm: str = "OK", value: str = ""):
         super().__init__()
-        self.question, self.placeholder, self.confirm = question, placeholder, confirm
+        self.question, self.placeholder, self.confirm, self.value = question, placeholder, confirm, value
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
             yield Static(Text(plain(self.question)), classes="modal-question")
-            yield Input(placeholder=self.placeholder, id="prompt-input")
+            yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
             with Horizontal(classes="modal-buttons"):
                 yield Button(self.confirm, variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")

@@ -1,0 +1,477 @@
+"""An agent's log, read lazily: a million lines open as fast as a hundred.
+
+The view never holds the log. Its height is the number of lines in the
+window (all of it, or the last hour or five minutes), and it asks the host
+only for the pages it shows, keeping a bounded number of them (least recently
+shown go first). A key press never waits for the host: pages are fetched in
+a worker and the view redraws when they arrive, showing a placeholder until
+then.
+
+Following uses the host's live stream only as a signal that something was
+written; the new lines are read by page like the rest. Search runs on the
+host (`log_find`), so finding a line a million lines away reads nothing in
+between here.
+
+Agent text is hostile: every line is made plain (no markup, no escapes) and
+cut at LINE_LIMIT characters before it is measured or drawn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..client.base import HiveClient
+from ..models import LogLine, LogPage
+from ..plain import plain
+
+# Lines per page asked of the host, and how many pages the view keeps.
+PAGE = 200
+CACHE_PAGES = 24
+# A line longer than this is cut: drawing it costs what it shows, never what the agent wrote.
+LINE_LIMIT = 4000
+CUT = " …"
+
+# The time windows, in the order the key cycles through them.
+WINDOWS: tuple[tuple[str, timedelta | None], ...] = (
+    ("all", None),
+    ("last 5 minutes", timedelta(minutes=5)),
+    ("last hour", timedelta(hours=1)),
+)
+
+# The log screen's keys: one list, so the screen, the footer and the help all read them here.
+BINDINGS: list[BindingType] = [
+    Binding("f", "log_follow", "Follow/pause", id="log.follow"),
+    Binding("w", "log_wrap", "Wrap", id="log.wrap"),
+    Binding("t", "log_timestamps", "Timestamps", id="log.timestamps"),
+    Binding("T", "log_window", "Time window", id="log.window"),
+    Binding("slash", "log_search", "Search", id="log.search"),
+    Binding("n", "log_next", "Next match", id="log.next"),
+    Binding("N", "log_previous", "Previous match", id="log.previous"),
+    Binding("g", "log_start", "Start", id="log.start"),
+    Binding("G", "log_end", "End", id="log.end"),
+    Binding("s", "log_save", "Save…", id="log.save"),
+]
+
+
+def shown_text(line: LogLine, stamps: bool) -> str:
+    """A line as the view shows it (and saves it): plain, cut, tabs as spaces."""
+    text = line.text
+    cut = len(text) > LINE_LIMIT
+    text = plain(text[:LINE_LIMIT]).replace("\t", "    ").replace("\n", " ")
+    if cut:
+        text += CUT
+    if stamps:
+        text = f"{plain(line.at or '-')}  {text}"
+    return text
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Fetched:
+    """A page as the host gave it: its lines by number, and the log's end then
+    (a line past that end is asked for again; one before it that is missing
+    was rotated away)."""
+
+    lines: dict[int, LogLine]
+    total: int
+
+
+class LogView(ScrollView, can_focus=True):
+    """The lines of the window, one log line per row (wrapped when asked)."""
+
+    COMPONENT_CLASSES = {"logview--stamp", "logview--match", "logview--current", "logview--waiting",
+                         "logview--gone"}
+
+    following: reactive[bool] = reactive(True)
+    wrap: reactive[bool] = reactive(False)
+    stamps: reactive[bool] = reactive(True)
+
+    def __init__(self, client: HiveClient, agent: str, *, id: str | None = None):
+        super().__init__(id=id)
+        self.client, self.agent = client, agent
+        self.first = 0  # the oldest line the host still keeps
+        self.total = 0  # the next line's number
+        self.since = 0  # the window's first line by time (0: all)
+        self.window = 0  # index into WINDOWS
+        self.opened = False
+        self.live = False  # the live stream has spoken once
+        self.needle = ""
+        self.match: int | None = None
+        self.unseen = 0  # lines written while paused
+        self.broken: str | None = None
+        self._pages: OrderedDict[int, Fetched] = OrderedDict()
+        self._wanted: list[int] = []
+        self._loading = False
+        self._tail_dirty = False
+        self._tailing = False
+        self._widest = 0
+        self._layout_key: tuple | None = None
+        self._layout: list[Strip] = []
+        self._generation = 0
+
+    # -- the window ------------------------------------------------------------------
+
+    @property
+    def start(self) -> int:
+        """The window's first line: lines before the host's `first` are gone."""
+        return max(self.first, self.since)
+
+    @property
+    def count(self) -> int:
+        return max(0, self.total - self.start)
+
+    @property
+    def top(self) -> int:
+        """The number of the first line on screen."""
+        return self.start + int(self.scroll_offset.y)
+
+    def shown_lines(self) -> list[LogLine]:
+        """The log lines on screen now, as far as they are loaded (for tests and the status)."""
+        height = self.scrollable_content_region.height
+        out = []
+        for n in range(self.top, min(self.total, self.top + height)):
+            line = self._line(n)
+            if isinstance(line, LogLine):
+                out.append(line)
+        return out
+
+    def loaded(self) -> list[LogLine]:
+        """The lines held now, in order."""
+        return sorted((x for p in self._pages.values() for x in p.lines.values()), key=lambda x: x.n)
+
+    def held(self) -> int:
+        """How many log lines the view holds in memory."""
+        return sum(len(p.lines) for p in self._pages.values())
+
+    @property
+    def idle(self) -> bool:
+        """Open, followed, and nothing asked of the host that has not come back."""
+        return self.opened and self.live and not (self._tailing or self._tail_dirty or self._loading)
+
+    def status(self) -> str:
+        name, _ = WINDOWS[self.window]
+        parts = [f"{self.count:,} lines" + (f" ({name})" if self.window else "")]
+        if self.opened and self.first > 0 and self.since <= self.first:
+            parts.append(f"lines before {self.first + 1:,} rotated away")
+        if self.following:
+            parts.append("following")
+        else:
+            parts.append(f"paused, {self.unseen:,} new" if self.unseen else "paused")
+        parts.append("wrap on" if self.wrap else "wrap off")
+        if self.needle:
+            where = f" at line {self.match + 1:,}" if self.match is not None else ""
+            parts.append(f"search {self.needle!r}{where}")
+        if self.broken:
+            parts.append(f"cannot be read: {self.broken}")
+        return " · ".join(parts)
+
+    def on_mount(self) -> None:
+        self.run_worker(self._open(), group="log", exit_on_error=False)
+
+    async def _open(self) -> None:
+        page = await self.client.log_page(self.agent, None, PAGE)
+        self._take(page)
+        self.opened = True
+        self._resize()
+        self._to_end()
+        self._changed()
+        # The live stream says that lines were written; they are read by page.
+        async with aclosing(self.client.follow_logs(self.agent, 1)) as written:
+            async for _ in written:
+                self.live = True
+                self._tail_dirty = True
+                if not self._tailing:
+                    self._tailing = True
+                    self.run_worker(self._tail(), group="log-tail", exit_on_error=False)
+
+    async def _tail(self) -> None:
+        try:
+            while self._tail_dirty:
+                self._tail_dirty = False
+                before = self.total
+                page = await self.client.log_page(self.agent, None, PAGE)
+                old_start = self.start
+                self._take(page)
+                self._resize()
+                if self.following:
+                    self._to_end()
+                else:
+                    self.unseen += max(0, self.total - before)
+                    # The window's start moved on (rotation): keep the same lines in view.
+                    moved = self.start - old_start
+                    if moved:
+                        self.scroll_to(y=max(0, self.scroll_offset.y - moved), animate=False)
+                self._changed()
+        finally:
+            self._tailing = False
+
+    def _take(self, page: LogPage) -> None:
+        """Learn the log's ends from a page, and keep the pages it covers whole."""
+        self.first = max(self.first, page.first)
+        self.total = max(self.total, page.total)
+        self._widest = max([self._widest, *(min(len(x.text), LINE_LIMIT) for x in page.lines)])
+        if not page.lines:
+            return
+        by_page: dict[int, dict[int, LogLine]] = {}
+        for line in page.lines:
+            by_page.setdefault(line.n // PAGE, {})[line.n] = line
+        lo, hi = page.lines[0].n, page.lines[-1].n
+        for index, lines in by_page.items():
+            begin, end = index * PAGE, min((index + 1) * PAGE, page.total)
+            # A page is kept only when this answer covers all of it (or all the host still has).
+            if lo <= max(begin, page.first) and hi >= end - 1:
+                self._keep(index, Fetched(lines, page.total))
+
+    def _keep(self, index: int, fetched: Fetched) -> None:
+        self._pages[index] = fetched
+        self._pages.move_to_end(index)
+        while len(self._pages) > CACHE_PAGES:
+            self._pages.popitem(last=False)
+
+    def _line(self, n: int) -> LogLine | str:
+        """Line `n`, or "gone" (rotated away) or "waiting" (asked for, not here yet)."""
+        index = n // PAGE
+        fetched = self._pages.get(index)
+        if fetched is not None and n < fetched.total:
+            self._pages.move_to_end(index)
+            line = fetched.lines.get(n)
+            return line if line is not None else "gone"
+        if n < self.first:
+            return "gone"
+        self._want(index)
+        return "waiting"
+
+    def _want(self, index: int) -> None:
+        if self.broken is not None:
+            return
+        if index in self._wanted:
+            self._wanted.remove(index)
+        self._wanted.append(index)
+        if not self._loading:
+            self._loading = True
+            self.call_later(self._start_loading)
+
+    def _start_loading(self) -> None:
+        self.run_worker(self._load(), group="log-pages", exit_on_error=False)
+
+    async def _load(self) -> None:
+        try:
+            while self._wanted:
+                # The latest asked first: what is on screen now, not what was scrolled past.
+                index = self._wanted.pop()
+                if not self._on_screen(index):
+                    continue
+                try:
+                    page = await self.client.log_page(self.agent, index * PAGE, PAGE)
+                except Exception as e:
+                    self.broken = str(e) or type(e).__name__
+                    self._wanted.clear()
+                    self._changed()
+                    raise
+                self._take(page)
+                if index not in self._pages:
+                    # The host answered less than the page (rotated meanwhile): keep what it gave.
+                    self._keep(index, Fetched({x.n: x for x in page.lines}, page.total))
+                self._resize()
+                self._changed()
+        finally:
+            self._loading = False
+
+    def _on_screen(self, index: int) -> bool:
+        height = max(1, self.scrollable_content_region.height)
+        lo, hi = self.top, self.top + height
+        if self._at_end():
+            lo = max(self.start, self.total - height)
+        return index * PAGE < hi and (index + 1) * PAGE > lo
+
+    # -- drawing -------------------------------------------------------------------
+
+    def _resize(self) -> None:
+        width = self.scrollable_content_region.width if self.wrap else \
+            self._widest + (34 if self.stamps else 0) + len(CUT)
+        self.virtual_size = Size(width, self.count)
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self.refresh()
+        self.post_message(LogViewChanged())
+
+    def _at_end(self) -> bool:
+        return self.count > 0 and self.scroll_offset.y >= self.max_scroll_y
+
+    def _to_end(self) -> None:
+        self.scroll_to(y=max(0, self.count - self.scrollable_content_region.height), animate=False)
+
+    def on_resize(self) -> None:
+        self._resize()
+        if self.following:
+            self._to_end()
+
+    def watch_wrap(self) -> None:
+        self._resize()
+        self._changed()
+
+    def watch_stamps(self) -> None:
+        self._resize()
+        self._changed()
+
+    def watch_following(self, following: bool) -> None:
+        if following:
+            self.unseen = 0
+            self._to_end()
+        self._changed()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        height = self.scrollable_content_region.height
+        key = (int(self.scroll_offset.x), int(self.scroll_offset.y), width, height, self.wrap, self.stamps,
+               self.needle, self.match, self._generation, self.start, self.total)
+        if key != self._layout_key:
+            self._layout_key = key
+            self._layout = self._lay_out(width, height)
+        if y < len(self._layout):
+            return self._layout[y]
+        return Strip.blank(width, self.rich_style)
+
+    def _lay_out(self, width: int, height: int) -> list[Strip]:
+        if width <= 0 or height <= 0 or not self.count:
+            return []
+        top = self.top
+        if not self.wrap:
+            x = int(self.scroll_offset.x)
+            return [self._row(n, x, width) for n in range(top, min(self.total, top + height))]
+        if self._at_end():
+            # At the end the last line sits at the bottom, however the lines above wrap.
+            rows: list[Strip] = []
+            n = self.total - 1
+            while n >= self.start and len(rows) < height:
+                rows[:0] = self._wrapped(n, width)
+                n -= 1
+            return rows[-height:]
+        rows = []
+        n = top
+        while n < self.total and len(rows) < height:
+            rows.extend(self._wrapped(n, width))
+            n += 1
+        return rows[:height]
+
+    def _text(self, n: int) -> Text:
+        line = self._line(n)
+        if line == "gone":
+            return Text("(rotated away)", style=self.get_component_rich_style("logview--gone"))
+        if line == "waiting":
+            return Text("…", style=self.get_component_rich_style("logview--waiting"))
+        assert isinstance(line, LogLine)
+        text = Text(shown_text(line, self.stamps))
+        if self.stamps:
+            text.stylize(self.get_component_rich_style("logview--stamp"), 0, len(plain(line.at or "-")))
+        if self.needle:
+            style = self.get_component_rich_style("logview--current" if n == self.match else "logview--match")
+            for m in re.finditer(re.escape(self.needle), text.plain, re.IGNORECASE):
+                text.stylize(style, m.start(), m.end())
+        return text
+
+    def _row(self, n: int, x: int, width: int) -> Strip:
+        text = self._text(n)
+        segments = list(text.render(self.app.console))
+        strip = Strip(segments).crop(x, x + width)
+        return strip.extend_cell_length(width, self.rich_style).apply_style(self.rich_style)
+
+    def _wrapped(self, n: int, width: int) -> list[Strip]:
+        text = self._text(n)
+        lines = text.wrap(self.app.console, width, overflow="fold", no_wrap=False) or [Text("")]
+        return [Strip(list(part.render(self.app.console)), part.cell_len)
+                .extend_cell_length(width, self.rich_style).apply_style(self.rich_style)
+                for part in lines]
+
+    # -- what the keys do -----------------------------------------------------------
+
+    def jump_start(self) -> None:
+        self.following = False
+        self.scroll_to(y=0, animate=False)
+
+    def jump_end(self) -> None:
+        self.unseen = 0
+        self._to_end()
+        self._changed()
+
+    def show_line(self, n: int) -> None:
+        """Bring line `n` into view, a third of the way down."""
+        height = self.scrollable_content_region.height
+        self.scroll_to(y=max(0, n - self.start - height // 3), animate=False)
+
+    async def set_window(self, window: int) -> None:
+        """Show only the lines of WINDOWS[window], asking the host where that begins."""
+        _, span = WINDOWS[window]
+        since = 0 if span is None else await self.client.log_since(
+            self.agent, rfc3339(datetime.now(timezone.utc) - span))
+        self.window, self.since = window, since
+        if self.match is not None and self.match < self.start:
+            self.match = None
+        self._resize()
+        self._to_end()
+        self._changed()
+
+    async def find(self, backward: bool = False) -> int | None:
+        """The next (previous) line holding the search text, from the current match or the
+        screen's top; it becomes the current match. None when no line in the window holds it."""
+        if not self.needle:
+            return None
+        if self.match is None:
+            origin = self.top if not backward else self.top + self.scrollable_content_region.height - 1
+        else:
+            origin = self.match + (-1 if backward else 1)
+        if origin < self.start and backward:
+            return None
+        found = await self.client.log_find(self.agent, self.needle, max(origin, self.start), backward)
+        if found is None or found < self.start:
+            return None
+        self.following = False
+        self.match = found
+        self.show_line(found)
+        self._changed()
+        return found
+
+    async def save(self, path: Path) -> int:
+        """Write the window's lines to `path` (a new file: an existing one is refused), page by
+        page as they are shown; the count written."""
+        start, end, stamps = self.start, self.total, self.stamps
+        written = 0
+        handle = await asyncio.to_thread(path.open, "x", encoding="utf-8")
+        try:
+            n = start
+            while n < end:
+                page = await self.client.log_page(self.agent, n, min(PAGE, end - n))
+                lines = [x for x in page.lines if n <= x.n < end]
+                if not lines:
+                    if page.first > n:
+                        n = page.first  # rotated away while saving: the rest is still written
+                        continue
+                    break
+                await asyncio.to_thread(handle.write, "".join(shown_text(x, stamps) + "\n" for x in lines))
+                written += len(lines)
+                n = lines[-1].n + 1
+        finally:
+            await asyncio.to_thread(handle.close)
+        return written
+
+
+class LogViewChanged(Message):
+    """The view's state changed: its status line is written again."""

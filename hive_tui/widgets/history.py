@@ -48,47 +48,43 @@ class HistoryScreen(Screen[None]):
         super().__init__()
         self.client, self.agent, self.tab = client, agent, tab
         self.saved: tuple[Path, int] | None = None  # the last save: where, and how many lines
-
-    @property
-    def viewer(self) -> LogView:
-        return self.query_one(LogView)
+        # Held here: the panes mount after the screen does.
+        self.viewer = LogView(client, agent, id="log-view")
+        self.tags: DataTable = DataTable(id="tags-table", cursor_type="row")
+        self.tags.add_columns("TAG", "STATE", "AT", "SHA", "NOTE")
+        self.meta: DataTable = DataTable(id="meta-table", cursor_type="row")
+        self.meta.add_columns("SHA", "MESSAGE")
 
     def compose(self) -> ComposeResult:
         yield Label(Text(f"{plain(self.agent)}: history", style="bold"), id="history-title")
         with TabbedContent(initial=self.tab):
             with TabPane("Tags", id="tags"):
-                yield DataTable(id="tags-table", cursor_type="row")
+                yield self.tags
             with TabPane("Meta log", id="meta"):
-                yield DataTable(id="meta-table", cursor_type="row")
+                yield self.meta
             with TabPane("Log", id="log"):
                 with Vertical():
                     yield Input(placeholder="search the log: Enter finds the next line holding it",
                                 id="log-search", classes="hidden")
-                    yield LogView(self.client, self.agent, id="log-view")
+                    yield self.viewer
                     yield Label("", id="log-status")
         yield Footer()
 
     def on_mount(self) -> None:
-        tags = self.query_one("#tags-table", DataTable)
-        for column in ("TAG", "STATE", "AT", "SHA", "NOTE"):
-            tags.add_column(column)
-        self.query_one("#meta-table", DataTable).add_columns("SHA", "MESSAGE")
         self.load()
         if self.tab == "log":
-            self.viewer.focus()
+            self.call_after_refresh(self.viewer.focus)
 
     @work(exclusive=True, group="history", exit_on_error=False)
     async def load(self) -> None:
         tags = await self.client.history(self.agent)
-        table = self.query_one("#tags-table", DataTable)
         for t in tags:
-            table.add_row(Text(one_line(t.tag)), Text(one_line(t.state)), Text(one_line(t.at)),
+            self.tags.add_row(Text(one_line(t.tag)), Text(one_line(t.state)), Text(one_line(t.at)),
                           Text(t.sha[:12]), Text(one_line(t.message, 100) or "-"))
-        meta = self.query_one("#meta-table", DataTable)
         for c in await self.client.meta_log():
             message = str(c.get("message", ""))
             if self.agent in message.split():
-                meta.add_row(Text(str(c.get("sha", ""))[:12]), Text(one_line(message, 100)))
+                self.meta.add_row(Text(str(c.get("sha", ""))[:12]), Text(one_line(message, 100)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The agent may have been purged while this is open: the screen says
@@ -109,12 +105,14 @@ class HistoryScreen(Screen[None]):
             self.viewer.focus()
 
     def on_log_view_changed(self, event: LogViewChanged) -> None:
-        self.query_one("#log-status", Label).update(Text(self.viewer.status()))
+        for status in self.query("#log-status").results(Label):
+            status.update(Text(self.viewer.status()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The log's keys act on the log tab alone (and are only in the footer there).
         if action.startswith("log_"):
-            return self.query_one(TabbedContent).active == "log"
+            tabs = self.query(TabbedContent)
+            return bool(tabs) and tabs.first().active == "log"
         return True
 
     def action_log_follow(self) -> None:
@@ -147,7 +145,7 @@ class HistoryScreen(Screen[None]):
             event.input.add_class("hidden")
             view.refresh()
             return
-        self._find(False)
+        self._find(False, True)
 
     def action_log_next(self) -> None:
         self._find(False)
@@ -156,12 +154,17 @@ class HistoryScreen(Screen[None]):
         self._find(True)
 
     @work(group="log-search", exclusive=True, exit_on_error=False)
-    async def _find(self, backward: bool) -> None:
+    async def _find(self, backward: bool, either: bool = False) -> None:
+        """The next (previous) match; a new search that finds nothing below looks above."""
         view = self.viewer
         if not view.needle:
             self.notify("nothing to find yet: / to search", severity="warning")
             return
-        if await view.find(backward) is None:
+        found = await view.find(backward)
+        if found is None and either:
+            backward = True
+            found = await view.find(backward)
+        if found is None:
             where = "before" if backward else "after"
             self.notify(f"no line {where} this one holds {view.needle!r}", severity="warning", markup=False)
 

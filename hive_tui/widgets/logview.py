@@ -139,7 +139,10 @@ class LogView(ScrollView, can_focus=True):
 
     @property
     def top(self) -> int:
-        """The number of the first line on screen."""
+        """The number of the first line on screen: following, the end is in view whatever
+        the scroll offset says while a scrollbar comes or goes."""
+        if self.following:
+            return max(self.start, self.total - self.scrollable_content_region.height)
         return self.start + int(self.scroll_offset.y)
 
     def shown_lines(self) -> list[LogLine]:
@@ -314,10 +317,17 @@ class LogView(ScrollView, can_focus=True):
         self.post_message(LogViewChanged())
 
     def _at_end(self) -> bool:
-        return self.count > 0 and self.scroll_offset.y >= self.max_scroll_y
+        return self.count > 0 and (self.following or self.scroll_offset.y >= self.max_scroll_y)
 
     def _to_end(self) -> None:
         self.scroll_to(y=max(0, self.count - self.scrollable_content_region.height), animate=False)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        # Scrolling up while following means reading back: pause. (A clamp lands on the end,
+        # not above it, so a window that shrank does not pause.)
+        if self.following and new < old and new < self.max_scroll_y:
+            self.following = False
 
     def on_resize(self) -> None:
         self._resize()
@@ -325,11 +335,16 @@ class LogView(ScrollView, can_focus=True):
             self._to_end()
 
     def watch_wrap(self) -> None:
-        self._resize()
-        self._changed()
+        self._restyled()
 
     def watch_stamps(self) -> None:
+        self._restyled()
+
+    def _restyled(self) -> None:
         self._resize()
+        if self.following:
+            # The horizontal scrollbar may come or go: the end stays in view.
+            self.call_after_refresh(self._to_end)
         self._changed()
 
     def watch_following(self, following: bool) -> None:

@@ -1,0 +1,257 @@
+"""The agent's log viewer: lazy pages, follow and pause, wrap, timestamps, the
+time window, search, save; driven by keys through Pilot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from textual.app import App
+from textual.widgets import Input
+
+from hive_tui.widgets.history import HistoryScreen
+from hive_tui.widgets.logview import CACHE_PAGES, PAGE, LogView, rfc3339
+from hive_tui.widgets.prompt import PromptModal
+
+from .helpers import until
+from .logdouble import LogDouble
+
+SIZE = (120, 30)
+
+
+def stamp(n: int) -> str:
+    return f"2026-11-28T10:{n // 60 % 60:02d}:{n % 60:02d}Z"
+
+
+def rows(view: LogView) -> list[str]:
+    """What the view shows, row by row."""
+    return [view.render_line(y).text.rstrip() for y in range(view.scrollable_content_region.height)]
+
+
+async def opened(pilot, client) -> LogView:
+    app = pilot.app
+    app.push_screen(HistoryScreen(client, "beta", "log"))
+    await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.viewer.idle, what="the log")
+    view = app.screen.viewer
+    await until(pilot, lambda: len(view.shown_lines()) == view.scrollable_content_region.height
+                or len(view.shown_lines()) == view.count, what="the first screen")
+    return view
+
+
+async def settled(pilot, view: LogView) -> None:
+    """Until every line on screen has arrived."""
+    await until(pilot, lambda: view.idle and "…" not in rows(view), what="the lines on screen")
+
+
+async def test_a_long_log_opens_at_its_end_and_jumps_to_either_end():
+    client = LogDouble(200_000, lambda n: (stamp(n), f"line {n}"))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        height = view.scrollable_content_region.height
+        assert [x.n for x in view.shown_lines()] == list(range(200_000 - height, 200_000))
+        assert rows(view)[-1].endswith("line 199999")
+        await pilot.press("g")
+        await settled(pilot, view)
+        assert [x.n for x in view.shown_lines()] == list(range(height))
+        assert rows(view)[0].endswith("line 0")
+        await pilot.press("G")
+        await settled(pilot, view)
+        assert rows(view)[-1].endswith("line 199999")
+        # Only pages on screen were read: never the log.
+        assert all(count <= PAGE for _, count in client.asked) and len(client.asked) < 10
+
+
+async def test_the_view_holds_a_bounded_number_of_lines():
+    client = LogDouble(100_000, lambda n: (stamp(n), f"line {n}"))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        for target in range(0, 100_000, 2_500):
+            view.show_line(target)
+            await settled(pilot, view)
+            assert view.held() <= CACHE_PAGES * PAGE
+        assert view.held() <= CACHE_PAGES * PAGE
+
+
+async def test_hostile_text_is_shown_as_text():
+    hostile = "\x1b]0;pwned\x07 [b]bold?[/b] \x9b31m\u202eevil " + "x" * 100_000
+    client = LogDouble(3, lambda n: (stamp(n), hostile))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        shown = rows(view)[0]
+        assert "\\x1b]0;pwned\\x07 [b]bold?[/b] \\x9b31m\\u202eevil" in shown
+        assert "\x1b" not in "".join(rows(view)) and "\u202e" not in "".join(rows(view))
+        # A huge line is cut: its width is bounded, whatever the agent wrote.
+        assert view.virtual_size.width < 5_000
+
+
+async def test_rotated_lines_are_gone_and_the_window_starts_after_them():
+    client = LogDouble(1_000, lambda n: (stamp(n), f"line {n}"), first=400)
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        assert view.start == 400 and view.count == 600
+        await pilot.press("g")
+        await settled(pilot, view)
+        assert rows(view)[0].endswith("line 400")
+        assert "lines before 401 rotated away" in view.status()
+
+
+def styled(view: LogView, row: int, component: str) -> str:
+    """The text of row `row` drawn in the style of `component` (a highlight)."""
+    style = view.get_component_rich_style(component)
+    return "".join(s.text for s in list(view.render_line(row))
+                   if s.style is not None and s.style.bgcolor == style.bgcolor)
+
+
+def needle_line(n: int) -> tuple[str, str]:
+    return stamp(n), (f"line {n} NeedLe here" if n in (1_000, 5_000, 9_000) else f"line {n}")
+
+
+async def test_search_next_and_previous_land_on_the_matches_highlighted():
+    client = LogDouble(10_000, needle_line)
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await pilot.press("g")
+        await settled(pilot, view)
+        await pilot.press("slash", *"needle", "enter")
+        await until(pilot, lambda: view.match == 1_000, what="the first match")
+        await settled(pilot, view)
+        row = next(i for i, x in enumerate(view.shown_lines()) if x.n == 1_000)
+        assert styled(view, row, "logview--current") == "NeedLe"
+        await pilot.press("n")
+        await until(pilot, lambda: view.match == 5_000, what="the next match")
+        await pilot.press("n")
+        await until(pilot, lambda: view.match == 9_000, what="the last match")
+        await pilot.press("n")
+        await until(pilot, lambda: any("no line after" in str(n.message) for n in pilot.app._notifications),
+                    what="no more matches")
+        assert view.match == 9_000
+        await pilot.press("N")
+        await until(pilot, lambda: view.match == 5_000, what="the previous match")
+        await settled(pilot, view)
+        assert "line 5000 NeedLe here" in rows(view)[next(i for i, x in enumerate(view.shown_lines()) if x.n == 5_000)]
+        assert view.following is False
+
+
+async def test_every_match_on_screen_is_highlighted():
+    client = LogDouble(50, lambda n: (stamp(n), f"ab {n} ab"))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await pilot.press("slash", *"ab", "enter")
+        await until(pilot, lambda: view.match is not None, what="a match")
+        await settled(pilot, view)
+        current = next(i for i, x in enumerate(view.shown_lines()) if x.n == view.match)
+        for i in range(len(view.shown_lines())):
+            component = "logview--current" if i == current else "logview--match"
+            assert styled(view, i, component) == "abab", i
+
+
+def recent(now: datetime, count: int, old: int):
+    """`count` lines: the first `old` written two hours ago, then one a second up to `now`."""
+    def make(n: int) -> tuple[str, str]:
+        at = now - timedelta(hours=2) if n < old else now - timedelta(seconds=count - n)
+        return rfc3339(at), f"line {n}"
+    return make
+
+
+async def test_the_time_window_hides_older_lines():
+    now = datetime.now(timezone.utc)
+    # 1,000 lines from two hours ago, then one a second for the last 1,000 seconds.
+    client = LogDouble(2_000, recent(now, 2_000, 1_000))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        assert view.count == 2_000
+        await pilot.press("T")
+        await until(pilot, lambda: view.window == 1, what="the last 5 minutes")
+        assert 290 <= view.count <= 310 and view.start >= 1_690
+        await pilot.press("g")
+        await settled(pilot, view)
+        first = view.shown_lines()[0]
+        assert first.n == view.start
+        assert datetime.fromisoformat(first.at.replace("Z", "+00:00")) >= now - timedelta(minutes=5, seconds=5)
+        await pilot.press("T")
+        await until(pilot, lambda: view.window == 2, what="the last hour")
+        assert view.count == 1_000
+        await pilot.press("T")
+        await until(pilot, lambda: view.window == 0, what="all of it")
+        assert view.count == 2_000
+
+
+async def test_follow_shows_new_lines_and_pause_holds():
+    client = LogDouble(1_000, lambda n: (stamp(n), f"line {n}"))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        client.write(stamp(0), "a new line")
+        await until(pilot, lambda: rows(view)[-1].endswith("a new line"), what="the new line")
+        await pilot.press("f")
+        held = rows(view)
+        client.write(stamp(0), "written while paused")
+        await until(pilot, lambda: view.total == 1_002 and view.idle, what="the paused view to learn of it")
+        assert rows(view) == held and "paused, 1 new" in view.status()
+        await pilot.press("f")
+        await until(pilot, lambda: rows(view)[-1].endswith("written while paused"), what="following again")
+        assert "following" in view.status()
+
+
+async def test_wrap_and_timestamps_change_the_screen():
+    long = "word " * 60
+    client = LogDouble(100, lambda n: (stamp(n), f"{n} {long}end"))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        before = rows(view)
+        assert before[-1].startswith(stamp(99)) and not before[-1].endswith("end")
+        await pilot.press("t")
+        await settled(pilot, view)
+        assert rows(view)[-1].startswith("99 word")
+        await pilot.press("w")
+        await settled(pilot, view)
+        wrapped = rows(view)
+        # The last line, wrapped at the bottom: its end is on screen, the row above holds its start.
+        assert wrapped[-1].endswith("end") and any(r.startswith("99 word") for r in wrapped[-4:])
+        assert view.virtual_size.height == 100  # still scrolled by log line
+        await pilot.press("w", "t")
+        await settled(pilot, view)
+        assert rows(view) == before
+
+
+async def test_save_writes_the_window_and_refuses_an_existing_file(tmp_path):
+    client = LogDouble(1_500, lambda n: (stamp(n), f"line {n} \x1b[31m"))
+    path = tmp_path / "saved.txt"
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(pilot.app.screen, PromptModal), what="the path prompt")
+        prompt = pilot.app.screen.query_one(Input)
+        assert prompt.value.endswith(".txt") and "beta-log-" in prompt.value
+        prompt.value = str(path)
+        await pilot.press("enter")
+        history = view.screen
+        await until(pilot, lambda: history.saved is not None, what="the save")
+        assert history.saved == (path, 1_500)
+        assert any(f"saved 1,500 lines to {path}" in str(n.message) for n in pilot.app._notifications)
+        saved = path.read_text().splitlines()
+        assert saved == [f"{stamp(n)}  line {n} \\x1b[31m" for n in range(1_500)]
+        # Saving again to the same file is refused; the file is left as it was.
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(pilot.app.screen, PromptModal), what="the path prompt")
+        pilot.app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await until(pilot, lambda: any("exists" in str(n.message) for n in pilot.app._notifications),
+                    what="the refusal")
+        assert path.read_text().splitlines() == saved
+
+
+async def test_scrolling_up_while_following_pauses():
+    client = LogDouble(1_000, lambda n: (stamp(n), f"line {n}"))
+    async with App().run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        last = view.shown_lines()[-1].n
+        await pilot.press("up")
+        await until(pilot, lambda: not view.following, what="the pause")
+        await settled(pilot, view)
+        assert view.shown_lines()[-1].n == last - 1
+        client.write(stamp(0), "a new line")
+        await until(pilot, lambda: view.total == 1_001 and view.idle, what="the new line to be counted")
+        assert view.shown_lines()[-1].n == last - 1 and "paused, 1 new" in view.status()
+        await pilot.press("G")
+        await settled(pilot, view)
+        assert rows(view)[-1].endswith("a new line")

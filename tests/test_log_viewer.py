@@ -9,6 +9,7 @@ import pytest
 from textual.app import App
 from textual.widgets import Input
 
+from hive_tui.app import stylesheet
 from hive_tui.widgets.history import HistoryScreen
 from hive_tui.widgets.logview import CACHE_PAGES, PAGE, LogView, rfc3339
 from hive_tui.widgets.prompt import PromptModal
@@ -255,3 +256,27 @@ async def test_scrolling_up_while_following_pauses():
         await pilot.press("G")
         await settled(pilot, view)
         assert rows(view)[-1].endswith("a new line")
+
+
+class LogApp(App):
+    """The log screen alone, over a fixed log: nothing on it changes from run to run."""
+
+    CSS_PATH = [stylesheet()]
+
+    def on_mount(self) -> None:
+        hostile = "reads \x1b]0;title\x07 and [b]markup[/b] as text"
+        lines = [f"step {n}: {'a needle in the log' if n % 7 == 0 else 'working'}" for n in range(300)]
+        lines[296] = hostile
+        self.push_screen(HistoryScreen(LogDouble(300, lambda n: (stamp(n), lines[n]), first=12), "beta", "log"))
+
+
+def test_snapshot_of_the_log_viewer(snap_compare):
+    async def searched(pilot) -> None:
+        await until(pilot, lambda: isinstance(pilot.app.screen, HistoryScreen) and pilot.app.screen.viewer.idle,
+                    what="the log")
+        view = pilot.app.screen.viewer
+        await pilot.press("slash", *"needle", "enter")
+        await until(pilot, lambda: view.match is not None, what="the match")
+        await settled(pilot, view)
+
+    assert snap_compare(LogApp(), terminal_size=(100, 24), run_before=searched)

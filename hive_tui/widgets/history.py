@@ -139,11 +139,11 @@ class HistoryScreen(Screen[None]):
         if event.input.id != "log-search":
             return
         view = self.viewer
-        view.needle, view.match = event.value, None
+        view.search_for(event.value)
+        # The status line says what is searched: the field goes until / again.
+        event.input.add_class("hidden")
         view.focus()
         if not event.value:
-            event.input.add_class("hidden")
-            view.refresh()
             return
         self._find(False, True)
 

@@ -54,16 +54,20 @@ WINDOWS: tuple[tuple[str, timedelta | None], ...] = (
 
 # The log screen's keys: one list, so the screen, the footer and the help all read them here.
 BINDINGS: list[BindingType] = [
-    Binding("f", "log_follow", "Follow/pause", id="log.follow"),
-    Binding("w", "log_wrap", "Wrap", id="log.wrap"),
-    Binding("t", "log_timestamps", "Timestamps", id="log.timestamps"),
-    Binding("T", "log_window", "Time window", id="log.window"),
-    Binding("slash", "log_search", "Search", id="log.search"),
-    Binding("n", "log_next", "Next match", id="log.next"),
-    Binding("N", "log_previous", "Previous match", id="log.previous"),
-    Binding("g", "log_start", "Start", id="log.start"),
-    Binding("G", "log_end", "End", id="log.end"),
-    Binding("s", "log_save", "Save…", id="log.save"),
+    Binding("f", "log_follow", "Follow", id="log.follow",
+            tooltip="follow the log as it is written, or pause (the count of new lines shows)"),
+    Binding("w", "log_wrap", "Wrap", id="log.wrap", tooltip="wrap long lines on screen, or cut them"),
+    Binding("t", "log_timestamps", "Stamps", id="log.timestamps", tooltip="show or hide when each line was written"),
+    Binding("T", "log_window", "Window", id="log.window",
+            tooltip="show all the log, the last 5 minutes or the last hour"),
+    Binding("slash", "log_search", "Search", id="log.search",
+            tooltip="find a text in the log (on the host); every match on screen is highlighted"),
+    Binding("n", "log_next", "Next", id="log.next", tooltip="the next line holding the search text"),
+    Binding("N", "log_previous", "Prev", id="log.previous", tooltip="the previous line holding the search text"),
+    Binding("g", "log_start", "Start", id="log.start", tooltip="jump to the first line of the window"),
+    Binding("G", "log_end", "End", id="log.end", tooltip="jump to the last line"),
+    Binding("s", "log_save", "Save…", id="log.save",
+            tooltip="save the lines of the window to a new file; the path and count are reported"),
 ]
 
 
@@ -442,6 +446,11 @@ class LogView(ScrollView, can_focus=True):
             self.match = None
         self._resize()
         self._to_end()
+        self._changed()
+
+    def search_for(self, text: str) -> None:
+        """Highlight `text` wherever it is on screen (nothing, when empty); no match is current yet."""
+        self.needle, self.match = text, None
         self._changed()
 
     async def find(self, backward: bool = False) -> int | None:

@@ -69,7 +69,7 @@ def stylesheet(name: str = "app.tcss") -> Path:
 
 
 class HiveApp(App[None]):
-    CSS_PATH = [stylesheet(), stylesheet("fleet.tcss")]
+    CSS_PATH = [stylesheet(), stylesheet("fleet.tcss"), stylesheet("logview.tcss")]
     TITLE = "hive-tui"
     # Request keys act on the selected request whatever has focus; agent keys
     # act in the containers pane, and elsewhere say so (see `agent_pane`).

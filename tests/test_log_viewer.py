@@ -20,6 +20,20 @@ from .logdouble import LogDouble
 SIZE = (120, 30)
 
 
+class LogApp(App):
+    """The console's styles, and the log screen of `client` when it is given."""
+
+    CSS_PATH = [stylesheet(), stylesheet("logview.tcss")]
+
+    def __init__(self, client=None):
+        super().__init__()
+        self.client = client
+
+    def on_mount(self) -> None:
+        if self.client is not None:
+            self.push_screen(HistoryScreen(self.client, "beta", "log"))
+
+
 def stamp(n: int) -> str:
     return f"2026-11-28T10:{n // 60 % 60:02d}:{n % 60:02d}Z"
 
@@ -46,7 +60,7 @@ async def settled(pilot, view: LogView) -> None:
 
 async def test_a_long_log_opens_at_its_end_and_jumps_to_either_end():
     client = LogDouble(200_000, lambda n: (stamp(n), f"line {n}"))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         height = view.scrollable_content_region.height
         assert [x.n for x in view.shown_lines()] == list(range(200_000 - height, 200_000))
@@ -64,7 +78,7 @@ async def test_a_long_log_opens_at_its_end_and_jumps_to_either_end():
 
 async def test_the_view_holds_a_bounded_number_of_lines():
     client = LogDouble(100_000, lambda n: (stamp(n), f"line {n}"))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         for target in range(0, 100_000, 2_500):
             view.show_line(target)
@@ -76,7 +90,7 @@ async def test_the_view_holds_a_bounded_number_of_lines():
 async def test_hostile_text_is_shown_as_text():
     hostile = "\x1b]0;pwned\x07 [b]bold?[/b] \x9b31m\u202eevil " + "x" * 100_000
     client = LogDouble(3, lambda n: (stamp(n), hostile))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         shown = rows(view)[0]
         assert "\\x1b]0;pwned\\x07 [b]bold?[/b] \\x9b31m\\u202eevil" in shown
@@ -87,7 +101,7 @@ async def test_hostile_text_is_shown_as_text():
 
 async def test_rotated_lines_are_gone_and_the_window_starts_after_them():
     client = LogDouble(1_000, lambda n: (stamp(n), f"line {n}"), first=400)
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         assert view.start == 400 and view.count == 600
         await pilot.press("g")
@@ -109,7 +123,7 @@ def needle_line(n: int) -> tuple[str, str]:
 
 async def test_search_next_and_previous_land_on_the_matches_highlighted():
     client = LogDouble(10_000, needle_line)
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         await pilot.press("g")
         await settled(pilot, view)
@@ -135,7 +149,7 @@ async def test_search_next_and_previous_land_on_the_matches_highlighted():
 
 async def test_every_match_on_screen_is_highlighted():
     client = LogDouble(50, lambda n: (stamp(n), f"ab {n} ab"))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         await pilot.press("slash", *"ab", "enter")
         await until(pilot, lambda: view.match is not None, what="a match")
@@ -158,7 +172,7 @@ async def test_the_time_window_hides_older_lines():
     now = datetime.now(timezone.utc)
     # 1,000 lines from two hours ago, then one a second for the last 1,000 seconds.
     client = LogDouble(2_000, recent(now, 2_000, 1_000))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         assert view.count == 2_000
         await pilot.press("T")
@@ -179,7 +193,7 @@ async def test_the_time_window_hides_older_lines():
 
 async def test_follow_shows_new_lines_and_pause_holds():
     client = LogDouble(1_000, lambda n: (stamp(n), f"line {n}"))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         client.write(stamp(0), "a new line")
         await until(pilot, lambda: rows(view)[-1].endswith("a new line"), what="the new line")
@@ -196,7 +210,7 @@ async def test_follow_shows_new_lines_and_pause_holds():
 async def test_wrap_and_timestamps_change_the_screen():
     long = "word " * 60
     client = LogDouble(100, lambda n: (stamp(n), f"{n} {long}end"))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         before = rows(view)
         assert before[-1].startswith(stamp(99)) and not before[-1].endswith("end")
@@ -217,7 +231,7 @@ async def test_wrap_and_timestamps_change_the_screen():
 async def test_save_writes_the_window_and_refuses_an_existing_file(tmp_path):
     client = LogDouble(1_500, lambda n: (stamp(n), f"line {n} \x1b[31m"))
     path = tmp_path / "saved.txt"
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         await pilot.press("s")
         await until(pilot, lambda: isinstance(pilot.app.screen, PromptModal), what="the path prompt")
@@ -243,7 +257,7 @@ async def test_save_writes_the_window_and_refuses_an_existing_file(tmp_path):
 
 async def test_scrolling_up_while_following_pauses():
     client = LogDouble(1_000, lambda n: (stamp(n), f"line {n}"))
-    async with App().run_test(size=SIZE) as pilot:
+    async with LogApp(None).run_test(size=SIZE) as pilot:
         view = await opened(pilot, client)
         last = view.shown_lines()[-1].n
         await pilot.press("up")
@@ -258,16 +272,12 @@ async def test_scrolling_up_while_following_pauses():
         assert rows(view)[-1].endswith("a new line")
 
 
-class LogApp(App):
-    """The log screen alone, over a fixed log: nothing on it changes from run to run."""
-
-    CSS_PATH = [stylesheet()]
-
-    def on_mount(self) -> None:
-        hostile = "reads \x1b]0;title\x07 and [b]markup[/b] as text"
-        lines = [f"step {n}: {'a needle in the log' if n % 7 == 0 else 'working'}" for n in range(300)]
-        lines[296] = hostile
-        self.push_screen(HistoryScreen(LogDouble(300, lambda n: (stamp(n), lines[n]), first=12), "beta", "log"))
+def fixed_log() -> LogDouble:
+    """A log whose screen is the same from run to run: for the snapshot."""
+    hostile = "reads \x1b]0;title\x07 and [b]markup[/b] as text"
+    lines = [f"step {n}: {'a needle in the log' if n % 7 == 0 else 'working'}" for n in range(300)]
+    lines[296] = hostile
+    return LogDouble(300, lambda n: (stamp(n), lines[n]), first=12)
 
 
 def test_snapshot_of_the_log_viewer(snap_compare):
@@ -279,4 +289,4 @@ def test_snapshot_of_the_log_viewer(snap_compare):
         await until(pilot, lambda: view.match is not None, what="the match")
         await settled(pilot, view)
 
-    assert snap_compare(LogApp(), terminal_size=(100, 24), run_before=searched)
+    assert snap_compare(LogApp(fixed_log()), terminal_size=(100, 24), run_before=searched)

@@ -24,12 +24,6 @@ from .logview import LogView, LogViewChanged
 from .prompt import PromptModal
 
 
-def _stylesheet() -> Path:
-    from ..app import stylesheet
-
-    return stylesheet("logview.tcss")
-
-
 def default_save_path(agent: str, now: float | None = None) -> Path:
     """Where the shown lines are saved unless the operator says otherwise: a new file in
     the current folder, named after the agent and the time."""
@@ -38,7 +32,6 @@ def default_save_path(agent: str, now: float | None = None) -> Path:
 
 
 class HistoryScreen(Screen[None]):
-    CSS_PATH = [_stylesheet()]
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="history.back"),
         *logview.BINDINGS,

@@ -270,10 +270,21 @@ class HiveClient(abc.ABC):
 
     async def log_find(self, name: str, text: str, start: int, backward: bool = False) -> int | None:
         """The number of the next line at or after `start` (before it, `backward`) that
-        holds `text`, whatever its case; None when no line does."""
-        r = await self.ask({"cmd": "log_find", "name": name, "text": text, "start": start, "backward": backward})
-        found = r.get("line")
-        return found if isinstance(found, int) else None
+        holds `text`, whatever its case; None when no line does.
+
+        The host reads a bounded share of the log per request: when that runs
+        out first it answers `scanned_to`, where the search goes on, and this
+        asks again from there until a line is found or the log ends."""
+        while True:
+            r = await self.ask({"cmd": "log_find", "name": name, "text": text, "start": start,
+                                "backward": backward})
+            found, on = r.get("line"), r.get("scanned_to")
+            if isinstance(found, int) and not isinstance(found, bool):
+                return found
+            # Going on must make progress, whatever a daemon answers.
+            if not isinstance(on, int) or isinstance(on, bool) or (on >= start if backward else on <= start):
+                return None
+            start = on
 
     async def log_since(self, name: str, at: str) -> int:
         """The number of the first line written at or after `at` (RFC 3339)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import HiveError
 from . import inotify
+from .logindex import line_text
 from .runtime.procs import signal_group
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,21 @@ class _LogFile:
         if (st.st_dev, st.st_ino) == self.identity:
             return
         # A new file under the name: the old one is read to its end (done above), then the new from its start.
+        old = self.identity
         if self._open():
+            if old is not None:
+                yield from self._missed(old)
             yield from self._read_on()
+
+    def _missed(self, old: tuple[int, int]) -> Iterator[str]:
+        """The kept file (name.1) when the log rotated twice since it was last
+        read: it holds the lines between the old file and the new."""
+        kept = _LogFile(self.path.with_name(self.path.name + ".1"))
+        try:
+            if kept._open() and kept.identity not in (old, self.identity):
+                yield from kept._read_on()
+        finally:
+            kept.close()
 
     def _read_on(self) -> Iterator[str]:
         if self.fd is None:
@@ -222,7 +236,8 @@ class _LogFile:
 
     @staticmethod
     def _text(raw: bytes) -> str:
-        return raw.decode("utf-8", "replace").rstrip("\r")
+        # The agent's text: the host's stamp on the line is left to log_page.
+        return line_text(raw)
 
 
 # -- inotify (see inotify.py)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from hive_tui.cli import build_parser, main
+from hive_tui.client.base import Unavailable
 from hive_tui.client.embedded import EmbeddedClient
+from hive_tui.errors import HiveError
 from hive_tui.host import logindex
 from hive_tui.host.dispatch import Dispatcher
 from hive_tui.host.engine import Engine
@@ -317,11 +320,28 @@ def test_the_managers_socket_refuses_the_log_verbs_as_it_refuses_logs():
         assert "is the operator's" in MANAGER.refusal(verb)
 
 
-def test_a_runtime_without_a_log_file_answers_not_available(engine, monkeypatch):
+def test_a_runtime_without_a_log_file_answers_not_available(hive_root, monkeypatch):
+    engine = Engine(hive_root, locker="builtin", runtime_options={"stop_grace": 2.0})
     engine.install_agent("alpha", agent_files(run=IDLE))
+    # As the nixos runtime: its logs are in the journal.
     monkeypatch.setattr(engine.runtime, "log_file", lambda name: None)
     answer = ask(engine, cmd="log_page", name="alpha", start=None, count=5)
     assert answer["ok"] is False and "not available on this host" in answer["error"]
+
+    async def go() -> list[str]:
+        async with EmbeddedClient(engine) as client:
+            try:
+                refused = []
+                for call in (client.log_page("alpha", None, 5), client.log_find("alpha", "x", 0),
+                             client.log_since("alpha", "2026-01-01T00:00:00Z")):
+                    with pytest.raises(Unavailable) as e:
+                        await call
+                    refused.append(str(e.value))
+                return refused
+            finally:
+                stop_all(engine)
+
+    assert all("not available on this host" in why for why in asyncio.run(go()))
 
 
 # -- files that are not what they should be ----------------------------------------------
@@ -361,3 +381,47 @@ def test_lines_without_a_stamp_have_no_time_and_keep_their_text(tmp_path):
     lines = AgentLog(tmp_path).page(0, 10).lines
     assert [(x.n, x.at, x.text) for x in lines] == [
         (0, None, "before stamps"), (1, "2026-01-01T00:00:00.000Z", "stamped"), (2, None, "unfinished")]
+
+
+# -- the size the logs rotate at -------------------------------------------------------
+
+
+@pytest.mark.parametrize("given, size", [("4096", 4096), ("8K", 8192), ("16m", 16 << 20), ("1G", 1 << 30)])
+def test_serve_takes_the_logs_rotation_size(tmp_path, given, size):
+    args = build_parser().parse_args(["serve", "--state", str(tmp_path), "--socket", str(tmp_path / "s"),
+                                      "--log-max-bytes", given])
+    assert args.log_max_bytes == size
+
+
+@pytest.mark.parametrize("given", ["0", "4095", "-5", "1T", "lots", "8KB", ""])
+def test_serve_refuses_a_bad_rotation_size(tmp_path, capsys, given):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--state", str(tmp_path), "--socket", str(tmp_path / "s"),
+                                   "--log-max-bytes", given])
+    assert "the log size must be at least 4096 bytes" in capsys.readouterr().err
+
+
+def test_the_rotation_size_is_for_the_local_runtime_alone(tmp_path, capsys):
+    code = main(["serve", "--state", str(tmp_path), "--socket", str(tmp_path / "s"), "--runtime", "nixos",
+                 "--log-max-bytes", "8K"])
+    assert code == 1
+    assert "--log-max-bytes: only for --runtime local" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(HiveError, match="at least 4096 bytes"):
+        Engine(tmp_path / "hive", locker="builtin", runtime_options={"log_max_bytes": 100})
+
+
+def test_a_follower_starts_with_the_kept_files_last_lines_when_the_log_was_just_rotated(tmp_path):
+    write_stamped_log(tmp_path / "log.1", 5)
+    write_stamped_log(tmp_path / "log", 2, first=5)
+
+    async def go() -> list[str]:
+        seen: list[str] = []
+        async with aclosing(follow_file(tmp_path / "log", 4)) as followed:
+            async for line in followed:
+                seen.append(line)
+                if len(seen) == 4:
+                    break
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(go(), 30)) == ["line 3", "line 4", "line 5", "line 6"]

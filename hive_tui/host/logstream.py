@@ -156,8 +156,9 @@ class _LogFile:
             log.warning("not following %s: %s", self.path, why)
         self.refused = why
 
-    def last(self, count: int) -> list[str]:
-        """The last `count` complete lines; reading then goes on from the end."""
+    def last(self, count: int, kept: bool = True) -> list[str]:
+        """The last `count` complete lines, with the kept file's (name.1) when
+        the log holds fewer; reading then goes on from the end."""
         if not self._open():
             return []
         assert self.fd is not None
@@ -170,6 +171,13 @@ class _LogFile:
         if start > 0 and pieces:
             pieces = pieces[1:]  # the first may be the end of a line cut off by the limit
         found = [_too_long() if len(p) > LINE_LIMIT else self._text(p) for p in pieces[-count:]] if count > 0 else []
+        if start == 0 and len(found) < count and kept:
+            # Just rotated: the lines before are in the kept file.
+            older = _LogFile(self.path.with_name(self.path.name + ".1"))
+            try:
+                found = older.last(count - len(found), kept=False) + found
+            finally:
+                older.close()
         # The unfinished last line waits for its end, as any other.
         return found + list(self._split(data[end:]))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -242,7 +243,10 @@ def test_the_supervisor_needs_nothing_but_the_standard_library(tmp_path):
         started = supervisor.start(folder, ["sh", "-c", "echo hi; exit 3"], tmp_path, dict(os.environ), log.fileno())
     assert started is not None
     assert supervisor.wait_recorded(*started)
-    assert (folder / "log").read_text() == "hi\n[hive-tui] sh exited with code 3\n"
+    # Each line carries the time the supervisor wrote it; the text is the agent's.
+    assert re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) hi\n"
+                        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[hive-tui\] sh exited with code 3\n",
+                        (folder / "log").read_text())
     assert json.loads((folder / "exit.json").read_text())["code"] == 3
     assert json.loads((folder / "run.json").read_text())["pid"] == started[0]
     assert "Traceback" not in (tmp_path / "hive.supervisor.log").read_text()

@@ -7,7 +7,10 @@ containers/<name>/ holds:
     build.log    the last build's output
     build.json   the running build's process group, for a new engine to end
                  if this one dies
-    log          the agent's own output, appended across restarts
+    log          the agent's own output, appended across restarts, each line
+                 stamped with the time the supervisor wrote it
+    log.1        the log before the last rotation (at log_max_bytes)
+    log.base     the number of one of those files' first line (see supervisor.py)
     run.json     the agent's pid (its session and process group) and start
                  time, written by the supervisor as it starts the agent
     exit.json    written by the supervisor when the agent exits
@@ -32,7 +35,7 @@ from ..fsutil import is_marker, read_json, set_marker
 from ..stateroot import StateRoot
 from . import OutputSink, RunState
 from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, wait_group_gone
-from .supervisor import HiveSupervisor, describe_exit
+from .supervisor import LOG_MAX, LOG_MAX_MIN, HiveSupervisor, describe_exit
 
 BUILD_TIMEOUT = 900.0
 STOP_GRACE = 10.0
@@ -43,7 +46,11 @@ class LocalRuntime:
     name = "local"
     meta_inputs: dict[str, str] = {}
 
-    def __init__(self, state: StateRoot, build_timeout: float = BUILD_TIMEOUT, stop_grace: float = STOP_GRACE):
+    def __init__(self, state: StateRoot, build_timeout: float = BUILD_TIMEOUT, stop_grace: float = STOP_GRACE,
+                 log_max_bytes: int = LOG_MAX):
+        if type(log_max_bytes) is not int or log_max_bytes < LOG_MAX_MIN:
+            raise HiveError(f"the log's rotation size must be at least {LOG_MAX_MIN} bytes, not {log_max_bytes!r}")
+        self.log_max_bytes = log_max_bytes
         self.state = state
         self.build_timeout = build_timeout
         self.stop_grace = stop_grace
@@ -134,9 +141,13 @@ class LocalRuntime:
         for leftover in ("exit.json", "stopped"):
             (cdir / leftover).unlink(missing_ok=True)
         crash_point("runtime:start")
-        with open(cdir / "log", "ab") as log:
+        # Never through a link planted in the log's place.
+        log = os.open(cdir / "log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
             # The supervisor records run.json before it answers.
-            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log.fileno())
+            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log, self.log_max_bytes)
+        finally:
+            os.close(log)
         if started is None:
             return  # it could not be started: its log and exit.json say why
         pid, ticks = started

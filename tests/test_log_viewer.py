@@ -3,21 +3,27 @@ time window, search, save; driven by keys through Pilot."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from textual.app import App
 from textual.widgets import Input
 
 from hive_tui.app import stylesheet
+from hive_tui.client.embedded import EmbeddedClient
+from hive_tui.host.engine import Engine
 from hive_tui.widgets.history import HistoryScreen
 from hive_tui.widgets.logview import CACHE_PAGES, PAGE, LogView, rfc3339
 from hive_tui.widgets.prompt import PromptModal
 
-from .helpers import until
+from .helpers import agent_files, stop_all, until, wait_for, write_stamped_log
 from .logdouble import LogDouble
 
 SIZE = (120, 30)
+STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z  ")
 
 
 class LogApp(App):
@@ -290,3 +296,172 @@ def test_snapshot_of_the_log_viewer(snap_compare):
         await settled(pilot, view)
 
     assert snap_compare(LogApp(fixed_log()), terminal_size=(100, 24), run_before=searched)
+
+
+# -- against the real engine: a log of a million lines --------------------------------------
+
+MILLION = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def million(tmp_path_factory) -> Path:
+    """A million lines as the host writes them, two hours old: `line 0` .. `line 999999`,
+    with `NeedLe` in lines 1,000, 500,000 and 999,000."""
+    path = tmp_path_factory.mktemp("million") / "log"
+    hits = {1_000, 500_000, 999_000}
+    start = rfc3339(datetime.now(timezone.utc) - timedelta(hours=2))
+    write_stamped_log(path, MILLION, start=start, every_ms=1,
+                      text=lambda i: f"line {i} NeedLe here" if i in hits else f"line {i}")
+    return path
+
+
+@pytest.fixture
+def real(tmp_path, million):
+    """The engine with an agent, beta, whose log is a copy of the million lines; its client,
+    and the log's path (to write more to it)."""
+    engine = Engine(tmp_path / "hive", locker="builtin", runtime_options={"stop_grace": 2.0})
+    try:
+        engine.install_agent("beta", agent_files(run=["sh", "-c", "exit 0"]))
+        folder = engine.state.container("beta")
+        wait_for(lambda: (folder / "exit.json").exists(), what="beta to exit")
+        log = folder / "log"
+        log.unlink()
+        shutil.copyfile(million, log)
+        yield EmbeddedClient(engine), log
+    finally:
+        stop_all(engine)
+        engine.close()
+
+
+def append(log: Path, count: int, ago: timedelta, text) -> None:
+    write_stamped_log(log, count, start=rfc3339(datetime.now(timezone.utc) - ago), every_ms=10, text=text)
+
+
+async def test_a_million_line_log_opens_at_its_end_and_jumps(real):
+    client, _ = real
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        height = view.scrollable_content_region.height
+        assert view.count == MILLION
+        assert [x.n for x in view.shown_lines()] == list(range(MILLION - height, MILLION))
+        assert rows(view)[-1].endswith("  line 999999")
+        await pilot.press("g")
+        await settled(pilot, view)
+        assert [x.n for x in view.shown_lines()] == list(range(height))
+        assert rows(view)[0].endswith("  line 0")
+        await pilot.press("G")
+        await settled(pilot, view)
+        assert rows(view)[-1].endswith("  line 999999")
+        # Anywhere in the log, the view holds a bounded number of lines.
+        for target in range(0, MILLION, 37_000):
+            view.show_line(target)
+            await settled(pilot, view)
+            assert target in [x.n for x in view.shown_lines()] and view.held() <= CACHE_PAGES * PAGE
+
+
+async def test_search_in_a_million_lines_lands_on_each_match(real):
+    client, _ = real
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await pilot.press("g")
+        await settled(pilot, view)
+        await pilot.press("slash", *"needle", "enter")
+        await until(pilot, lambda: view.match == 1_000, what="the first match")
+        await settled(pilot, view)
+        at = next(i for i, x in enumerate(view.shown_lines()) if x.n == 1_000)
+        assert styled(view, at, "logview--current") == "NeedLe"
+        await pilot.press("n")
+        await until(pilot, lambda: view.match == 500_000, what="the next match")
+        await settled(pilot, view)
+        at = next(i for i, x in enumerate(view.shown_lines()) if x.n == 500_000)
+        assert rows(view)[at].endswith("line 500000 NeedLe here")
+        assert styled(view, at, "logview--current") == "NeedLe"
+        await pilot.press("n")
+        await until(pilot, lambda: view.match == 999_000, what="the last match")
+        await pilot.press("N", "N")
+        await until(pilot, lambda: view.match == 1_000, what="back to the first")
+        await pilot.press("N")
+        await until(pilot, lambda: any("no line before" in str(n.message) for n in pilot.app._notifications),
+                    what="no match before the first")
+        assert view.match == 1_000
+
+
+async def test_the_time_window_of_a_million_lines(real):
+    client, log = real
+    append(log, 50, timedelta(minutes=30), lambda i: f"half an hour ago {i}")
+    append(log, 100, timedelta(seconds=60), lambda i: f"a minute ago {i}")
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        assert view.count == MILLION + 150
+        await pilot.press("T")
+        await until(pilot, lambda: view.window == 1, what="the last 5 minutes")
+        assert view.count == 100 and view.start == MILLION + 50
+        await pilot.press("g")
+        await settled(pilot, view)
+        shown = view.shown_lines()
+        assert shown[0].text == "a minute ago 0" and all(x.text.startswith("a minute ago") for x in shown)
+        assert rows(view)[0].endswith("a minute ago 0")
+        await pilot.press("T")
+        await until(pilot, lambda: view.window == 2, what="the last hour")
+        assert view.count == 150
+        await pilot.press("T")
+        await until(pilot, lambda: view.window == 0, what="all of it")
+        assert view.count == MILLION + 150
+
+
+async def test_follow_and_pause_on_the_real_log(real):
+    client, log = real
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        append(log, 1, timedelta(0), lambda i: "a new line")
+        await until(pilot, lambda: rows(view)[-1].endswith("a new line"), what="the new line")
+        await pilot.press("f")
+        held = rows(view)
+        append(log, 1, timedelta(0), lambda i: "written while paused")
+        await until(pilot, lambda: view.total == MILLION + 2 and view.idle, what="the paused view to learn of it")
+        assert rows(view) == held and "paused, 1 new" in view.status()
+        await pilot.press("f")
+        await until(pilot, lambda: rows(view)[-1].endswith("written while paused"), what="following again")
+
+
+async def test_wrap_and_timestamps_on_the_real_log(real):
+    client, log = real
+    append(log, 1, timedelta(0), lambda i: "long " * 50 + "end")
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await until(pilot, lambda: view.total == MILLION + 1 and "…" not in rows(view), what="the last line")
+        before = rows(view)
+        assert STAMP.match(before[-1]) and not before[-1].endswith("end")
+        await pilot.press("t")
+        await settled(pilot, view)
+        assert rows(view)[-1].startswith("long long") and rows(view)[-2] == "line 999999"
+        await pilot.press("w")
+        await settled(pilot, view)
+        wrapped = rows(view)
+        # The long line takes the rows below the one before it, all of it on screen.
+        before_it = wrapped.index("line 999999")
+        assert len(wrapped) - before_it - 1 >= 2
+        assert "".join(wrapped[before_it + 1:]).replace(" ", "") == "long" * 50 + "end"
+        await pilot.press("w", "t")
+        await settled(pilot, view)
+        assert rows(view) == before
+
+
+async def test_save_writes_the_window_of_the_real_log(real, tmp_path):
+    client, log = real
+    append(log, 120, timedelta(seconds=30), lambda i: f"recent {i} \x1b[31mred")
+    path = tmp_path / "out" / "recent.txt"
+    path.parent.mkdir()
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await pilot.press("T", "t")
+        await until(pilot, lambda: view.window == 1 and view.count == 120, what="the last 5 minutes")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(pilot.app.screen, PromptModal), what="the path prompt")
+        pilot.app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        history = view.screen
+        await until(pilot, lambda: history.saved is not None, what="the save")
+        assert history.saved == (path, 120)
+        assert any(f"saved 120 lines to {path}" in str(n.message) for n in pilot.app._notifications)
+        assert path.read_text().splitlines() == [f"recent {i} \\x1b[31mred" for i in range(120)]

@@ -54,7 +54,9 @@ FAILURES = (HiveError, OSError, TimeoutError)
 
 # What each group of workers was doing, to say what failed.
 DOING = {"link": "connection", "reload": "reading the hive", "actions": "action", "diff": "reading the change",
-         "history": "reading the history", "log": "following the log", "bulk": "bulk action"}
+         "history": "reading the history", "log": "following the log", "bulk": "bulk action",
+         "log-pages": "reading the log", "log-tail": "following the log", "log-window": "reading the log's times",
+         "log-search": "searching the log", "log-save": "saving the log"}
 
 
 def stylesheet(name: str = "app.tcss") -> Path:

@@ -20,7 +20,7 @@ from ..client.base import HiveClient
 from ..errors import error_text
 from ..plain import one_line, plain
 from . import logview
-from .logview import LogView, LogViewChanged
+from .logview import LogView, LogViewChanged, LogViewFailed
 from .prompt import PromptModal
 
 
@@ -80,15 +80,21 @@ class HistoryScreen(Screen[None]):
                 self.meta.add_row(Text(str(c.get("sha", ""))[:12]), Text(one_line(message, 100)))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and isinstance(event.worker.error, Exception):
+            self._failed(event.worker)
+
+    def on_log_view_failed(self, event: LogViewFailed) -> None:
+        self._failed(event.worker)
+
+    def _failed(self, worker: Worker) -> None:
         # The agent may have been purged while this is open: the screen says
         # so, and the app reports it as it reports every failed worker.
-        if event.state is WorkerState.ERROR and isinstance(event.worker.error, Exception):
-            self.query_one("#history-title", Label).update(Text(
-                f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(event.worker.error), 120)})",
-                style="bold"))
-            report = getattr(self.app, "report_failure", None)
-            if report is not None:
-                report(event.worker)
+        self.query_one("#history-title", Label).update(Text(
+            f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(worker.error), 120)})",
+            style="bold"))
+        report = getattr(self.app, "report_failure", None)
+        if report is not None:
+            report(worker)
 
     # -- the log tab -----------------------------------------------------------------
 

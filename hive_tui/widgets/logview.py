@@ -33,6 +33,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import Worker, WorkerState
 
 from ..client.base import HiveClient
 from ..models import LogLine, LogPage
@@ -333,6 +334,12 @@ class LogView(ScrollView, can_focus=True):
         if self.following and new < old and new < self.max_scroll_y:
             self.following = False
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and isinstance(event.worker.error, Exception):
+            self.broken = self.broken or str(event.worker.error) or type(event.worker.error).__name__
+            self._changed()
+            self.post_message(LogViewFailed(event.worker))
+
     def on_resize(self) -> None:
         self._resize()
         if self.following:
@@ -499,3 +506,11 @@ class LogView(ScrollView, can_focus=True):
 
 class LogViewChanged(Message):
     """The view's state changed: its status line is written again."""
+
+
+class LogViewFailed(Message):
+    """A read of the log failed (a worker's state does not bubble; this does)."""
+
+    def __init__(self, worker: Worker):
+        super().__init__()
+        self.worker = worker

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks import deploys, feed, firstframe, fleet, idle, imports, memory, server, spawns, status  # noqa: E402
+from benchmarks import deploys, feed, firstframe, fleet, idle, imports, logview, memory, server, spawns, status  # noqa: E402
 
 
 @dataclass
@@ -86,6 +86,7 @@ GROUPS: list[tuple[str, Callable[[Bench], None]]] = [
     ("server-rss", server.rss_figures),
     ("fleet", lambda bench: fleet.figures(1 if bench.quick else max(1, bench.runs // 2), bench.figure)),
     ("memory", lambda bench: memory.figures((10,) if bench.quick else (10, 100), bench.figure)),
+    ("logview", logview.figures),
 ]
 
 

@@ -89,8 +89,10 @@ class HistoryScreen(Screen[None]):
     def _failed(self, worker: Worker) -> None:
         # The agent may have been purged while this is open: the screen says
         # so, and the app reports it as it reports every failed worker.
+        error = worker.error
+        assert isinstance(error, Exception)
         self.query_one("#history-title", Label).update(Text(
-            f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(worker.error), 120)})",
+            f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(error), 120)})",
             style="bold"))
         report = getattr(self.app, "report_failure", None)
         if report is not None:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from textual.app import App
-from textual.widgets import Input
+from textual.binding import Binding
+from textual.widgets import Input, TabbedContent
 
-from hive_tui.app import stylesheet
+from hive_tui.app import HiveApp, stylesheet
+from hive_tui.commands import HiveCommands
 from hive_tui.client.embedded import EmbeddedClient
 from hive_tui.host.engine import Engine
 from hive_tui.widgets.history import HistoryScreen
@@ -465,3 +467,53 @@ async def test_save_writes_the_window_of_the_real_log(real, tmp_path):
         assert history.saved == (path, 120)
         assert any(f"saved 120 lines to {path}" in str(n.message) for n in pilot.app._notifications)
         assert path.read_text().splitlines() == [f"recent {i} \\x1b[31mred" for i in range(120)]
+
+
+async def test_pages_of_huge_lines_cut_short_by_the_host_are_completed():
+    huge = "h" * 200_000
+
+    class Capped(LogDouble):
+        async def log_page(self, name, start, count):
+            # As the host does: a page holds no more than so many bytes of text.
+            page = await super().log_page(name, start, count)
+            page.lines = page.lines[:3]
+            return page
+
+    client = Capped(1_000, lambda n: (stamp(n), f"{n} {huge}"))
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        await pilot.press("g")
+        await settled(pilot, view)
+        assert [x.n for x in view.shown_lines()] == list(range(view.scrollable_content_region.height))
+        # What is held of each line is what can be shown of it.
+        assert all(len(x.text) <= 4_001 for x in view.loaded())
+        assert rows(view)[0].startswith(f"{stamp(0)}  0 hhh")
+
+
+async def test_the_logs_key_opens_the_agents_log_from_the_container_list(real):
+    client, _ = real
+
+    async def connect(host):
+        return client
+
+    async with HiveApp(connect).run_test(size=(160, 48)) as pilot:
+        app = pilot.app
+        await until(pilot, lambda: app.link == "live" and app.containers.row_count == 1, what="the console")
+        app.containers.focus()
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), what="the log screen")
+        screen = app.screen
+        assert screen.query_one(TabbedContent).active == "log"
+        await until(pilot, lambda: screen.viewer.idle and screen.viewer.has_focus, what="the log")
+        await until(pilot, lambda: rows(screen.viewer)[-1].endswith("line 999999"), what="the last line")
+        # The log's keys are the screen's, each with an id, in the footer there.
+        ids = {b.id for b in screen.BINDINGS if isinstance(b, Binding)}
+        assert {"log.follow", "log.wrap", "log.timestamps", "log.window", "log.search", "log.next",
+                "log.previous", "log.start", "log.end", "log.save"} <= ids
+        shown = {b.binding.id for b in screen.active_bindings.values() if b.binding.show}
+        assert "log.follow" in shown and "log.save" in shown
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HistoryScreen), what="back")
+        # And in the palette, by name.
+        entries = [text for text, _, _ in HiveCommands(app.screen)._entries()]
+        assert "Logs beta" in entries

@@ -22,7 +22,6 @@ import asyncio
 import re
 from collections import OrderedDict
 from contextlib import aclosing
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -88,16 +87,6 @@ def rfc3339(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass
-class Fetched:
-    """A page as the host gave it: its lines by number, and the log's end then
-    (a line past that end is asked for again; one before it that is missing
-    was rotated away)."""
-
-    lines: dict[int, LogLine]
-    total: int
-
-
 class LogView(ScrollView, can_focus=True):
     """The lines of the window, one log line per row (wrapped when asked)."""
 
@@ -121,7 +110,9 @@ class LogView(ScrollView, can_focus=True):
         self.match: int | None = None
         self.unseen = 0  # lines written while paused
         self.broken: str | None = None
-        self._pages: OrderedDict[int, Fetched] = OrderedDict()
+        # Pages by index (line n is in page n // PAGE): each line as the host gave it, or None
+        # where the host had nothing to give; a line not there is asked for.
+        self._pages: OrderedDict[int, dict[int, LogLine | None]] = OrderedDict()
         self._wanted: list[int] = []
         self._loading = False
         self._tail_dirty = False
@@ -162,11 +153,11 @@ class LogView(ScrollView, can_focus=True):
 
     def loaded(self) -> list[LogLine]:
         """The lines held now, in order."""
-        return sorted((x for p in self._pages.values() for x in p.lines.values()), key=lambda x: x.n)
+        return sorted((x for p in self._pages.values() for x in p.values() if x is not None), key=lambda x: x.n)
 
     def held(self) -> int:
         """How many log lines the view holds in memory."""
-        return sum(len(p.lines) for p in self._pages.values())
+        return sum(len(p) for p in self._pages.values())
 
     @property
     def idle(self) -> bool:
@@ -231,39 +222,36 @@ class LogView(ScrollView, can_focus=True):
             self._tailing = False
 
     def _take(self, page: LogPage) -> None:
-        """Learn the log's ends from a page, and keep the pages it covers whole."""
+        """Learn the log's ends from a page, and keep its lines."""
         self.first = max(self.first, page.first)
         self.total = max(self.total, page.total)
-        self._widest = max([self._widest, *(min(len(x.text), LINE_LIMIT) for x in page.lines)])
-        if not page.lines:
-            return
-        by_page: dict[int, dict[int, LogLine]] = {}
         for line in page.lines:
-            by_page.setdefault(line.n // PAGE, {})[line.n] = line
-        lo, hi = page.lines[0].n, page.lines[-1].n
-        for index, lines in by_page.items():
-            begin, end = index * PAGE, min((index + 1) * PAGE, page.total)
-            # A page is kept only when this answer covers all of it (or all the host still has).
-            if lo <= max(begin, page.first) and hi >= end - 1:
-                self._keep(index, Fetched(lines, page.total))
+            if len(line.text) > LINE_LIMIT:
+                # Held as shown: a page of huge lines costs what the screen can show of them.
+                line = LogLine(line.n, line.at, line.text[:LINE_LIMIT + 1])
+            self._widest = max(self._widest, len(line.text))
+            self._page(line.n // PAGE)[line.n] = line
 
-    def _keep(self, index: int, fetched: Fetched) -> None:
-        self._pages[index] = fetched
+    def _page(self, index: int) -> dict[int, LogLine | None]:
+        """The page `index`, made the most recently used; the least recently used goes."""
+        lines = self._pages.get(index)
+        if lines is None:
+            lines = self._pages[index] = {}
+            while len(self._pages) > CACHE_PAGES:
+                self._pages.popitem(last=False)
         self._pages.move_to_end(index)
-        while len(self._pages) > CACHE_PAGES:
-            self._pages.popitem(last=False)
+        return lines
 
     def _line(self, n: int) -> LogLine | str:
         """Line `n`, or "gone" (rotated away) or "waiting" (asked for, not here yet)."""
-        index = n // PAGE
-        fetched = self._pages.get(index)
-        if fetched is not None and n < fetched.total:
-            self._pages.move_to_end(index)
-            line = fetched.lines.get(n)
+        lines = self._pages.get(n // PAGE)
+        if lines is not None and n in lines:
+            self._pages.move_to_end(n // PAGE)
+            line = lines[n]
             return line if line is not None else "gone"
         if n < self.first:
             return "gone"
-        self._want(index)
+        self._want(n // PAGE)
         return "waiting"
 
     def _want(self, index: int) -> None:
@@ -286,17 +274,25 @@ class LogView(ScrollView, can_focus=True):
                 index = self._wanted.pop()
                 if not self._on_screen(index):
                     continue
+                # From the page's first line not held yet: a page the host cut short (huge
+                # lines) or that grew since is completed, never read again whole.
+                held = self._pages.get(index, {})
+                begin, end = max(index * PAGE, self.first), min((index + 1) * PAGE, self.total)
+                start = next((n for n in range(begin, end) if n not in held), None)
+                if start is None:
+                    continue
                 try:
-                    page = await self.client.log_page(self.agent, index * PAGE, PAGE)
+                    page = await self.client.log_page(self.agent, start, end - start)
                 except Exception as e:
                     self.broken = str(e) or type(e).__name__
                     self._wanted.clear()
                     self._changed()
                     raise
                 self._take(page)
-                if index not in self._pages:
-                    # The host answered less than the page (rotated meanwhile): keep what it gave.
-                    self._keep(index, Fetched({x.n: x for x in page.lines}, page.total))
+                if not any(x.n == start for x in page.lines) and start >= self.first:
+                    # The host has nothing for it (it never answers less than one line
+                    # otherwise): shown as gone rather than asked for again and again.
+                    self._page(index)[start] = None
                 self._resize()
                 self._changed()
         finally:

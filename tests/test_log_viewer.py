@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.widgets import Input, TabbedContent
 
 from hive_tui.app import HiveApp, stylesheet
+from hive_tui.client.base import Unavailable
 from hive_tui.commands import HiveCommands
 from hive_tui.client.embedded import EmbeddedClient
 from hive_tui.host.engine import Engine
@@ -517,3 +518,40 @@ async def test_the_logs_key_opens_the_agents_log_from_the_container_list(real):
         # And in the palette, by name.
         entries = [text for text, _, _ in HiveCommands(app.screen)._entries()]
         assert "Logs beta" in entries
+
+
+async def test_a_host_that_pages_no_log_shows_the_lines_followed():
+    class Journal(LogDouble):
+        """As a host whose journal keeps the logs: the log is followed, never paged."""
+
+        async def log_page(self, name, start, count):
+            raise Unavailable("reading the log by page is not available on this host")
+
+    client = Journal(2_000, lambda n: (None, f"journal line {n}"))
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        app = pilot.app
+        app.push_screen(HistoryScreen(client, "beta", "log"))
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.viewer.total == 500,
+                    what="the lines followed")
+        view = app.screen.viewer
+        await settled(pilot, view)
+        assert rows(view)[-1] == "journal line 1999" and "this host pages no log" in view.status()
+        client.write(None, "a new journal line")
+        await until(pilot, lambda: rows(view)[-1] == "a new journal line", what="the new line")
+        await pilot.press("slash", *"line 1700", "enter")
+        await until(pilot, lambda: view.match == 200, what="the match, among the lines followed")
+
+
+async def test_escape_leaves_the_search_field_then_the_screen():
+    client = LogDouble(100, lambda n: (stamp(n), f"line {n}"))
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        screen = pilot.app.screen
+        field = screen.query_one("#log-search", Input)
+        await pilot.press("slash")
+        await until(pilot, lambda: field.has_focus, what="the search field")
+        await pilot.press("escape")
+        await until(pilot, lambda: view.has_focus and field.has_class("hidden"), what="back to the log")
+        assert pilot.app.screen is screen
+        await pilot.press("escape")
+        await until(pilot, lambda: pilot.app.screen is not screen, what="off the log screen")

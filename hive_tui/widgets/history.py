@@ -33,7 +33,7 @@ def default_save_path(agent: str, now: float | None = None) -> Path:
 
 class HistoryScreen(Screen[None]):
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="history.back"),
+        Binding("escape", "back", "Back", id="history.back"),
         *logview.BINDINGS,
     ]
 
@@ -130,6 +130,16 @@ class HistoryScreen(Screen[None]):
         view = self.viewer
         await view.set_window((view.window + 1) % len(logview.WINDOWS))
         self.notify(f"showing {logview.WINDOWS[view.window][0]}: {view.count:,} lines", markup=False)
+
+    def action_back(self) -> None:
+        """Out of the search field first, then off this screen."""
+        search = self.query("#log-search").results(Input)
+        field = next(search, None)
+        if field is not None and field.has_focus:
+            field.add_class("hidden")
+            self.viewer.focus()
+            return
+        self.app.pop_screen()
 
     def action_log_search(self) -> None:
         search = self.query_one("#log-search", Input)

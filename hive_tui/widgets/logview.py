@@ -19,8 +19,9 @@ cut at LINE_LIMIT characters before it is measured or drawn.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -34,7 +35,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import Worker, WorkerState
 
-from ..client.base import HiveClient
+from ..client.base import HiveClient, Unavailable
 from ..models import LogLine, LogPage
 from ..plain import plain
 
@@ -44,6 +45,11 @@ CACHE_PAGES = 24
 # A line longer than this is cut: drawing it costs what it shows, never what the agent wrote.
 LINE_LIMIT = 4000
 CUT = " …"
+
+# Where the host pages no log (the journal keeps it), the lines followed since the view opened,
+# this many at most, are paged here instead.
+STREAM_KEEP = 5000
+STREAM_BACKLOG = 500
 
 # The time windows, in the order the key cycles through them.
 WINDOWS: tuple[tuple[str, timedelta | None], ...] = (
@@ -87,6 +93,37 @@ def rfc3339(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class Streamed:
+    """The log verbs answered from the lines followed since the view opened, for a host that
+    pages no log: the same view, over the last STREAM_KEEP lines, with no times."""
+
+    def __init__(self) -> None:
+        self.lines: deque[LogLine] = deque(maxlen=STREAM_KEEP)
+        self.total = 0
+
+    def add(self, text: str) -> None:
+        self.lines.append(LogLine(self.total, None, text))
+        self.total += 1
+
+    @property
+    def first(self) -> int:
+        return self.lines[0].n if self.lines else self.total
+
+    async def log_page(self, name: str, start: int | None, count: int) -> LogPage:
+        begin = max(self.total - count, self.first) if start is None else max(start, self.first)
+        lines = list(itertools.islice(self.lines, begin - self.first, min(self.total, begin + count) - self.first))
+        return LogPage(lines, self.first, self.total)
+
+    async def log_find(self, name: str, text: str, start: int, backward: bool = False) -> int | None:
+        needle = text.lower()
+        order = range(min(start, self.total - 1), self.first - 1, -1) if backward else range(max(start, self.first),
+                                                                                              self.total)
+        return next((n for n in order if needle in self.lines[n - self.first].text.lower()), None)
+
+    async def log_since(self, name: str, at: str) -> int:
+        return self.first  # no line has a time: the window is all of them
+
+
 class LogView(ScrollView, can_focus=True):
     """The lines of the window, one log line per row (wrapped when asked)."""
 
@@ -100,6 +137,9 @@ class LogView(ScrollView, can_focus=True):
     def __init__(self, client: HiveClient, agent: str, *, id: str | None = None):
         super().__init__(id=id)
         self.client, self.agent = client, agent
+        # Where the log verbs go: the host, or the followed lines where the host pages no log.
+        self.source: HiveClient | Streamed = client
+        self.streamed: Streamed | None = None
         self.first = 0  # the oldest line the host still keeps
         self.total = 0  # the next line's number
         self.since = 0  # the window's first line by time (0: all)
@@ -177,6 +217,8 @@ class LogView(ScrollView, can_focus=True):
         if self.needle:
             where = f" at line {self.match + 1:,}" if self.match is not None else ""
             parts.append(f"search {self.needle!r}{where}")
+        if self.streamed is not None:
+            parts.append(f"this host pages no log: the last {STREAM_KEEP:,} lines followed, without times")
         if self.broken:
             parts.append(f"cannot be read: {self.broken}")
         return " · ".join(parts)
@@ -185,15 +227,25 @@ class LogView(ScrollView, can_focus=True):
         self.run_worker(self._open(), group="log", exit_on_error=False)
 
     async def _open(self) -> None:
-        page = await self.client.log_page(self.agent, None, PAGE)
+        try:
+            page = await self.source.log_page(self.agent, None, PAGE)
+        except Unavailable:
+            # Paged reads are not offered here (an older daemon, or the journal keeps the log):
+            # the lines followed from now on are paged in memory instead.
+            self.source = self.streamed = Streamed()
+            self.stamps = False
+            page = LogPage()
         self._take(page)
         self.opened = True
         self._resize()
         self._to_end()
         self._changed()
         # The live stream says that lines were written; they are read by page.
-        async with aclosing(self.client.follow_logs(self.agent, 1)) as written:
-            async for _ in written:
+        backlog = STREAM_BACKLOG if self.streamed is not None else 1
+        async with aclosing(self.client.follow_logs(self.agent, backlog)) as written:
+            async for text in written:
+                if self.streamed is not None:
+                    self.streamed.add(text)
                 self.live = True
                 self._tail_dirty = True
                 if not self._tailing:
@@ -205,7 +257,7 @@ class LogView(ScrollView, can_focus=True):
             while self._tail_dirty:
                 self._tail_dirty = False
                 before = self.total
-                page = await self.client.log_page(self.agent, None, PAGE)
+                page = await self.source.log_page(self.agent, None, PAGE)
                 old_start = self.start
                 self._take(page)
                 self._resize()
@@ -282,7 +334,7 @@ class LogView(ScrollView, can_focus=True):
                 if start is None:
                     continue
                 try:
-                    page = await self.client.log_page(self.agent, start, end - start)
+                    page = await self.source.log_page(self.agent, start, end - start)
                 except Exception as e:
                     self.broken = str(e) or type(e).__name__
                     self._wanted.clear()
@@ -442,7 +494,7 @@ class LogView(ScrollView, can_focus=True):
     async def set_window(self, window: int) -> None:
         """Show only the lines of WINDOWS[window], asking the host where that begins."""
         _, span = WINDOWS[window]
-        since = 0 if span is None else await self.client.log_since(
+        since = 0 if span is None else await self.source.log_since(
             self.agent, rfc3339(datetime.now(timezone.utc) - span))
         self.window, self.since = window, since
         if self.match is not None and self.match < self.start:
@@ -467,7 +519,7 @@ class LogView(ScrollView, can_focus=True):
             origin = self.match + (-1 if backward else 1)
         if origin < self.start and backward:
             return None
-        found = await self.client.log_find(self.agent, self.needle, max(origin, self.start), backward)
+        found = await self.source.log_find(self.agent, self.needle, max(origin, self.start), backward)
         if found is None or found < self.start:
             return None
         self.following = False
@@ -485,7 +537,7 @@ class LogView(ScrollView, can_focus=True):
         try:
             n = start
             while n < end:
-                page = await self.client.log_page(self.agent, n, min(PAGE, end - n))
+                page = await self.source.log_page(self.agent, n, min(PAGE, end - n))
                 lines = [x for x in page.lines if n <= x.n < end]
                 if not lines:
                     if page.first > n:

@@ -417,3 +417,25 @@ def test_an_agent_that_exits_cleanly_never_reads_as_failed_on_its_way_out(engine
         assert all(not state.failed for state in seen), seen
         engine.runtime.start("alpha")
     engine.runtime.stop("alpha")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_a_log_replaced_by_something_else_is_never_written_through(engine, tmp_path, kind):
+    engine.install_agent("alpha", agent_files())
+    engine.stop("alpha")
+    cdir = engine.state.container("alpha")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the agent's")
+    (cdir / "log").unlink()
+    if kind == "symlink":
+        (cdir / "log").symlink_to(outside)
+    elif kind == "fifo":
+        os.mkfifo(cdir / "log")
+    else:
+        (cdir / "log").mkdir()
+        (cdir / "log" / "inside").write_text("x")
+    engine.start("alpha")
+    wait_for(lambda: (cdir / "log").is_file() and "alpha started in" in (cdir / "log").read_text(),
+             what="the agent's log")
+    assert not (cdir / "log").is_symlink()
+    assert outside.read_text() == "not the agent's"

@@ -19,9 +19,12 @@ containers/<name>/ holds:
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import signal
+import stat
 from pathlib import Path
 
 import pygit2
@@ -31,11 +34,13 @@ from ...names import is_valid_name
 from .. import gitrepo
 from ..agentconf import load_agent_config
 from ..faults import crash_point
-from ..fsutil import is_marker, read_json, set_marker
+from ..fsutil import is_marker, open_folder, read_json, remove_entry, set_marker
 from ..stateroot import StateRoot
 from . import OutputSink, RunState
 from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, wait_group_gone
 from .supervisor import LOG_MAX, LOG_MAX_MIN, HiveSupervisor, describe_exit
+
+log = logging.getLogger(__name__)
 
 BUILD_TIMEOUT = 900.0
 STOP_GRACE = 10.0
@@ -141,13 +146,12 @@ class LocalRuntime:
         for leftover in ("exit.json", "stopped"):
             (cdir / leftover).unlink(missing_ok=True)
         crash_point("runtime:start")
-        # Never through a link planted in the log's place.
-        log = os.open(cdir / "log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        log_fd = _open_log(cdir)
         try:
             # The supervisor records run.json before it answers.
-            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log, self.log_max_bytes)
+            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log_fd, self.log_max_bytes)
         finally:
-            os.close(log)
+            os.close(log_fd)
         if started is None:
             return  # it could not be started: its log and exit.json say why
         pid, ticks = started
@@ -201,6 +205,30 @@ class LocalRuntime:
         # Gone without a stop: a non-zero exit, one that could not start, or one
         # whose supervisor was killed before it could record the exit.
         return RunState(failed=exit_record is None or exit_record.get("code") != 0)
+
+
+def _open_log(cdir: Path) -> int:
+    """The agent's log, open for appending. Whatever else holds its name (a
+    link, a FIFO, a folder) is replaced by a new file: never written
+    through, never waited on."""
+    folder = open_folder(cdir)
+    try:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open("log", flags, 0o600, dir_fd=folder)
+        except OSError as e:
+            # ELOOP: a link; ENXIO: a FIFO no one reads; EISDIR: a folder.
+            if e.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                raise HiveError(f"cannot open the log in {cdir}: {e.strerror}") from None
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+        log.warning("the log in %s was not a regular file: replaced by a new one", cdir)
+        remove_entry(folder, "log")
+        return os.open("log", flags | os.O_EXCL, 0o600, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def _agent(cdir: Path) -> tuple[int, int | None] | None:

@@ -33,7 +33,9 @@ runs and no request is open; ROOT/hive.supervisor.lock orders that exit against
 an engine that is about to connect or to launch a new one, so two never
 serve the same root. If it is killed, its agents run on, orphaned but still
 named by their run.json: an engine can still stop them (by their group), and
-their exit is then unrecorded, which reads as a failure unless stopped.
+their exit is then unrecorded, which reads as a failure unless stopped. Their
+output then has no reader: an agent that writes after that gets SIGPIPE (or
+EPIPE, if it ignores the signal), as any writer to a closed pipe does.
 
 The log. An agent's output is read from its pipe a chunk at a time, never
 waiting on one agent: a line is written as it comes, the stamp first, the

@@ -39,6 +39,8 @@ ACTIONS = (
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
+    Action("command_log", "L", "Command log", "every action taken in the console and what came of it, newest "
+           "first, this session's and earlier ones'; its lines can be copied", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
 )

@@ -46,6 +46,9 @@ ACTIONS = (
 )
 
 
+# Left out of the footer, which is full: found in the help screen and the palette.
+FOOTERLESS = frozenset({"command_log"})
+
 # What changes a hive: hidden and refused on a read-only host.
 CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})
 
@@ -55,7 +58,8 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     prefix = "app." if via_app else ""
     return [
         # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
-        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key not in ("enter", "space"))
+        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help,
+                show=a.key not in ("enter", "space") and a.id not in FOOTERLESS)
         for a in ACTIONS if a.scope == scope
     ]
 

@@ -35,6 +35,7 @@ from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 from .plain import one_line, plain
 from .presentation import link_word, request_title
 from .widgets.approvals import ApprovalTable
+from .widgets.commandlog import CommandLogScreen
 from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
@@ -287,6 +288,9 @@ class HiveApp(App[None]):
         getattr(self, f"action_{id}")()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "command_log" and isinstance(self.screen, CommandLogScreen):
+            # Open already.
+            return False
         if action == "fleet" and (not self.hosts or self.open_host is None):
             # No hosts file to show every host of.
             return False
@@ -605,10 +609,7 @@ class HiveApp(App[None]):
         self.push_screen(HostsScreen(hosts, self.host.name if self.host else "", self.link), chosen)
 
     def action_command_log(self) -> None:
-        from .widgets.commandlog import CommandLogScreen  # on demand: not part of the first frame
-
-        if not isinstance(self.screen, CommandLogScreen):
-            self.push_screen(CommandLogScreen(self.command_log))
+        self.push_screen(CommandLogScreen(self.command_log))
 
     def action_help(self) -> None:
         # On demand: Markdown is a good share of the console's imports, and no first frame needs it.

@@ -90,9 +90,13 @@ class Entry:
         return self.at.replace("T", " ")
 
 
+# Line breaks plain() keeps, and the Unicode ones it lets through: each would split a shown line.
+_BREAKS = str.maketrans({"\n": "\\n", "\t": "\\t", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def shown(text: str) -> str:
-    """`text` as one line of plain text: control characters escaped, newlines and tabs as \\n and \\t."""
-    return plain(text).replace("\n", "\\n").replace("\t", "\\t")
+    """`text` as one line of plain text: control characters escaped, line breaks and tabs as \\n, \\t, \\u2028."""
+    return plain(text).translate(_BREAKS)
 
 
 def _cut(text: str, limit: int) -> str:

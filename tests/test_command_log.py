@@ -109,7 +109,7 @@ def test_a_hostile_entry_is_one_ascii_line_and_reads_back_whole(tmp_path):
     assert [(e.agent, e.outcome) for e in again] == [("ev\nil\x1b[2J", f"denied/3: {HOSTILE}"), ("beta", "done")]
     # Shown or copied, it is one line, with no control character left to act.
     line = again[0].line()
-    assert "\n" not in line and "\x1b" not in line and "\x07" not in line and "\u202e" not in line
+    assert len(line.splitlines()) == 1 and "\x1b" not in line and "\x07" not in line and "\u202e" not in line
     assert "ev\\nil\\x1b[2J" in line and "keep\\nit\\x1b]52;c;" in line and "\\u202eevil" in line
 
 
@@ -225,7 +225,7 @@ def test_approve_deny_and_a_failure_are_logged_viewed_copied_and_kept(proposals)
             assert [r[3] for r in rows] == ["rebuild", "deny #2", "approve #1", "approve #1"]
             assert rows[0][1:3] == ["here", "alpha"] and rows[2][4] == "deployed/1"
             # The note is one plain line: its escapes shown, not acted on.
-            assert "\n" not in rows[1][4] and "\x1b" not in rows[1][4]
+            assert len(rows[1][4].splitlines()) == 1 and "\x1b" not in rows[1][4]
             assert rows[1][4].startswith("denied/2: keep\\nit\\x1b]52;c;")
             await pilot.press("c")
             assert app.clipboard == app.command_log.entries()[0].line()

@@ -231,6 +231,24 @@ class HiveApp(App[None]):
             table.move_cursor(row=min(at, table.row_count - 1))
         self.approvals.set_items(pending)
         self.follow_request()
+        await self._settle_approvals()
+
+    async def _settle_approvals(self) -> None:
+        """Approvals claimed here whose end was pushed while the link was down, or in a gap
+        of the feed: read each once and log its outcome if it has one by now."""
+        assert self.client is not None
+        host, log = self._host_name(), self.command_log
+        ids = log.awaiting(host)
+        if not ids or not await self.client.offers("approval"):
+            return
+        for id in ids:
+            try:
+                a = await self.client.approval(id)
+            except HiveError:
+                log.forget(host, id)
+                continue
+            if a.terminal_tag or a.status in ("failed", "denied"):
+                log.resolved(host, id, a.status, a.terminal_tag, a.error)
 
     async def apply(self, item: object) -> None:
         if isinstance(item, AgentStatus):

@@ -218,6 +218,14 @@ class CommandLog:
         del self._awaited[(host, id)]  # type: ignore[arg-type]
         return self.record(host, awaited.agent, awaited.action, outcome)
 
+    def awaiting(self, host: str) -> list[int]:
+        """The approvals on `host` claimed here whose end has not been heard of."""
+        return [id for (h, id), awaited in self._awaited.items() if h == host and awaited.claimed]
+
+    def forget(self, host: str, id: int) -> None:
+        """Stop waiting for an approval's end (the hive no longer knows it)."""
+        self._awaited.pop((host, id), None)
+
     # -- reading -----------------------------------------------------------------------
 
     def entries(self) -> list[Entry]:

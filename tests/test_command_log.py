@@ -14,11 +14,14 @@ import platformdirs
 import pytest
 
 from hive_tui.app import HiveApp
+from hive_tui.client.base import Feed
+from hive_tui.client.stream import UnixClient
 from hive_tui.client.connect import open_client
 from hive_tui.commandlog import CLAIMED, FILE_NAME, CommandLog, Entry, read_entries
 from hive_tui.config import Host
 from hive_tui.host import gitrepo
 from hive_tui.host.engine import Engine
+from hive_tui.models import Event
 from hive_tui.widgets.commandlog import CommandLogScreen
 from hive_tui.widgets.fleet import FleetScreen
 from hive_tui.widgets.prompt import PromptModal
@@ -372,3 +375,55 @@ def test_the_command_log_view(snap_compare, tmp_path):
     app = HiveApp(connect, hosts=HOSTS, now=lambda: NOW, pulse=False,
                   command_log=snapshot_log(tmp_path / FILE_NAME))
     assert snap_compare(app, terminal_size=SNAP_SIZE, run_before=settled, press=["L"])
+
+
+def test_a_deploy_that_ends_before_its_claim_is_answered_is_logged_after_it(tmp_path):
+    """The hive may push an approval's end before the approve call's answer arrives: the claim comes first."""
+    log = CommandLog(tmp_path / FILE_NAME)
+    log.await_outcome("here", 7, "beta", "approve #7")
+    assert log.resolved("here", 7, "approved", "deployed/7", None) is None
+    log.claimed("here", 7, CLAIMED)
+    assert [e.outcome for e in log.entries()] == ["deployed/7", CLAIMED]
+    # An approval this console did not make, and one whose claim failed, add nothing more.
+    assert log.resolved("here", 8, "failed", "failed/8", "build failed") is None
+    log.await_outcome("here", 9, "beta", "approve #9")
+    log.claimed("here", 9, "error: already resolved")
+    assert log.resolved("here", 9, "denied", "denied/9", None) is None
+    assert [e.outcome for e in log.entries()] == ["error: already resolved", "deployed/7", CLAIMED]
+
+
+class Deaf(UnixClient):
+    """A real client whose feed loses every ApprovalResolved event, as a link down at that moment would."""
+
+    def feed(self) -> Feed:
+        feed = super().feed()
+        put = feed.put
+        feed.put = lambda item: None if isinstance(item, Event) and item.kind == "ApprovalResolved" else put(item)
+        return feed
+
+
+def test_a_deploy_whose_end_was_missed_is_logged_when_the_hive_is_read_again(proposals):
+    root, server = proposals
+
+    async def scenario():
+        async def connect(host):
+            return Deaf(str(server.sock))
+
+        app = HiveApp(connect)
+        async with app.run_test(size=SIZE) as pilot:
+            await live(pilot)
+            await select_request(pilot, 1)
+            await pilot.press("a")
+            await until(pilot, lambda: outcomes(app) and outcomes(app)[0][3] == CLAIMED, what="the claim")
+            await until(pilot, lambda: tag_of(root, "beta", "deployed/1"), what="the deploy to end")
+            # The end was never pushed here; reading the hive again (showing resolved requests) finds it.
+            await pilot.press("v")
+            await until(pilot, lambda: outcomes(app)[0] == ("demo", "beta", "approve #1", "deployed/1"),
+                        what="deployed/1 in the log")
+            assert len(outcomes(app)) == 2
+
+    run_async(scenario(), timeout=240)
+
+
+def tag_of(root: Path, agent: str, name: str) -> bool:
+    return gitrepo.open_repo(root / "applied" / agent).references.get(f"refs/tags/{name}") is not None

@@ -84,7 +84,7 @@ class HiveApp(App[None]):
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
                  now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
                  open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, clock: Callable[[], float] | None = None):
         super().__init__()
         # config.yaml's keys, change markers, grouping and theme.
         self.settings = settings or Settings()
@@ -93,6 +93,8 @@ class HiveApp(App[None]):
         self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
         self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
         self.pulse = pulse
+        # What times the change markers (monotonic seconds); a test moves it on.
+        self.clock = clock
         self.hosts_file = hosts_file or default_config_path()
         # The request the detail pane shows, as (id, status): redrawn when either changes.
         self.shown_request: tuple[int, str] | None = None
@@ -106,7 +108,8 @@ class HiveApp(App[None]):
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen
         # (history, help) is on top, where a query would not find them.
-        self.containers = ContainerTable(now=self.now, pulse=self.pulse, id="containers")
+        self.containers = ContainerTable(now=self.now, pulse=self.pulse, clock=self.clock,
+                                         change_markers=self.settings.change_markers, id="containers")
         self.approvals = ApprovalTable(now=self.now, id="approvals")
         self.diff = DiffView(id="diff")
         self.deploys = DeployLog(id="deploys")
@@ -118,7 +121,7 @@ class HiveApp(App[None]):
         yield self.filter_box
         with self.panes:
             with Vertical(id="left"):
-                yield Label("Containers", classes="pane-title")
+                yield Label("Containers", classes="pane-title", id="containers-title")
                 yield self.containers
             with Vertical(id="right"):
                 yield Label("Requests", classes="pane-title")
@@ -166,6 +169,8 @@ class HiveApp(App[None]):
             # Marks name agents of the host they were made on.
             self.containers.set_marks(set())
             self._show_marks()
+            # Another hive: its first fill marks no change.
+            self.containers.changes.reset()
         self.host = host
         self.dress()
         if not again:
@@ -508,6 +513,13 @@ class HiveApp(App[None]):
         self.containers.refilter(event.value)
         self.approvals.refilter(event.value)
         self.follow_request()
+
+    def action_faults(self) -> None:
+        self.containers.toggle_faults()
+
+    @on(ContainerTable.Counted)
+    def _containers_counted(self, event: ContainerTable.Counted) -> None:
+        self.query_one("#containers-title", Label).update(event.title)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:

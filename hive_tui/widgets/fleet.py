@@ -102,7 +102,7 @@ class FleetCommands(Provider):
                             partial(screen.dismiss, screen.fleet.links[name].host)))
         for host, agent in screen.agents():
             entries.append((f"Go to {host}/{agent}", f"select {agent} on {host}", partial(screen.go_to, host, agent)))
-        for id in ("filter", "help"):
+        for id in ("filter", "faults", "help"):
             a = actions.by_id(id)
             entries.append((a.label, a.help, partial(screen.take, id)))
         return entries
@@ -120,7 +120,7 @@ class FleetCommands(Provider):
 
 
 def _bindings() -> list[Binding]:
-    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "help", "quit")
+    keep = ("approve", "deny", "mark", "filter", "faults", "jump", "hosts", "fleet", "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
@@ -163,7 +163,7 @@ class FleetScreen(Screen[Host | None]):
         # Stacked, each the full width: a host's header line (its state, a fingerprint) needs it.
         with Vertical(id="fleet-panes"):
             with Vertical(id="fleet-agents-pane"):
-                yield Label("Every host's agents", classes="pane-title")
+                yield Label("Every host's agents", classes="pane-title", id="fleet-agents-title")
                 yield self.table
             with Vertical(id="fleet-requests-pane"):
                 yield Label("Requests, every host, oldest first", classes="pane-title")
@@ -213,7 +213,11 @@ class FleetScreen(Screen[Host | None]):
         self.table.relight(name)
         self.requests.set_queue(self.fleet.requests())
         self.sub_title = self._live_count()
+        self._retitle()
         self.keys_may_have_changed()
+
+    def _retitle(self) -> None:
+        self.query_one("#fleet-agents-title", Label).update(self.table.title())
 
     @on(Pushed)
     def _on_pushed(self, message: Pushed) -> None:
@@ -532,6 +536,11 @@ class FleetScreen(Screen[Host | None]):
     def _filter(self, event: Input.Changed) -> None:
         self.table.refilter(event.value)
         self.requests.refilter(event.value, self.fleet.requests())
+        self._retitle()
+
+    def action_faults(self) -> None:
+        self.table.toggle_faults()
+        self._retitle()
 
     @on(Input.Submitted, "#fleet-filter")
     def _filter_done(self) -> None:

@@ -23,6 +23,7 @@ from ..client.fleet import LIVE, HostLink, Request
 from ..models import AgentStatus, DeployStep, Event
 from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
+from ..roster import needs_operator
 from .deploylog import DeployLog
 from .marking import MARKED
 from .titlebar import READ_ONLY, accent_style
@@ -67,6 +68,8 @@ class FleetTable(DataTable):
         self.shown: dict[str, dict[str, AgentStatus]] = {name: {} for name in links}
         self.marks: set[tuple[str, str]] = set()
         self.filter_text = ""
+        # Only the rows that need the operator (the faults-only view); the host header lines stay.
+        self.faults_only = False
         # Whether each host was live when its rows were drawn: they dim while it is not.
         self.drawn_live: dict[str, bool] = {}
         # The component styles, looked up once per theme: a thousand rows would ask for each a thousand times.
@@ -86,8 +89,31 @@ class FleetTable(DataTable):
         return split_key(key) if key is not None else None
 
     def matches(self, host: str, agent: str) -> bool:
+        if self.faults_only and not needs_operator(self.links[host].rows.get(agent)):
+            return False
         needle = self.filter_text
         return not needle or needle in agent.lower() or needle in host.lower()
+
+    def hidden(self) -> int:
+        """How many agents the filter and the faults-only view leave out."""
+        agents = sum(len(link.rows) for link in self.links.values())
+        return agents - (self.row_count - len(self.links))
+
+    def title(self) -> str:
+        """The pane's title: whether the view is filtered, and how many rows that hides."""
+        words = ["Every host's agents"]
+        if self.faults_only:
+            words.append("faults only")
+        if self.filter_text:
+            words.append("filtered")
+        if len(words) > 1:
+            words.append(f"{self.hidden()} hidden")
+        return " · ".join(words)
+
+    def toggle_faults(self) -> bool:
+        self.faults_only = not self.faults_only
+        self.rebuild()
+        return self.faults_only
 
     # -- drawing ---------------------------------------------------------------------
 
@@ -116,7 +142,10 @@ class FleetTable(DataTable):
         """Redraw one host's header and whatever of its rows changed."""
         link = self.links[name]
         before, now = self.shown.get(name, {}), link.rows
-        if before.keys() != now.keys():
+        # A row that came to need the operator, or no longer does, comes into the faults-only view or leaves it.
+        moved = self.faults_only and any((row_key(name, agent) in self.rows) != self.matches(name, agent)
+                                         for agent in now)
+        if before.keys() != now.keys() or moved:
             self.marks -= {(name, agent) for agent in before.keys() - now.keys()}
             self.rebuild()
             return

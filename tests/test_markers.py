@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from textual.widgets import Label
@@ -17,13 +18,17 @@ from hive_tui.client.connect import open_client
 from hive_tui.client.stream import UnixClient
 from hive_tui.config import Host
 from hive_tui.host.engine import Engine
+from hive_tui.models import AgentStatus
+from hive_tui.roster import ChangeMarks, needs_operator
 from hive_tui.settings import Settings
 from hive_tui.widgets.containers import CHANGED
 from hive_tui.widgets.fleet import FleetScreen
 
 from .helpers import until
+from .scripted import HOSTS, NOW, ROWS, ScriptedClient
 
 SIZE = (160, 48)
+SNAP_SIZE = (150, 40)
 
 
 class Clock:
@@ -231,3 +236,65 @@ async def test_faults_only_on_the_all_hosts_view(served):
         await pilot.press("f")
         assert list(table.rows) == ["a/", "a/alpha", "a/beta"]
         assert title(app, selector) == "Every host's agents"
+
+
+# -- what changed, on its own ------------------------------------------------------------
+
+def test_change_marks_time_each_field_and_mark_nothing_first():
+    clock = Clock()
+    marks = ChangeMarks(10, clock)
+    row = AgentStatus(name="atlas", running=True, deployed_sha="a" * 12, active_model="opus")
+    assert marks.see(row) == frozenset() and marks.marked("atlas") == frozenset()
+    assert marks.see(replace(row, active_model="sonnet")) == {"model"}
+    clock.t += 4
+    assert marks.see(replace(row, active_model="sonnet", running=False, paused=True)) == {"state", "badges"}
+    assert marks.marked("atlas") == {"model", "state", "badges"}
+    clock.t += 6
+    assert marks.expire() == ["atlas"] and marks.marked("atlas") == {"state", "badges"}
+    assert marks.expire() == []
+    # Status text and its age are not watched: they change all the time.
+    assert marks.see(replace(row, active_model="sonnet", running=False, paused=True, status_text="x")) == frozenset()
+    marks.keep_only([])
+    assert marks.since == {} and marks.see(row) == frozenset()
+
+
+def test_who_needs_the_operator():
+    row = AgentStatus(name="atlas", running=True)
+    assert not needs_operator(row)
+    assert needs_operator(row, "Restarting") and needs_operator(replace(row, transient="Stopping"))
+    assert all(needs_operator(replace(row, **{flag: True})) for flag in ("failed", "needs_login", "needs_update"))
+    assert not needs_operator(replace(row, paused=True)) and not needs_operator(None)
+
+
+# -- how they look -----------------------------------------------------------------------
+
+def scripted_app() -> HiveApp:
+    async def connect(host):
+        return ScriptedClient()
+
+    # The markers' clock stands still: they stay for the screenshot.
+    return HiveApp(connect, hosts=HOSTS, now=lambda: NOW, pulse=False, clock=lambda: 1000.0)
+
+
+async def changed(pilot) -> None:
+    """Settled, then atlas's sha and cinder's model and badges pushed changed."""
+    app = pilot.app
+    await until(pilot, lambda: app.link == "live" and app.diff.shown != "", what="the console to settle")
+    rows = {r["name"]: AgentStatus.from_wire(r) for r in ROWS}
+    await app.apply(replace(rows["atlas"], deployed_sha="77c0ffee1234"))
+    await app.apply(replace(rows["cinder"], active_model="haiku", needs_login=False))
+    await pilot.pause()
+
+
+def test_snapshot_changed_fields_marked(snap_compare):
+    assert snap_compare(scripted_app(), terminal_size=SNAP_SIZE, run_before=changed)
+
+
+def test_snapshot_faults_only(snap_compare):
+    async def faults(pilot):
+        await changed(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: "hidden" in title(pilot.app), what="the title")
+        await pilot.pause()
+
+    assert snap_compare(scripted_app(), terminal_size=SNAP_SIZE, run_before=faults)

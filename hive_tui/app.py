@@ -639,4 +639,5 @@ class HiveApp(App[None]):
             if host is not None and (self.client is None or host != self.host):
                 self.connect_to(host)
 
-        self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now), back)
+        self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now,
+                                     change_markers=self.settings.change_markers, marker_clock=self.clock), back)

@@ -217,13 +217,22 @@ async def test_faults_only_on_the_all_hosts_view(served):
     async def opener(h: Host):
         return await open_client(h, redial_for=0)
 
-    app = HiveApp(connect, hosts=[host], open_host=opener, all_hosts=True)
+    clock = Clock()
+    app = HiveApp(connect, hosts=[host], open_host=opener, all_hosts=True, clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, FleetScreen), what="the all-hosts view")
         table = app.screen.table
+        row = lambda agent: table.get_row(f"a/{agent}")[0].plain  # noqa: E731
         await until(pilot, lambda: table.row_count == 3, what="the host's header and its two rows")
+        # The host's first answer marks nothing.
+        assert CHANGED not in row("alpha") + row("beta")
         write_status(served.root, "alpha", "log in please", needs_login=True)
-        await until(pilot, lambda: "needs login" in table.get_row("a/alpha")[0].plain, what="alpha to need a login")
+        await until(pilot, lambda: "needs login" in row("alpha"), what="alpha to need a login")
+        # Its model (it had none) and its badges changed: each is marked, until the clock passes the setting.
+        assert "m1 Δ" in row("alpha") and " needs login  Δ" in row("alpha") and row("alpha").count(CHANGED) == 2
+        clock.t += 10.5
+        table.tick()
+        assert CHANGED not in row("alpha") and "needs login" in row("alpha")
 
         await pilot.press("f")
         # The host's header line stays.

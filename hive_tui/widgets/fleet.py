@@ -135,10 +135,12 @@ class FleetScreen(Screen[Host | None]):
 
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
+                 change_markers: float = 10.0, marker_clock: Callable[[], float] | None = None,
                  **link_options: Any):
         super().__init__()
         self.session_read_only = read_only
         self.now, self.clock = now, clock
+        self.change_markers, self.marker_clock = change_markers, marker_clock
         self.fleet = Fleet(hosts, opener, self._changed, on_push=self._pushed, **link_options)
         self.bulk: Bulk | None = None
         # Set once every widget is mounted: a host that answers sooner is drawn then.
@@ -152,7 +154,8 @@ class FleetScreen(Screen[Host | None]):
         # Each link runs in a task of its own, dialling while the screen is put together: the first
         # frame draws without waiting for any host, and rows fill in as hosts answer.
         self.fleet.start()
-        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock, id="fleet-agents")
+        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock,
+                                change_markers=self.change_markers, marker_clock=self.marker_clock, id="fleet-agents")
         self.requests = RequestQueue(now=self.now, id="fleet-requests")
         self.log_view = FleetLog(id="fleet-log")
         self.filter_box = Input(placeholder="filter hosts, agents and requests (Escape clears)", id="fleet-filter",

@@ -296,7 +296,7 @@ class HiveApp(App[None]):
             return False
         # The console's keys act on its main screen only: under help, history or
         # a dialog they are that screen's letters, never an approval.
-        if action in actions.IDS or action == "agent_pane":
+        if action in actions.IDS or action in ("agent_pane", "faults"):
             return self.screen is self.screen_stack[0]
         return True
 

@@ -23,6 +23,8 @@ from hive_tui.roster import ChangeMarks, needs_operator
 from hive_tui.settings import Settings
 from hive_tui.widgets.containers import CHANGED
 from hive_tui.widgets.fleet import FleetScreen
+from hive_tui.widgets.help import HelpScreen
+from hive_tui.widgets.history import HistoryScreen
 
 from .helpers import until
 from .scripted import HOSTS, NOW, ROWS, ScriptedClient
@@ -206,6 +208,14 @@ async def test_faults_only_shows_the_rows_that_need_the_operator(served):
         await until(pilot, lambda: title(app) == "Containers · filtered · 1 hidden", what="the title")
         await pilot.press("escape")
         await until(pilot, lambda: title(app) == "Containers" and table.row_count == 2, what="every row")
+        # Under another screen the key is that screen's: the list behind stays as it is.
+        for key, screen in (("question_mark", HelpScreen), ("enter", HistoryScreen)):
+            table.focus()
+            await pilot.press(key)
+            await until(pilot, lambda: isinstance(app.screen, screen), what=f"the {screen.__name__}")
+            await pilot.press("f")
+            assert not table.faults_only and table.row_count == 2
+            app.pop_screen()
 
 
 async def test_faults_only_on_the_all_hosts_view(served):

@@ -30,16 +30,16 @@ def badges(row: AgentStatus | None) -> list[str]:
     return [*flags(row), *(["failed"] if row.failed else [])]
 
 
-def watched(row: AgentStatus) -> dict[str, object]:
-    """The watched fields of `row`, as the container list shows them."""
-    return {"state": run_state(row), "sha": row.deployed_sha, "model": row.active_model,
-            "badges": tuple(badges(row))}
+def watched(row: AgentStatus) -> tuple[object, ...]:
+    """The watched fields of `row` as the container list shows them, in WATCHED's order."""
+    return run_state(row), row.deployed_sha, row.active_model, tuple(badges(row))
 
 
 def changed_fields(before: AgentStatus, after: AgentStatus) -> frozenset[str]:
     """The watched fields that differ between two rows of one agent."""
-    old, new = watched(before), watched(after)
-    return frozenset(f for f in WATCHED if old[f] != new[f])
+    if before == after:
+        return frozenset()
+    return frozenset(f for f, old, new in zip(WATCHED, watched(before), watched(after)) if old != new)
 
 
 class ChangeMarks:
@@ -56,8 +56,9 @@ class ChangeMarks:
     def __init__(self, hold: float, clock: Callable[[], float] | None = None):
         self.hold = hold
         self.clock = clock or time.monotonic
-        # What each agent's watched fields were when last seen.
-        self.last: dict[str, dict[str, object]] = {}
+        # Each agent's row when last seen; its fields are worked out only when a row differs,
+        # so a big hive's first fill costs a dict's worth of stores.
+        self.last: dict[str, AgentStatus] = {}
         # Agent -> field -> when it changed: only the agents with a marker, so a tick looks at few.
         self.since: dict[str, dict[str, float]] = {}
 
@@ -65,12 +66,11 @@ class ChangeMarks:
         """Take `row` as shown now; the fields it changed, which are marked from now."""
         if row is None:
             return frozenset()
-        new = watched(row)
         old = self.last.get(row.name)
-        self.last[row.name] = new
+        self.last[row.name] = row
         if old is None or self.hold <= 0:
             return frozenset()
-        changed = frozenset(f for f in WATCHED if old[f] != new[f])
+        changed = changed_fields(old, row)
         if changed:
             now = self.clock()
             self.since.setdefault(row.name, {}).update(dict.fromkeys(changed, now))

@@ -317,3 +317,25 @@ def test_snapshot_faults_only(snap_compare):
         await pilot.pause()
 
     assert snap_compare(scripted_app(), terminal_size=SNAP_SIZE, run_before=faults)
+
+
+async def test_a_marker_that_runs_out_while_its_row_is_hidden_is_gone_when_it_comes_back():
+    clock = Clock()
+
+    async def connect(host):
+        return ScriptedClient()
+
+    app = HiveApp(connect, now=lambda: NOW, pulse=False, clock=clock)
+    async with app.run_test(size=SNAP_SIZE) as pilot:
+        await until(pilot, lambda: app.link == "live" and "atlas" in app.containers.rows, what="the console")
+        table = app.containers
+        atlas = AgentStatus.from_wire(ROWS[0])
+        await app.apply(replace(atlas, deployed_sha="77c0ffee1234"))
+        assert CHANGED in lines(app, "atlas")[0]
+        # atlas needs nothing: the faults-only view hides it while its marker runs out.
+        await pilot.press("f")
+        assert "atlas" not in table.rows
+        clock.t += 10.5
+        table._tick()
+        await pilot.press("f")
+        assert "atlas" in table.rows and CHANGED not in str(table.get_cell("atlas", "agent"))

@@ -326,10 +326,14 @@ class ContainerTable(LiveCells):
     def _tick(self) -> None:
         if self.pulse and self.transients:
             self.frame += 1
-        # A marker that ran out: its row alone is built and drawn again.
+        # A marker that ran out: its row alone is built and drawn again. One not in
+        # the table (filtered out, or a filter under way) is built when it comes in.
         for name in self.changes.expire():
-            if name in self.cells:
+            if name in self.rows:
                 self._show(name)
+            else:
+                self.cells.pop(name, None)
+                self.live.pop(name, None)
         self.repaint_live()
 
     def live_text(self, row_index: int, line: int) -> list[Live]:

@@ -36,6 +36,8 @@ ACTIONS = (
            "on every marked agent", "agent"),
     Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
     Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
+    Action("faults", "f", "Faults only", "show only the agents that need you (failed, needs login or update, an "
+           "action in flight), or every agent again", "global"),
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),

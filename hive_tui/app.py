@@ -86,7 +86,8 @@ class HiveApp(App[None]):
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
                  now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
                  open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False,
-                 settings: Settings | None = None, command_log: CommandLog | None = None):
+                 settings: Settings | None = None, command_log: CommandLog | None = None,
+                 clock: Callable[[], float] | None = None):
         super().__init__()
         # config.yaml's keys, change markers, grouping and theme.
         self.settings = settings or Settings()
@@ -95,6 +96,8 @@ class HiveApp(App[None]):
         self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
         self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
         self.pulse = pulse
+        # What times the change markers (monotonic seconds); a test moves it on.
+        self.clock = clock
         self.hosts_file = hosts_file or default_config_path()
         # The request the detail pane shows, as (id, status): redrawn when either changes.
         self.shown_request: tuple[int, str] | None = None
@@ -111,7 +114,8 @@ class HiveApp(App[None]):
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen
         # (history, help) is on top, where a query would not find them.
-        self.containers = ContainerTable(now=self.now, pulse=self.pulse, id="containers")
+        self.containers = ContainerTable(now=self.now, pulse=self.pulse, clock=self.clock,
+                                         change_markers=self.settings.change_markers, id="containers")
         self.approvals = ApprovalTable(now=self.now, id="approvals")
         self.diff = DiffView(id="diff")
         self.deploys = DeployLog(id="deploys")
@@ -123,7 +127,7 @@ class HiveApp(App[None]):
         yield self.filter_box
         with self.panes:
             with Vertical(id="left"):
-                yield Label("Containers", classes="pane-title")
+                yield Label("Containers", classes="pane-title", id="containers-title")
                 yield self.containers
             with Vertical(id="right"):
                 yield Label("Requests", classes="pane-title")
@@ -171,6 +175,8 @@ class HiveApp(App[None]):
             # Marks name agents of the host they were made on.
             self.containers.set_marks(set())
             self._show_marks()
+            # Another hive: its first fill marks no change.
+            self.containers.changes.reset()
         self.host = host
         self.dress()
         if not again:
@@ -319,7 +325,7 @@ class HiveApp(App[None]):
             return False
         # The console's keys act on its main screen only: under help, history or
         # a dialog they are that screen's letters, never an approval.
-        if action in actions.IDS or action == "agent_pane":
+        if action in actions.IDS or action in ("agent_pane", "faults"):
             return self.screen is self.screen_stack[0]
         return True
 
@@ -597,6 +603,13 @@ class HiveApp(App[None]):
         self.approvals.refilter(event.value)
         self.follow_request()
 
+    def action_faults(self) -> None:
+        self.containers.toggle_faults()
+
+    @on(ContainerTable.Counted)
+    def _containers_counted(self, event: ContainerTable.Counted) -> None:
+        self.query_one("#containers-title", Label).update(event.title)
+
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
         self.containers.focus()
@@ -731,4 +744,5 @@ class HiveApp(App[None]):
             if host is not None and (self.client is None or host != self.host):
                 self.connect_to(host)
 
-        self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now), back)
+        self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now,
+                                     change_markers=self.settings.change_markers, marker_clock=self.clock), back)

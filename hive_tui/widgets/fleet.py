@@ -103,7 +103,7 @@ class FleetCommands(Provider):
                             partial(screen.dismiss, screen.fleet.links[name].host)))
         for host, agent in screen.agents():
             entries.append((f"Go to {host}/{agent}", f"select {agent} on {host}", partial(screen.go_to, host, agent)))
-        for id in ("filter", "command_log", "help"):
+        for id in ("filter", "faults", "command_log", "help"):
             a = actions.by_id(id)
             entries.append((a.label, a.help, partial(screen.take, id)))
         return entries
@@ -121,7 +121,7 @@ class FleetCommands(Provider):
 
 
 def _bindings() -> list[Binding]:
-    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "command_log", "help", "quit")
+    keep = ("approve", "deny", "mark", "filter", "faults", "jump", "hosts", "fleet", "command_log", "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
@@ -136,12 +136,14 @@ class FleetScreen(Screen[Host | None]):
 
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
-                 command_log: CommandLog | None = None, **link_options: Any):
+                 command_log: CommandLog | None = None, change_markers: float = 10.0,
+                 marker_clock: Callable[[], float] | None = None, **link_options: Any):
         super().__init__()
         # Where each action and its outcome is recorded: the console's own log unless given one.
         self._command_log = command_log
         self.session_read_only = read_only
         self.now, self.clock = now, clock
+        self.change_markers, self.marker_clock = change_markers, marker_clock
         self.fleet = Fleet(hosts, opener, self._changed, on_push=self._pushed, **link_options)
         self.bulk: Bulk | None = None
         # Set once every widget is mounted: a host that answers sooner is drawn then.
@@ -155,7 +157,8 @@ class FleetScreen(Screen[Host | None]):
         # Each link runs in a task of its own, dialling while the screen is put together: the first
         # frame draws without waiting for any host, and rows fill in as hosts answer.
         self.fleet.start()
-        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock, id="fleet-agents")
+        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock,
+                                change_markers=self.change_markers, marker_clock=self.marker_clock, id="fleet-agents")
         self.requests = RequestQueue(now=self.now, id="fleet-requests")
         self.log_view = FleetLog(id="fleet-log")
         self.filter_box = Input(placeholder="filter hosts, agents and requests (Escape clears)", id="fleet-filter",
@@ -166,7 +169,7 @@ class FleetScreen(Screen[Host | None]):
         # Stacked, each the full width: a host's header line (its state, a fingerprint) needs it.
         with Vertical(id="fleet-panes"):
             with Vertical(id="fleet-agents-pane"):
-                yield Label("Every host's agents", classes="pane-title")
+                yield Label("Every host's agents", classes="pane-title", id="fleet-agents-title")
                 yield self.table
             with Vertical(id="fleet-requests-pane"):
                 yield Label("Requests, every host, oldest first", classes="pane-title")
@@ -216,7 +219,11 @@ class FleetScreen(Screen[Host | None]):
         self.table.relight(name)
         self.requests.set_queue(self.fleet.requests())
         self.sub_title = self._live_count()
+        self._retitle()
         self.keys_may_have_changed()
+
+    def _retitle(self) -> None:
+        self.query_one("#fleet-agents-title", Label).update(self.table.title())
 
     @on(Pushed)
     def _on_pushed(self, message: Pushed) -> None:
@@ -599,6 +606,11 @@ class FleetScreen(Screen[Host | None]):
     def _filter(self, event: Input.Changed) -> None:
         self.table.refilter(event.value)
         self.requests.refilter(event.value, self.fleet.requests())
+        self._retitle()
+
+    def action_faults(self) -> None:
+        self.table.toggle_faults()
+        self._retitle()
 
     @on(Input.Submitted, "#fleet-filter")
     def _filter_done(self) -> None:

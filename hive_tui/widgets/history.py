@@ -190,7 +190,7 @@ class HistoryScreen(Screen[None]):
 
         def answered(path: str | None) -> None:
             if path is not None:
-                self._save(Path(path.strip() or default).expanduser())
+                self._save(Path(path.strip() or default).expanduser().absolute())
 
         self.app.push_screen(PromptModal(f"Save the {self.viewer.count:,} lines shown to a new file:",
                                          placeholder=str(default), confirm="Save", value=str(default)), answered)

@@ -207,6 +207,10 @@ class LogView(ScrollView, can_focus=True):
     def status(self) -> str:
         name, _ = WINDOWS[self.window]
         parts = [f"{self.count:,} lines" + (f" ({name})" if self.window else "")]
+        if self.count:
+            height = self.scrollable_content_region.height
+            # Line numbers as the host counts them (from its first line ever), from 1.
+            parts.append(f"showing {self.top + 1:,}–{min(self.total, self.top + max(height, 1)):,}")
         if self.opened and self.first > 0 and self.since <= self.first:
             parts.append(f"lines before {self.first + 1:,} rotated away")
         if self.following:
@@ -221,7 +225,7 @@ class LogView(ScrollView, can_focus=True):
             parts.append(f"this host pages no log: the last {STREAM_KEEP:,} lines followed, without times")
         if self.broken:
             parts.append(f"cannot be read: {self.broken}")
-        return " · ".join(parts)
+        return plain(" · ".join(parts))
 
     def on_mount(self) -> None:
         self.run_worker(self._open(), group="log", exit_on_error=False)
@@ -381,6 +385,8 @@ class LogView(ScrollView, can_focus=True):
         # not above it, so a window that shrank does not pause.)
         if self.following and new < old and new < self.max_scroll_y:
             self.following = False
+        if round(old) != round(new):
+            self.post_message(LogViewChanged())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and isinstance(event.worker.error, Exception):
@@ -554,6 +560,10 @@ class LogView(ScrollView, can_focus=True):
 
 class LogViewChanged(Message):
     """The view's state changed: its status line is written again."""
+
+    def can_replace(self, message: Message) -> bool:
+        # One status line for a burst of scrolling.
+        return isinstance(message, LogViewChanged)
 
 
 class LogViewFailed(Message):

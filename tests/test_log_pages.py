@@ -425,3 +425,29 @@ def test_a_follower_starts_with_the_kept_files_last_lines_when_the_log_was_just_
         return seen
 
     assert asyncio.run(asyncio.wait_for(go(), 30)) == ["line 3", "line 4", "line 5", "line 6"]
+
+
+def test_long_lines_are_cut_and_a_page_of_them_is_bounded(tmp_path):
+    with open(tmp_path / "log", "wb") as f:
+        f.write(b"y" * (2 << 20) + b"\n")  # longer than one read: its first bytes only
+        f.write(b"z" * (200 << 10) + b"\n")
+        f.write(b"next\n")
+    lines = AgentLog(tmp_path).page(0, 3).lines
+    note = f" [hive-tui: the rest of this line was cut at {logindex.TEXT_LIMIT} bytes]"
+    assert [line.text for line in lines] == ["y" * logindex.TEXT_LIMIT + note, "z" * logindex.TEXT_LIMIT + note,
+                                             "next"]
+    write_stamped_log(tmp_path / "wide", 200, text=lambda i: f"{i} " + "w" * (60 << 10))
+    os.replace(tmp_path / "wide", tmp_path / "log")
+    log = AgentLog(tmp_path)
+    forward, backward = log.page(0, 200), log.page(None, 200)
+    assert 100 < len(forward.lines) < 200 and forward.total == 200
+    assert [line.n for line in forward.lines] == list(range(len(forward.lines)))
+    assert [line.n for line in backward.lines] == list(range(200 - len(backward.lines), 200))
+    assert sum(len(line.text) for line in forward.lines) <= logindex.PAGE_BYTES
+
+
+def test_a_time_before_the_stamps_can_say_finds_the_first_line(tmp_path):
+    write_stamped_log(tmp_path / "log", 10)
+    log = AgentLog(tmp_path)
+    assert [log.since(at) for at in ("0999-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z")] == [
+        0, 0, 10]

@@ -16,6 +16,7 @@ import pytest
 from hive_tui.cli import build_parser, main
 from hive_tui.client.base import Unavailable
 from hive_tui.client.embedded import EmbeddedClient
+from hive_tui.client.stream import UnixClient
 from hive_tui.errors import HiveError
 from hive_tui.host import logindex
 from hive_tui.host.dispatch import Dispatcher
@@ -24,8 +25,10 @@ from hive_tui.host.logindex import AgentLog
 from hive_tui.host.logstream import follow_file
 from hive_tui.host.policy import MANAGER
 from hive_tui.host.runtime.supervisor import LINE_MAX, HiveSupervisor
+from hive_tui.models import LogPage
 
 from .helpers import IDLE, agent_files, stop_all, wait_for, write_stamped_log
+from .serving import ServerProcess, seeded_hive, stop_agents
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # Prints `line 0` .. `line N-1`, then idles until its state folder goes.
@@ -451,3 +454,30 @@ def test_a_time_before_the_stamps_can_say_finds_the_first_line(tmp_path):
     log = AgentLog(tmp_path)
     assert [log.since(at) for at in ("0999-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z")] == [
         0, 0, 10]
+
+
+def test_serve_rotates_at_its_size_and_pages_the_log_over_its_socket(tmp_path):
+    root = tmp_path / "hive"
+    seeded_hive(root, {"alpha": agent_files(run=counting(400))})
+    server = ServerProcess(root, tmp_path / "host.sock", "--log-max-bytes", "4K").start()
+
+    async def go() -> LogPage:
+        async with UnixClient(str(server.sock)) as client:
+            # Started again by the served engine: its log rotates at 4 KiB from here on.
+            await client.restart("alpha")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (page := await client.log_page("alpha", 0, 10_000)).total < 801:
+                assert loop.time() < deadline, f"the restarted agent's lines, {page.total} so far"
+                await asyncio.sleep(0.05)
+            return page
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        server.kill()
+        stop_agents(root)
+    assert (root / "containers" / "alpha" / "log.1").exists()
+    assert 400 < got.first < 800 and got.total == 801
+    assert [line.n for line in got.lines] == list(range(got.first, 801))
+    assert all(line.text == f"line {line.n - 401}" and STAMP.fullmatch(line.at) for line in got.lines)

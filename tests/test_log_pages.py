@@ -16,6 +16,7 @@ import pytest
 from hive_tui.cli import build_parser, main
 from hive_tui.client.base import Unavailable
 from hive_tui.client.embedded import EmbeddedClient
+from hive_tui.client.stream import UnixClient
 from hive_tui.errors import HiveError
 from hive_tui.host import logindex
 from hive_tui.host.dispatch import Dispatcher
@@ -24,8 +25,10 @@ from hive_tui.host.logindex import AgentLog
 from hive_tui.host.logstream import follow_file
 from hive_tui.host.policy import MANAGER
 from hive_tui.host.runtime.supervisor import LINE_MAX, HiveSupervisor
+from hive_tui.models import LogPage
 
 from .helpers import IDLE, agent_files, stop_all, wait_for, write_stamped_log
+from .serving import ServerProcess, seeded_hive, stop_agents
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 # Prints `line 0` .. `line N-1`, then idles until its state folder goes.
@@ -425,3 +428,56 @@ def test_a_follower_starts_with_the_kept_files_last_lines_when_the_log_was_just_
         return seen
 
     assert asyncio.run(asyncio.wait_for(go(), 30)) == ["line 3", "line 4", "line 5", "line 6"]
+
+
+def test_long_lines_are_cut_and_a_page_of_them_is_bounded(tmp_path):
+    with open(tmp_path / "log", "wb") as f:
+        f.write(b"y" * (2 << 20) + b"\n")  # longer than one read: its first bytes only
+        f.write(b"z" * (200 << 10) + b"\n")
+        f.write(b"next\n")
+    lines = AgentLog(tmp_path).page(0, 3).lines
+    note = f" [hive-tui: the rest of this line was cut at {logindex.TEXT_LIMIT} bytes]"
+    assert [line.text for line in lines] == ["y" * logindex.TEXT_LIMIT + note, "z" * logindex.TEXT_LIMIT + note,
+                                             "next"]
+    write_stamped_log(tmp_path / "wide", 200, text=lambda i: f"{i} " + "w" * (60 << 10))
+    os.replace(tmp_path / "wide", tmp_path / "log")
+    log = AgentLog(tmp_path)
+    forward, backward = log.page(0, 200), log.page(None, 200)
+    assert 100 < len(forward.lines) < 200 and forward.total == 200
+    assert [line.n for line in forward.lines] == list(range(len(forward.lines)))
+    assert [line.n for line in backward.lines] == list(range(200 - len(backward.lines), 200))
+    assert sum(len(line.text) for line in forward.lines) <= logindex.PAGE_BYTES
+
+
+def test_a_time_before_the_stamps_can_say_finds_the_first_line(tmp_path):
+    write_stamped_log(tmp_path / "log", 10)
+    log = AgentLog(tmp_path)
+    assert [log.since(at) for at in ("0999-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z")] == [
+        0, 0, 10]
+
+
+def test_serve_rotates_at_its_size_and_pages_the_log_over_its_socket(tmp_path):
+    root = tmp_path / "hive"
+    seeded_hive(root, {"alpha": agent_files(run=counting(400))})
+    server = ServerProcess(root, tmp_path / "host.sock", "--log-max-bytes", "4K").start()
+
+    async def go() -> LogPage:
+        async with UnixClient(str(server.sock)) as client:
+            # Started again by the served engine: its log rotates at 4 KiB from here on.
+            await client.restart("alpha")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while (page := await client.log_page("alpha", 0, 10_000)).total < 801:
+                assert loop.time() < deadline, f"the restarted agent's lines, {page.total} so far"
+                await asyncio.sleep(0.05)
+            return page
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        server.kill()
+        stop_agents(root)
+    assert (root / "containers" / "alpha" / "log.1").exists()
+    assert 400 < got.first < 800 and got.total == 801
+    assert [line.n for line in got.lines] == list(range(got.first, 801))
+    assert all(line.text == f"line {line.n - 401}" and STAMP.fullmatch(line.at) for line in got.lines)

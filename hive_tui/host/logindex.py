@@ -35,7 +35,8 @@ from ..models import LogLine, LogPage
 from .runtime.supervisor import KEPT, LINE_MAX, open_kept, read_base, stamp
 
 COUNT_MAX = 10_000
-# Of one line, the text a page carries; the supervisor cuts lines there too.
+# Of one line, the text a page carries. The supervisor cuts lines there too,
+# with the same note as a page's, so a line it cut reads the same either way.
 TEXT_LIMIT = LINE_MAX
 # Of one page, the bytes of text: a page of long lines holds fewer lines than asked.
 PAGE_BYTES = 8 << 20
@@ -261,7 +262,8 @@ class AgentLog:
 
     def since(self, at: str) -> int:
         """The number of the first line stamped at or after `at`; the next line's when none is."""
-        wanted = stamp(_parse_time(at).timestamp())
+        # Stamps compare as text only between 1970 and 9999: a time outside is one of those ends.
+        wanted = stamp(min(max(_parse_time(at).timestamp(), 0), 253402300799))
         with self._view() as view:
             lo, hi = view.first, view.total
             while lo < hi:
@@ -378,8 +380,8 @@ def _identity(fd: int) -> tuple[int, int]:
 
 def _line(n: int, raw: bytes, length: int) -> LogLine:
     at, text = split_stamp(raw)
-    shown = _decode(text)
-    if length > len(raw):
+    shown = _decode(text[:TEXT_LIMIT])
+    if length - (len(raw) - len(text)) > TEXT_LIMIT:
         shown += f" [hive-tui: the rest of this line was cut at {TEXT_LIMIT} bytes]"
     return LogLine(n=n, at=at, text=shown)
 

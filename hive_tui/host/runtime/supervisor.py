@@ -314,10 +314,11 @@ def read_base(folder_fd: int) -> tuple[int, int] | None:
     return ino, first
 
 
-def count_lines(fd: int) -> int:
-    """The lines in the file at `fd`: its newlines, and an unfinished last line."""
+def count_lines(fd: int, limit: int | None = None) -> int:
+    """The lines in the file at `fd`: its newlines, and an unfinished last
+    line; in its first `limit` bytes only, when given."""
     count, pos, last = 0, 0, b"\n"
-    while chunk := os.pread(fd, 1 << 20, pos):
+    while chunk := os.pread(fd, 1 << 20 if limit is None else min(1 << 20, limit - pos), pos):
         count += chunk.count(b"\n")
         pos += len(chunk)
         last = chunk[-1:]
@@ -340,8 +341,9 @@ def _is_regular(fd: int) -> bool:
     return (os.fstat(fd).st_mode & 0o170000) == 0o100000
 
 
-def first_of_log(folder_fd: int, log_ino: int) -> int:
-    """The number of the first line of the file named log (inode `log_ino`)."""
+def first_of_log(folder_fd: int, log_ino: int, limit: int | None = None) -> int:
+    """The number of the first line of the file named log (inode `log_ino`);
+    log.1's lines are counted in its first `limit` bytes only, when given."""
     base = read_base(folder_fd)
     if base is not None and base[0] == log_ino:
         return base[1]
@@ -350,7 +352,7 @@ def first_of_log(folder_fd: int, log_ino: int) -> int:
         return base[1] if base is not None else 0
     try:
         first = base[1] if base is not None and os.fstat(kept).st_ino == base[0] else 0
-        return first + count_lines(kept)
+        return first + count_lines(kept, limit)
     finally:
         os.close(kept)
 
@@ -426,7 +428,10 @@ class _Output:
         """log -> log.1 and a new log, numbering kept (see "The log" above)."""
         try:
             ino = os.fstat(self.log).st_ino
-            _write_record_at(self.folder, BASE, {"ino": ino, "first": first_of_log(self.folder, ino)})
+            # log.1 is what this process rotated, near log_max bytes: one that
+            # grew far past that was not written here, and is not read to its end.
+            first = first_of_log(self.folder, ino, max(4 * self.log_max, 64 << 20))
+            _write_record_at(self.folder, BASE, {"ino": ino, "first": first})
             os.rename("log", KEPT, src_dir_fd=self.folder, dst_dir_fd=self.folder)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:

@@ -555,3 +555,15 @@ async def test_escape_leaves_the_search_field_then_the_screen():
         assert pilot.app.screen is screen
         await pilot.press("escape")
         await until(pilot, lambda: pilot.app.screen is not screen, what="off the log screen")
+
+
+async def test_a_jump_right_after_a_toggle_stays_where_it_jumped():
+    client = LogDouble(10_000, lambda n: (stamp(n), f"line {n}"))
+    async with LogApp(None).run_test(size=SIZE) as pilot:
+        view = await opened(pilot, client)
+        # In one turn, before the screen is drawn again: timestamps off, then the first line.
+        view.stamps = False
+        view.jump_start()
+        await pilot.pause()
+        await settled(pilot, view)
+        assert view.shown_lines()[0].n == 0 and rows(view)[0] == "line 0"

@@ -130,9 +130,10 @@ class LogView(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"logview--stamp", "logview--match", "logview--current", "logview--waiting",
                          "logview--gone"}
 
-    following: reactive[bool] = reactive(True)
-    wrap: reactive[bool] = reactive(False)
-    stamps: reactive[bool] = reactive(True)
+    # Not watched at mount: opening reads the log's end once (`_open`).
+    following: reactive[bool] = reactive(True, init=False)
+    wrap: reactive[bool] = reactive(False, init=False)
+    stamps: reactive[bool] = reactive(True, init=False)
 
     def __init__(self, client: HiveClient, agent: str, *, id: str | None = None):
         super().__init__(id=id)
@@ -376,6 +377,10 @@ class LogView(ScrollView, can_focus=True):
     def _at_end(self) -> bool:
         return self.count > 0 and (self.following or self.scroll_offset.y >= self.max_scroll_y)
 
+    def _keep_end(self) -> None:
+        if self.following:
+            self._to_end()
+
     def _to_end(self) -> None:
         self.scroll_to(y=max(0, self.count - self.scrollable_content_region.height), animate=False)
 
@@ -407,9 +412,9 @@ class LogView(ScrollView, can_focus=True):
 
     def _restyled(self) -> None:
         self._resize()
-        if self.following:
-            # The horizontal scrollbar may come or go: the end stays in view.
-            self.call_after_refresh(self._to_end)
+        # The horizontal scrollbar may come or go: the end stays in view, if it is still
+        # followed once the screen is drawn (a key pressed meanwhile may have moved away).
+        self.call_after_refresh(self._keep_end)
         self._changed()
 
     def watch_following(self, following: bool) -> None:

@@ -6,8 +6,8 @@ its first line to its end.
 The viewer runs under Textual's headless driver (`App.run_test`) on the real
 engine in this process (the embedded client), with an agent whose log is
 written as the local runtime's supervisor writes it (`<time> <text>`). Each
-open starts a new engine, so the host indexes the log afresh: an open is
-cold. Before each jump the view lets go of the pages it holds, so the end is
+open starts a new engine, so nothing the host read of the log before is kept: an open is
+cold (what the host caches of it goes with the engine). Before each jump the view lets go of the pages it holds, so the end is
 read from the host as after reading elsewhere in the log.
 """
 
@@ -119,7 +119,7 @@ def figures(bench) -> None:
             values = sorted(v[i] for v in seen[agent])
             return values[len(values) // 2]
 
-        bench.ratio("log viewer: open a 1,000,000-line log (cold host index)", median("big", 0),
+        bench.ratio("log viewer: open a 1,000,000-line log (a new engine each run)", median("big", 0),
                     "a 100-line log", median("small", 0))
         bench.ratio("log viewer: jump from its first line to its end", median("big", 1),
                     "a 100-line log", median("small", 1))

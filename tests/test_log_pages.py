@@ -31,8 +31,10 @@ from .helpers import IDLE, agent_files, stop_all, wait_for, write_stamped_log
 from .serving import ServerProcess, seeded_hive, stop_agents
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-# Prints `line 0` .. `line N-1`, then idles until its state folder goes.
+
+
 def counting(lines: int, then: str = 'while [ -d "$HIVE_AGENT_STATE" ]; do sleep 1; done') -> list[str]:
+    """An agent that prints `line 0` .. `line N-1`, then idles until its state folder goes."""
     return ["sh", "-c", f'i=0; while [ $i -lt {lines} ]; do echo "line $i"; i=$((i+1)); done; {then}']
 
 

@@ -14,14 +14,16 @@ from textual.widget import Widget
 
 def component_style(widget: Widget, name: str) -> Style:
     """A component class's style for a span of Text: its own rules only, with its
-    colour as it shows on the widget. A colour with alpha (`$text-muted` is
-    `auto 60%`) loses that alpha in a partial style, which turns muted text
-    to full white or black, white on a light theme's background."""
+    colours as they show on the widget. A colour with alpha (`$text-muted` is
+    `auto 60%`, a badge's `$warning 30%`) loses that alpha in a partial style:
+    muted text turned full white, white on a light theme's background, and a
+    badge full orange under white text."""
     # No styles while the widget is being taken down (the app quitting mid-update).
     style = widget.get_component_rich_style(name, partial=True, default=Style.null())
-    if style.color is not None:
+    if style.color is not None or style.bgcolor is not None:
         shown = widget.get_component_rich_style(name, partial=False, default=Style.null())
-        style += Style.from_color(shown.color)
+        style += Style.from_color(shown.color if style.color is not None else None,
+                                  shown.bgcolor if style.bgcolor is not None else None)
     return style
 
 

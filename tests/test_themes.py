@@ -63,10 +63,15 @@ def contrast(a: Color, b: Color) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
+def style_of(text: Text, piece: str) -> Style:
+    """The style the spans of `text` give to the start of `piece`."""
+    at = text.plain.index(piece)
+    return Style.combine(s.style for s in text.spans if s.start <= at < s.end and isinstance(s.style, Style))
+
+
 def colour_of(text: Text, piece: str) -> Color | None:
     """The colour the spans of `text` give to the start of `piece`."""
-    at = text.plain.index(piece)
-    style = Style.combine(s.style for s in text.spans if s.start <= at < s.end and isinstance(s.style, Style))
+    style = style_of(text, piece)
     return Color.from_rich_color(style.color) if style.color else None
 
 
@@ -150,6 +155,10 @@ async def test_a_theme_switch_restyles_the_rows_already_drawn():
             # The muted sha reads on the background: never the background's own colour, nor white on light.
             background = variable(pilot.app, "background")
             assert sha is not None and contrast(sha, background) > 3, (theme, sha, background)
+            badge = style_of(table.get_cell("cinder", "agent"), "needs login")
+            assert badge.color and badge.bgcolor, badge
+            text, under = Color.from_rich_color(badge.color), Color.from_rich_color(badge.bgcolor)
+            assert contrast(text, under) > 4.5, (theme, text, under)
         assert seen["textual-dark"][0] != seen["textual-light"][0]
         assert seen["textual-dark"][1] != seen["textual-light"][1]
 

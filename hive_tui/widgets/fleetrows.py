@@ -188,7 +188,7 @@ class FleetTable(DataTable, Themed):
         if missing:
             parts.append(f"no {', '.join(missing)} here")
         parts.append(one_line(host.address(), 80))
-        style = accent_style(host.accent) or self._style("fleet--host")
+        style = self._style("fleet--host") + accent_style(host.accent)
         text = Text(f"▌ {'  ·  '.join(parts)}", style=style, no_wrap=True, overflow="ellipsis")
         if link.link.state != LIVE and not host.accent:
             text.stylize(self._style("fleet--down"))

@@ -15,12 +15,14 @@ from pathlib import Path
 from rich.style import Style
 from rich.text import Text
 from textual.color import Color
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Static
 
 from hive_tui.app import HiveApp
 from hive_tui.config import ConfigError
 from hive_tui.models import DeployStep, Event
 from hive_tui.settings import Settings
+from hive_tui.widgets.diffview import patch_lines
 from hive_tui.widgets.help import help_markdown
 
 from .fleet_scripted import FleetApp
@@ -197,6 +199,20 @@ async def test_a_theme_switch_restyles_the_change_on_show():
         assert "+opus" in diff.shown and diff.shown.startswith("#1 atlas: move to the larger model\n")
 
 
+def test_the_patch_is_coloured_by_what_each_line_is():
+    patch = ("diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n kept\n--- a removed line\n+++ an added one\n"
+             "\\ No newline at end of file\ndiff --git a/y b/y\nnew file mode 100644\n--- /dev/null\n+++ b/y\n"
+             "@@ -0,0 +1 @@\n+why\n")
+    lines = patch.splitlines()
+    kinds = {patch[start:end]: name for start, end, name in patch_lines(patch)}
+    assert kinds == {
+        lines[0]: "diff--file", lines[1]: "diff--file", lines[2]: "diff--file", lines[3]: "diff--hunk",
+        lines[5]: "diff--removed", lines[6]: "diff--added", lines[7]: "diff--file",
+        lines[8]: "diff--file", lines[9]: "diff--file", lines[10]: "diff--file", lines[11]: "diff--file",
+        lines[12]: "diff--hunk", lines[13]: "diff--added",
+    }
+
+
 async def test_a_theme_switch_restyles_the_deploy_log():
     async with app().run_test(size=SIZE) as pilot:
         await settled(pilot)
@@ -227,8 +243,16 @@ async def test_a_theme_switch_restyles_the_deploy_log():
 async def test_the_palette_offers_the_theme_switch_and_the_help_says_so():
     async with app().run_test(size=SIZE) as pilot:
         await settled(pilot)
-        titles = [command.title for command in pilot.app.get_system_commands(pilot.app.screen)]
-        assert "Theme" in titles
+        pilot.app.action_command_palette()
+        await until(pilot, lambda: isinstance(pilot.app.screen, CommandPalette), what="the palette")
+        await pilot.press(*"theme")
+        commands = pilot.app.screen.query_one(CommandList)
+
+        def offered() -> list[str]:
+            return [str(commands.get_option_at_index(i).prompt) for i in range(commands.option_count)]
+
+        await until(pilot, lambda: any(o.startswith("Theme") for o in offered()), what="the theme switch offered")
+        await pilot.press("escape")
     assert re.search(r"theme", help_markdown(), re.IGNORECASE)
     assert "config.yaml" in help_markdown()
 

@@ -9,7 +9,9 @@ all-hosts view in the light one; a changed snapshot is reviewed as an SVG
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from pathlib import Path
 
 from rich.style import Style
@@ -281,15 +283,24 @@ LITERALS = [
      "console markup"),
     (re.compile(r"\bSyntax\(|\btheme\s*=\s*['\"]|\bansi_(?:dark|light)\b|\bmonokai\b"), "a syntax theme"),
     (re.compile(r"\\x1b\[|\\033\[|\\e\["), "an escape sequence"),
+    (re.compile(r"\b(?:color|background|tint|border(?:-[a-z]+)?)\s*:\s*(?![^;\n]*\$)[^;\n]*(?:#[0-9a-fA-F]{3}|\b(?:%s)\b)"
+                % "|".join(COLOUR_NAMES)), "a colour in a widget's own CSS"),
 ]
+
+
+def without_comments(source: str) -> list[str]:
+    """The lines of `source` with its comments blanked out (a `#` in a string stays)."""
+    lines = source.splitlines()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            row, col = token.start
+            lines[row - 1] = lines[row - 1][:col]
+    return lines
 
 
 def colour_literals(source: str) -> list[tuple[int, str, str]]:
     found = []
-    for number, line in enumerate(source.splitlines(), 1):
-        code = line.split("#", 1)[0] if not re.search(r"""["'][^"']*#""", line) else line
-        if code.lstrip().startswith("#"):
-            continue
+    for number, (line, code) in enumerate(zip(source.splitlines(), without_comments(source)), 1):
         for pattern, what in LITERALS:
             if pattern.search(code):
                 found.append((number, what, line.strip()))
@@ -300,12 +311,15 @@ def test_the_check_finds_each_kind_of_colour_literal():
     for line in ('Text("x", style="bold red")', 'style = Style(color="red")', 'self.write("[red]no[/red]")',
                  'Color(255, 0, 0)', 'Color.parse("#ff0000")', 'x = "#1e90ff"', 'Syntax(code, "diff")',
                  'Text("x", style="dim")', 'print("\\x1b[31m")', 'Text.assemble(("host ", "bold"))',
-                 'Style(bgcolor=c.rich_color)', 'text.stylize("italic")', 'self.notify("[b]done[/b]")'):
+                 'Style(bgcolor=c.rich_color)', 'text.stylize("italic")', 'self.notify("[b]done[/b]")',
+                 'CSS = """\n    MyWidget { color: red; }\n"""', 'CSS = """\n    border: tall #336699;\n"""'):
         assert colour_literals(line), line
     for line in ('"""the colour of a badge"""', 'self.get_component_rich_style(name, partial=True)',
                  'Text(f"{name}: history")', '# red, as the operator chose', 'severity="error"',
                  'classes="modal-question"', 'return f"#{a.id} {one_line(a.agent)}"', 'Style.null()',
-                 'widths = [len(r[i]) for r in rows]', 'units[u] for u in listed'):
+                 'widths = [len(r[i]) for r in rows]', 'units[u] for u in listed',
+                 'CSS = """\n    Widget { background: $panel; }\n"""',
+                 'CSS = """\n    CommandLogScreen #command-log-title { padding: 0 1; }\n"""'):
         assert not colour_literals(line), line
 
 

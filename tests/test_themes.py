@@ -275,7 +275,7 @@ LITERALS = [
     (re.compile(r"\b(?:rgb|hsl)a?\("), "an rgb() or hsl() colour"),
     (re.compile(r"\bColor\((?!\w*Error)|Color\.parse\(|\bColor\.from_rgb|Style\((?!\))|Style\.parse\("),
      "a colour or style built in code"),
-    (re.compile(r"\b(?:bg)?colou?r\s*=|\bbold\s*=|\bdim\s*=|\bitalic\s*=|\bunderline\s*=|\breverse\s*="),
+    (re.compile(r"[(,]\s*(?:(?:bg)?colou?r|bold|dim|italic|underline|reverse|strike|blink)\s*=(?!=)"),
      "a colour or text style set in code"),
     (re.compile(r"""["'](?:[^"'\n]*\s)?(?:on\s+)?(?:bright_)?(?:%s)(?:\s[^"'\n]*)?["']""" % "|".join(
         COLOUR_NAMES + STYLE_WORDS)), "a colour or style word in a string"),
@@ -317,7 +317,7 @@ def test_the_check_finds_each_kind_of_colour_literal():
     for line in ('"""the colour of a badge"""', 'self.get_component_rich_style(name, partial=True)',
                  'Text(f"{name}: history")', '# red, as the operator chose', 'severity="error"',
                  'classes="modal-question"', 'return f"#{a.id} {one_line(a.agent)}"', 'Style.null()',
-                 'widths = [len(r[i]) for r in rows]', 'units[u] for u in listed',
+                 'widths = [len(r[i]) for r in rows]', 'units[u] for u in listed', 'colour = parse(text)',
                  'CSS = """\n    Widget { background: $panel; }\n"""',
                  'CSS = """\n    CommandLogScreen #command-log-title { padding: 0 1; }\n"""'):
         assert not colour_literals(line), line

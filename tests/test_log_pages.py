@@ -5,6 +5,7 @@ lines, hostile content, and the verbs' checks."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -31,8 +32,10 @@ from .helpers import IDLE, agent_files, stop_all, wait_for, write_stamped_log
 from .serving import ServerProcess, seeded_hive, stop_agents
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-# Prints `line 0` .. `line N-1`, then idles until its state folder goes.
+
+
 def counting(lines: int, then: str = 'while [ -d "$HIVE_AGENT_STATE" ]; do sleep 1; done') -> list[str]:
+    """An agent that prints `line 0` .. `line N-1`, then idles until its state folder goes."""
     return ["sh", "-c", f'i=0; while [ $i -lt {lines} ]; do echo "line $i"; i=$((i+1)); done; {then}']
 
 
@@ -481,3 +484,21 @@ def test_serve_rotates_at_its_size_and_pages_the_log_over_its_socket(tmp_path):
     assert 400 < got.first < 800 and got.total == 801
     assert [line.n for line in got.lines] == list(range(got.first, 801))
     assert all(line.text == f"line {line.n - 401}" and STAMP.fullmatch(line.at) for line in got.lines)
+
+
+def test_a_view_taken_during_a_rotation_numbers_the_lines_as_after_it(tmp_path):
+    # Seen between the rename and the new log: the same file under both names.
+    write_stamped_log(tmp_path / "log", 3, first=100)
+    os.link(tmp_path / "log", tmp_path / "log.1")
+    (tmp_path / "log.base").write_text(json.dumps({"ino": (tmp_path / "log").stat().st_ino, "first": 100}))
+    got = AgentLog(tmp_path).page(0, 10)
+    assert (got.first, got.total) == (100, 103)
+    assert [(line.n, line.text) for line in got.lines] == [(100, "line 100"), (101, "line 101"), (102, "line 102")]
+
+
+def test_a_base_record_that_names_neither_file_numbers_from_the_kept_file(tmp_path):
+    write_stamped_log(tmp_path / "log.1", 2)
+    write_stamped_log(tmp_path / "log", 2, first=2)
+    (tmp_path / "log.base").write_text(json.dumps({"ino": 1, "first": 500}))
+    got = AgentLog(tmp_path).page(None, 10)
+    assert (got.first, got.total, [line.text for line in got.lines]) == (0, 4, [f"line {i}" for i in range(4)])

@@ -263,7 +263,9 @@ class HiveClient(abc.ABC):
 
     async def log_page(self, name: str, start: int | None, count: int) -> LogPage:
         """`count` lines of the agent's log from line `start`, or its last `count` lines when
-        `start` is None; lines rotated away are not there (the page's `first` says where it begins)."""
+        `start` is None; lines rotated away are not there (the page's `first` says where it begins).
+        The host bounds a page's bytes: a page of long lines may hold fewer lines than asked
+        (ask again from the last one's number + 1). An unfinished last line is there as it stands."""
         r = await self._ask_log({"cmd": "log_page", "name": name, "start": start, "count": count})
         lines = [LogLine.from_wire(x) for x in r.get("lines") or [] if isinstance(x, dict)]
         return LogPage(lines=lines, first=int(r.get("first") or 0), total=int(r.get("total") or 0))
@@ -287,7 +289,8 @@ class HiveClient(abc.ABC):
             start = on
 
     async def log_since(self, name: str, at: str) -> int:
-        """The number of the first line written at or after `at` (RFC 3339)."""
+        """The number of the first line written at or after `at` (RFC 3339 with its offset);
+        the log's `total` when none was."""
         return int((await self._ask_log({"cmd": "log_since", "name": name, "at": at})).get("line") or 0)
 
     async def _ask_log(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -295,8 +295,10 @@ class AgentLog:
         except OSError as e:
             raise HiveError(f"cannot read the log in {self.folder}: {e.strerror}") from None
         try:
-            # A rotation between opening log.1 and log shows as files that
-            # log.base cannot both place: look again.
+            # Opened log first, then log.1: a rotation in between gives the same
+            # file twice, which is told apart. Only two rotations in between
+            # leave files log.base cannot place: then the view is taken again,
+            # as a reader of a seqlock does.
             for _ in range(3):
                 view = self._try_view(folder)
                 if view is not None:
@@ -308,7 +310,12 @@ class AgentLog:
             os.close(folder)
 
     def _try_view(self, folder: int, settle: bool = False) -> _View | None:
-        kept, current = open_kept(folder, KEPT), open_kept(folder, "log")
+        current = open_kept(folder, "log")
+        kept = open_kept(folder, KEPT)
+        if kept is not None and current is not None and _identity(kept) == _identity(current):
+            # Rotated between the two: the file is log.1 now, and a new log was empty a moment ago.
+            os.close(current)
+            current = None
         fds = [fd for fd in (kept, current) if fd is not None]
         try:
             base = read_base(folder)

@@ -49,7 +49,7 @@ class HistoryScreen(Screen[None]):
         self.meta.add_columns("SHA", "MESSAGE")
 
     def compose(self) -> ComposeResult:
-        yield Label(Text(f"{plain(self.agent)}: history", style="bold"), id="history-title")
+        yield Label(Text(f"{plain(self.agent)}: history"), id="history-title")
         with TabbedContent(initial=self.tab):
             with TabPane("Tags", id="tags"):
                 yield self.tags
@@ -92,8 +92,7 @@ class HistoryScreen(Screen[None]):
         error = worker.error
         assert isinstance(error, Exception)
         self.query_one("#history-title", Label).update(Text(
-            f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(error), 120)})",
-            style="bold"))
+            f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(error), 120)})"))
         report = getattr(self.app, "report_failure", None)
         if report is not None:
             report(worker)

@@ -2,7 +2,8 @@
 
 One table feeds the key bindings, the footer, the help screen and the
 command palette, so an action is a key, a palette entry and a help line at
-once. Every binding has an id, so a keymap can move it.
+once. Every binding has an id, so a keymap can move it (config.yaml's
+`keys:`, see keymap.py); the keys here are the defaults.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ACTIONS = (
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
+    Action("clear", "escape", "Clear", "clear the filter, or else the marks", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
 )
@@ -48,20 +50,26 @@ ACTIONS = (
 CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})
 
 
+# Keys that go without saying in the footer.
+HIDDEN = ("enter", "space", "escape")
+
+
 def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     """The bindings of one scope; widgets route them to the app's actions."""
     prefix = "app." if via_app else ""
     return [
-        # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
-        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key not in ("enter", "space"))
+        # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions;
+        # Escape is everywhere the way out.
+        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key not in HIDDEN)
         for a in ACTIONS if a.scope == scope
     ]
 
 
 def elsewhere(scope: str) -> list[BindingType]:
     """Hidden app-wide bindings for one scope's keys, so that pressing one
-    outside its pane says where it acts instead of doing nothing."""
-    return [Binding(a.key, f"agent_pane('{a.id}')", a.label, show=False, id=f"{a.id}.elsewhere")
+    outside its pane says where it acts instead of doing nothing. They share
+    the action's id, so a keymap moves them with it."""
+    return [Binding(a.key, f"agent_pane('{a.id}')", a.label, show=False, id=a.id)
             for a in ACTIONS if a.scope == scope]
 
 

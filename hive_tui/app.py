@@ -79,7 +79,8 @@ class HiveApp(App[None]):
                 *actions.elsewhere("agent"),
                 Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl",
                         tooltip="leave the console, from any screen"),
-                Binding("ctrl+p", "command_palette", "Palette", show=False, id="palette",
+                # Textual's own palette key, with an id so that it can be moved too.
+                Binding("ctrl+p", "command_palette", "palette", show=False, id="palette",
                         tooltip="every action, agent, view and host, found by name")]
     COMMANDS = App.COMMANDS | {HiveCommands}
     # Narrower than this, the panes stack rather than squeeze (styles/app.tcss).

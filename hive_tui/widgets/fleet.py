@@ -130,7 +130,7 @@ def _bindings() -> list[BindingType]:
     labels = {"fleet": "One host", "clear": "Clear marks"}
     # The console's ids: a key config.yaml moves, moves here too.
     return [Binding(a.key, a.id, labels.get(a.id, a.label), id=a.id, tooltip=a.help,
-                    show=a.key not in (*actions.HIDDEN, "colon", "slash"))
+                    show=a.key not in ("enter", "escape", "colon", "slash"))
             for a in shown]
 
 

@@ -20,6 +20,8 @@ class Action:
     label: str
     help: str
     scope: str  # "agent", "approval" or "global"
+    # Shown in the footer; a key left out is still in the help screen and the palette.
+    footer: bool = True
 
 
 ACTIONS = (
@@ -40,9 +42,10 @@ ACTIONS = (
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
-    Action("clear", "escape", "Clear", "clear the filter, or else the marks", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
+    # Escape in the lists; a screen's or a dialog's own Escape comes first there.
+    Action("clear", "escape", "Clear", "clear the filter, or else the marks", "global", footer=False),
 )
 
 
@@ -50,17 +53,13 @@ ACTIONS = (
 CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})
 
 
-# Keys that go without saying in the footer.
-HIDDEN = ("enter", "space", "escape")
-
-
 def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     """The bindings of one scope; widgets route them to the app's actions."""
     prefix = "app." if via_app else ""
     return [
-        # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions;
-        # Escape is everywhere the way out.
-        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key not in HIDDEN)
+        # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
+        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help,
+                show=a.footer and a.key not in ("enter", "space"))
         for a in ACTIONS if a.scope == scope
     ]
 

@@ -277,6 +277,15 @@ def test_every_binding_is_in_the_help_with_its_key():
         assert f"| `{key}` | " in text, id
 
 
+def test_every_binding_of_the_console_has_an_id_to_move_it_by():
+    from textual.binding import BindingsMap
+
+    for s in binding_sets():
+        own = [b for c in s.owner.__mro__ if c.__module__.startswith("hive_tui.")
+               for bs in BindingsMap(c.__dict__.get("BINDINGS", [])).key_to_bindings.values() for b in bs]
+        assert own and all(b.id for b in own), (s.title, [b.key for b in own if not b.id])
+
+
 async def test_every_action_of_the_console_is_in_the_palette_with_its_key(hive):
     root, connect = hive
     async with HiveApp(connect).run_test(size=SIZE) as pilot:

@@ -69,6 +69,50 @@ def stylesheet(name: str = "app.tcss") -> Path:
     return Path(__file__).resolve().parent.parent / "styles" / name
 
 
+# -- every binding set of the console ------------------------------------------------
+
+# The help screen's title for a set; a set not named here is titled by its class's docstring.
+TITLES = {"HiveApp": "Console", "ContainerTable": "Containers pane", "ApprovalTable": "Requests pane",
+          "FleetScreen": "All hosts", "HistoryScreen": "History", "HostsScreen": "Hosts", "HelpScreen": "Help",
+          "ConfirmModal": "Yes-or-no dialogs", "PromptModal": "Text dialogs", "PurgeModal": "Purge dialog"}
+
+
+def binding_sets() -> list[keymap.BindingSet]:
+    """Every binding set of the console: the app's, then each widget's and
+    screen's that defines bindings, found in hive_tui.widgets, so a new
+    screen's keys are checked, remappable and in the help without a list to keep."""
+    import importlib
+    import pkgutil
+
+    from . import widgets
+
+    for module in pkgutil.iter_modules(widgets.__path__):
+        importlib.import_module(f"{widgets.__name__}.{module.name}")
+    found: list[type] = []
+    stack: list[type] = [DOMNode]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith(f"{widgets.__name__}.") and "BINDINGS" in cls.__dict__ and cls not in found:
+            found.append(cls)
+    found.sort(key=lambda c: (c.__module__, c.__qualname__))
+    first = [ContainerTable, ApprovalTable]
+    owners = [HiveApp, *first, *(c for c in found if c not in first)]
+    return [keymap.binding_set(c, TITLES.get(c.__name__) or _title(c)) for c in owners]
+
+
+def _title(cls: type) -> str:
+    doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else cls.__name__
+
+
+def keymap_for(settings: Settings) -> keymap.Keymap:
+    """config.yaml's keys as a keymap, checked against every binding set; ConfigError if wrong."""
+    if not settings.keys:
+        return {}
+    return keymap.check(settings, binding_sets())
+
+
 class HiveApp(App[None]):
     CSS_PATH = [stylesheet(), stylesheet("fleet.tcss")]
     TITLE = "hive-tui"
@@ -639,46 +683,3 @@ class HiveApp(App[None]):
 
         self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now), back)
 
-
-# -- every binding set of the console ------------------------------------------------
-
-# The help screen's title for a set; a set not named here is titled by its class's docstring.
-TITLES = {"HiveApp": "Console", "ContainerTable": "Containers pane", "ApprovalTable": "Requests pane",
-          "FleetScreen": "All hosts", "HistoryScreen": "History", "HostsScreen": "Hosts", "HelpScreen": "Help",
-          "ConfirmModal": "Yes-or-no dialogs", "PromptModal": "Text dialogs", "PurgeModal": "Purge dialog"}
-
-
-def binding_sets() -> list[keymap.BindingSet]:
-    """Every binding set of the console: the app's, then each widget's and
-    screen's that defines bindings, found in hive_tui.widgets, so a new
-    screen's keys are checked, remappable and in the help without a list to keep."""
-    import importlib
-    import pkgutil
-
-    from . import widgets
-
-    for module in pkgutil.iter_modules(widgets.__path__):
-        importlib.import_module(f"{widgets.__name__}.{module.name}")
-    found: list[type] = []
-    stack: list[type] = [DOMNode]
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if cls.__module__.startswith(f"{widgets.__name__}.") and "BINDINGS" in cls.__dict__ and cls not in found:
-            found.append(cls)
-    found.sort(key=lambda c: (c.__module__, c.__qualname__))
-    first = [ContainerTable, ApprovalTable]
-    owners = [HiveApp, *first, *(c for c in found if c not in first)]
-    return [keymap.binding_set(c, TITLES.get(c.__name__) or _title(c)) for c in owners]
-
-
-def _title(cls: type) -> str:
-    doc = (cls.__doc__ or "").strip()
-    return doc.splitlines()[0].rstrip(".") if doc else cls.__name__
-
-
-def keymap_for(settings: Settings) -> keymap.Keymap:
-    """config.yaml's keys as a keymap, checked against every binding set; ConfigError if wrong."""
-    if not settings.keys:
-        return {}
-    return keymap.check(settings, binding_sets())

@@ -20,7 +20,7 @@ from typing import Any
 
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical
 from textual.message import Message
@@ -123,19 +123,19 @@ class FleetCommands(Provider):
                 yield Hit(score, matcher.highlight(text), callback, help=help)
 
 
-def _bindings() -> list[BindingType]:
-    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "clear", "help", "quit")
+def _bindings() -> list[Binding]:
+    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
-    # Here the all-hosts key goes back to one host, and Escape clears the marks.
-    labels = {"fleet": "One host", "clear": "Clear marks"}
+    # Here the all-hosts key goes back to one host.
+    labels = {"fleet": "One host"}
     # The console's ids: a key config.yaml moves, moves here too.
     return [Binding(a.key, a.id, labels.get(a.id, a.label), id=a.id, tooltip=a.help,
-                    show=a.key not in ("enter", "escape", "colon", "slash"))
+                    show=a.key not in ("enter", "colon", "slash"))
             for a in shown]
 
 
 class FleetScreen(Screen[Host | None]):
-    BINDINGS = _bindings()
+    BINDINGS = [*_bindings(), Binding("escape", "clear", "Clear marks", show=False, id="clear")]
     COMMANDS = {FleetCommands}
 
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,

@@ -365,3 +365,41 @@ def test_moved_approve_and_quit_keys_in_a_real_terminal(tmp_path):
                 stop_all(engine)
     assert (approved.status, approved.terminal_tag) == ("approved", "deployed/1")
     assert untouched.status == "pending"
+
+
+async def test_the_all_hosts_view_takes_the_same_moved_keys(tmp_path):
+    from hive_tui.client.connect import open_client
+    from hive_tui.config import Host
+    from hive_tui.widgets.fleet import FleetScreen
+
+    from .serving import ServerProcess
+
+    root = tmp_path / "hive"
+    seeded_hive(root, {"beta": agent_files()})
+    with Engine(root, locker="builtin") as engine:
+        commit_proposal(root, "beta", {"notes.txt": b"1\n"})
+        engine.request_apply_commit("beta", "main", "change 1")
+    server = ServerProcess(root, tmp_path / "host.sock").start()
+
+    async def opener(host: Host):
+        return await open_client(host, redial_for=0)
+
+    try:
+        app = HiveApp(opener, hosts=[Host("a", "unix", socket=str(server.sock))], open_host=opener, all_hosts=True,
+                      settings=moved(approve="y"))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, FleetScreen), what="the all-hosts view")
+            screen = app.screen
+            await until(pilot, lambda: screen.requests.row_count == 1, what="the request")
+            screen.requests.focus()
+            await until(pilot, lambda: footer(app).get("Approve") == "y", what="the footer's approve key")
+            await pilot.press("ctrl+p", *"Approve request")
+            await until(pilot, lambda: any("Approve request a #1" in p and "key y" in p for p in palette(app)),
+                        what="the palette's approve entry with its key")
+            await pilot.press("escape")
+            await until(pilot, lambda: not palette(app), what="the palette to close")
+            await pilot.press("y")
+            await until(pilot, lambda: tag(root, "beta", "deployed/1") is not None, what="y to approve #1")
+    finally:
+        server.kill()
+        stop_agents(root)

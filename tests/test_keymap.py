@@ -196,6 +196,8 @@ def test_a_mistake_in_the_file_names_its_line(tmp_path, text, line, says):
     # Two keys for one action that was already on one of them: no clash.
     ("keys:\n  quit: [q, f10]\n", None, None),
     ("keys:\n  start: S\n  approve: s\n", None, None),
+    # A swap: each key left by one action is taken by the other.
+    ("keys:\n  approve: n\n  deny: a\n", None, None),
 ])
 def test_an_unknown_id_or_a_clash_is_refused_before_drawing(tmp_path, text, line, says):
     path = write(tmp_path, text)

@@ -39,15 +39,22 @@ ACTIONS = (
            "on every marked agent", "agent"),
     Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
     Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
+    Action("faults", "f", "Faults only", "show only the agents that need you (failed, needs login or update, an "
+           "action in flight), or every agent again", "global"),
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
+    Action("command_log", "L", "Command log", "every action taken in the console and what came of it, newest "
+           "first, this session's and earlier ones'; its lines can be copied", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
     # Escape in the lists; a screen's or a dialog's own Escape comes first there.
     Action("clear", "escape", "Clear", "clear the filter, or else the marks", "global", footer=False),
 )
 
+
+# Left out of the footer, which is full: found in the help screen and the palette.
+FOOTERLESS = frozenset({"command_log"})
 
 # What changes a hive: hidden and refused on a read-only host.
 CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})
@@ -59,7 +66,7 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     return [
         # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
         Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help,
-                show=a.footer and a.key not in ("enter", "space"))
+                show=a.footer and a.key not in ("enter", "space") and a.id not in FOOTERLESS)
         for a in ACTIONS if a.scope == scope
     ]
 

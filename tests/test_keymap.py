@@ -314,7 +314,7 @@ def test_the_readme_lists_every_binding_id_with_its_default_keys():
                 keys = " ".join(f"`{shown(k)}`" for k in keys_of(s, b.id, {}))
                 if f"| `{b.id}` | {keys} |" not in section:
                     missing.append(f"| `{b.id}` | {keys} |")
-    assert not missing, "\n".join(missing)
+    assert not missing, "README's table of ids lacks:\n" + "\n".join(dict.fromkeys(missing))
 
 
 def test_the_readmes_example_is_a_config_the_console_takes(tmp_path):

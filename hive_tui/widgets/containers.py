@@ -50,6 +50,7 @@ from ..roster import ChangeMarks, badges, needs_operator
 from .fit import fit
 from .livecells import Live, LiveCells
 from .marking import MARKED
+from .themed import Themed
 
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
@@ -97,11 +98,11 @@ def pill(kind: str, frame: int) -> str:
     return f"{PULSE[frame % len(PULSE)]} {transient_word(kind)}"
 
 
-class ContainerTable(LiveCells):
+class ContainerTable(LiveCells, Themed):
     BINDINGS = actions.bindings("agent")
     COMPONENT_CLASSES = {
         "containers--name", "containers--pill", "containers--badge", "containers--failed",
-        "containers--dim", "containers--meta", "containers--changed",
+        "containers--dim", "containers--meta", "containers--kept", "containers--changed",
     }
     LINES_PER_ROW = 2
 
@@ -367,8 +368,13 @@ class ContainerTable(LiveCells):
         return max(room - 2 * self.cell_padding, NAME + STATE)
 
     def _style(self, name: str) -> Style:
-        # No styles while the table is being taken down (the app quitting mid-update).
-        return self.get_component_rich_style(name, partial=True, default=Style.null())
+        return self.themed(name)
+
+    def restyle(self) -> None:
+        # A theme switch: every row's Text holds the old theme's colours.
+        self.cells.clear()
+        self.live.clear()
+        self._refill(sorted(self.rows_by_name))
 
     def _cell(self, name: str) -> RowText:
         if name not in self.cells:
@@ -428,10 +434,8 @@ class ContainerTable(LiveCells):
         text = RowText(f"{first_text}\n{''.join(second.pieces)}", no_wrap=True, overflow="ellipsis", spans=spans)
         text.cells_wide = max(cell_len(first_text), second.cell_len())
         if row is not None and row.kept and not kind:
-            # No container: the whole row dims; purge is all that acts on it. The
-            # colour as blended (a partial style drops the muted colour's alpha).
-            muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
-            text.stylize(Style(color=muted.color, bold=False))
+            # No container: the whole row dims; purge is all that acts on it.
+            text.stylize(self._style("containers--kept"))
         return text, live
 
 

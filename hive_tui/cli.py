@@ -425,13 +425,18 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def console(args: argparse.Namespace) -> int:
+    from .app import HiveApp, keymap_for
+    from .settings import load_settings, settings_path
+
+    config = load_config(args.config)
+    # config.yaml beside the hosts file: a mistake in it (a key that clashes
+    # with another included) ends here, before the console draws anything.
+    settings = load_settings(settings_path(config.path))
+    keymap_for(settings)
     # A console drawn into a file or a pipe is escape codes nobody reads,
     # and one reading keys from /dev/null waits forever.
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise HiveError("not a terminal; give a verb (hive-tui --help lists them)")
-    from .app import HiveApp
-
-    config = load_config(args.config)
     all_hosts = _console_all_hosts(args, config)
     host = None if all_hosts and args.host is None else _target(args)
     if host is None and args.state is not None:
@@ -448,7 +453,7 @@ def console(args: argparse.Namespace) -> int:
         return client
 
     app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, hosts_file=config.path,
-                  open_host=open_host, all_hosts=all_hosts, read_only=args.read_only)
+                  open_host=open_host, all_hosts=all_hosts, read_only=args.read_only, settings=settings)
     app.run()
     if app.refused is not None:
         raise HiveError(app.refused)

@@ -191,7 +191,7 @@ def test_a_mistake_in_the_file_names_its_line(tmp_path, text, line, says):
     # The agent keys' hidden app-wide twins share their ids: `s` is start there too.
     ("keys:\n  approve: s\n", 2, "approve on s clashes in Console: s is already start"),
     ("keys:\n  approve: k\n  deny: k\n", 3, "deny on k clashes in Console: k is also given approve"),
-    ("keys:\n  history.search: escape\n", 2, "clashes in History: esc is already history.back"),
+    ("keys:\n  log.search: escape\n", 2, "clashes in History: esc is already history.back"),
     ("keys:\n  quit: ctrl+p\n", 2, "ctrl+p is already palette"),
     # Two keys for one action that was already on one of them: no clash.
     ("keys:\n  quit: [q, f10]\n", None, None),

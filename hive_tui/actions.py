@@ -39,6 +39,10 @@ ACTIONS = (
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
+    Action("group", "g", "Group", "group the agents under their parents, with a header per group saying how "
+           "many run; again to list them all by name", "global"),
+    Action("fold", "z", "Fold", "fold the group under the cursor into its header line, or unfold it (Enter on "
+           "a header does too)", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
 )

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from hive_tui.app import HiveApp
+from hive_tui.client.stream import UnixClient
 from hive_tui.errors import BuildFailed
 from hive_tui.host.agentconf import parse_agent_config
 from hive_tui.host.engine import Engine
 from hive_tui.host.template import agent_yaml
+from hive_tui.settings import Settings
+from hive_tui.widgets.containers import header_key
 
-from .helpers import IDLE, agent_files, propose
-from .serving import seeded_hive, stop_agents
+from .helpers import IDLE, agent_files, propose, until
+from .serving import ServerProcess, seeded_hive, stop_agents
 
 
 def rows(root) -> dict:
@@ -63,3 +67,145 @@ def test_a_hostile_parent_on_disk_is_left_out_of_the_row(tmp_path):
         assert rows(root)["helper"].parent is None
     finally:
         stop_agents(root)
+
+
+# -- the single-host console ------------------------------------------------------------
+
+# Runs until its state folder goes, or exits 3 (a failure) once told to by a file there.
+CRASHABLE = ["sh", "-c", 'echo started; while [ -d "$HIVE_AGENT_STATE" ]; do '
+             'if [ -e "$HIVE_AGENT_STATE/crash" ]; then exit 3; fi; sleep 0.2; done']
+SIZE = (160, 48)
+TOP, LEAD, GHOST = header_key(None), header_key("lead"), header_key("ghost")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A real `hive-tui serve` on a hive whose agents have parents: lead and solo have
+    none, helper-a and helper-b sit under lead, orphan under ghost (no such agent)."""
+    root = tmp_path / "hive"
+    seeded_hive(root, {
+        "lead": agent_files(), "solo": agent_files(),
+        "helper-a": {"agent.yaml": agent_yaml(CRASHABLE, parent="lead")},
+        "helper-b": {"agent.yaml": agent_yaml(IDLE, parent="lead")},
+        "orphan": {"agent.yaml": agent_yaml(IDLE, parent="ghost")},
+    })
+    server = ServerProcess(root, tmp_path / "host.sock").start()
+
+    async def connect(host):
+        return UnixClient(str(server.sock))
+
+    try:
+        yield root, connect
+    finally:
+        server.kill()
+        stop_agents(root)
+
+
+def keys(table) -> list:
+    return [key.value for key in table.rows]
+
+
+def cell(table, key) -> str:
+    return table.get_cell(key, "agent").plain
+
+
+def notes(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def started(pilot, rows: int) -> HiveApp:
+    app = pilot.app
+    await until(pilot, lambda: app.link == "live" and app.containers.row_count == rows, what="the console")
+    return app
+
+
+GROUPED = [TOP, "lead", "solo", GHOST, "orphan", LEAD, "helper-a", "helper-b"]
+
+
+async def test_g_groups_the_list_under_parents_and_the_cursor_stays(served):
+    root, connect = served
+    async with HiveApp(connect).run_test(size=SIZE) as pilot:
+        app = await started(pilot, 5)
+        table = app.containers
+        assert keys(table) == ["helper-a", "helper-b", "lead", "orphan", "solo"]
+        table.move_cursor(row=table.get_row_index("helper-b"))
+        await pilot.press("g")
+        # The agents with no parent first, then each parent's group by name; a header counts running agents.
+        assert keys(table) == GROUPED
+        assert app.selected_agent() == "helper-b"
+        assert cell(table, TOP).startswith("▾ no parent") and "2/2 running" in cell(table, TOP)
+        assert "▾ lead" in cell(table, LEAD) and "2/2 running" in cell(table, LEAD)
+        assert "▾ ghost" in cell(table, GHOST) and "1/1 running" in cell(table, GHOST)
+        # Back to every agent by name, the cursor still on its agent.
+        await pilot.press("g")
+        assert keys(table) == ["helper-a", "helper-b", "lead", "orphan", "solo"]
+        assert app.selected_agent() == "helper-b"
+
+
+async def test_the_setting_groups_from_the_start_and_counts_follow_the_engine(served):
+    root, connect = served
+    async with HiveApp(connect, settings=Settings(group_by_parent=True)).run_test(size=SIZE) as pilot:
+        app = await started(pilot, 8)
+        table = app.containers
+        assert keys(table) == GROUPED
+        table.move_cursor(row=table.get_row_index("helper-b"))
+        await pilot.press("x")
+        await until(pilot, lambda: "1/2 running" in cell(table, LEAD), what="lead's group to count the stop")
+        assert (root / "containers" / "helper-b" / "stopped").exists()
+        assert "2/2 running" in cell(table, TOP)
+        await pilot.press("s")
+        await until(pilot, lambda: "2/2 running" in cell(table, LEAD), what="lead's group to count the start")
+        assert keys(table) == GROUPED
+
+
+async def test_fold_and_unfold_and_a_folded_group_shows_a_failure(served):
+    root, connect = served
+    async with HiveApp(connect, settings=Settings(group_by_parent=True)).run_test(size=SIZE) as pilot:
+        app = await started(pilot, 8)
+        table = app.containers
+        table.move_cursor(row=table.get_row_index("helper-a"))
+        await pilot.press("z")
+        # Folded into its header, the cursor on it; the other groups as they were.
+        assert keys(table) == [TOP, "lead", "solo", GHOST, "orphan", LEAD]
+        assert table.on_header() and table.cursor_row == keys(table).index(LEAD)
+        assert cell(table, LEAD).startswith("▸ lead") and "folded: 2 agents" in cell(table, LEAD)
+        assert "needs you" not in cell(table, LEAD)
+        # One of its agents fails: the folded header says so.
+        (root / "agents" / "helper-a" / "crash").touch()
+        await until(pilot, lambda: "needs you" in cell(table, LEAD), what="the folded group's fault badge")
+        assert app.containers.rows_by_name["helper-a"].failed and "1/2 running" in cell(table, LEAD)
+        # The fold stays through a fresh read of the hive (a reconnect does one).
+        await app.reload()
+        assert keys(table) == [TOP, "lead", "solo", GHOST, "orphan", LEAD]
+        # Enter on a header unfolds it; the failed agent shows its own badge.
+        await pilot.press("enter")
+        assert keys(table) == GROUPED and "failed" in cell(table, "helper-a")
+        assert cell(table, LEAD).startswith("▾ lead")
+        await pilot.press("z")
+        assert LEAD in keys(table) and "helper-a" not in keys(table)
+        await pilot.press("z")
+        assert keys(table) == GROUPED
+
+
+async def test_a_header_is_no_agent(served):
+    root, connect = served
+    async with HiveApp(connect, settings=Settings(group_by_parent=True)).run_test(size=SIZE) as pilot:
+        app = await started(pilot, 8)
+        table = app.containers
+        table.move_cursor(row=table.get_row_index(LEAD))
+        for key in ("x", "r", "p", "d", "D", "space"):
+            await pilot.press(key)
+            await until(pilot, lambda: "select an agent: that is a group's header line" in notes(app),
+                        what=f"{key} to be refused")
+            app.clear_notifications()
+        assert app.screen is app.screen_stack[0] and not table.marks
+        # Marks skip the headers: Space on solo goes on to orphan, past ghost's header.
+        table.move_cursor(row=table.get_row_index("solo"))
+        await pilot.press("space", "space")
+        assert table.marks == {"solo", "orphan"} and app.selected_agent() == "helper-a"
+        # The filter shows a group's header only when one of its agents matches; the header counts them all.
+        await pilot.press("slash", *"helper-b")
+        await until(pilot, lambda: keys(table) == [LEAD, "helper-b"], what="the filter")
+        assert "2/2 running" in cell(table, LEAD)
+    assert all((root / "containers" / n / "run.json").exists() for n in ("lead", "solo", "helper-a"))
+    assert not any((root / "containers" / n / "stopped").exists() for n in ("lead", "solo", "helper-a", "helper-b"))

@@ -102,7 +102,7 @@ class FleetCommands(Provider):
                             partial(screen.dismiss, screen.fleet.links[name].host)))
         for host, agent in screen.agents():
             entries.append((f"Go to {host}/{agent}", f"select {agent} on {host}", partial(screen.go_to, host, agent)))
-        for id in ("filter", "help"):
+        for id in ("filter", "group", "fold", "help"):
             a = actions.by_id(id)
             entries.append((a.label, a.help, partial(screen.take, id)))
         return entries
@@ -120,7 +120,7 @@ class FleetCommands(Provider):
 
 
 def _bindings() -> list[Binding]:
-    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "help", "quit")
+    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "group", "fold", "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
@@ -135,8 +135,10 @@ class FleetScreen(Screen[Host | None]):
 
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
-                 **link_options: Any):
+                 grouped: bool = False, folds: set[tuple[str, str | None]] | None = None, **link_options: Any):
         super().__init__()
+        # Grouped by parent, and the folded groups (the console's set, kept while it runs).
+        self.grouped, self.folds = grouped, folds
         self.session_read_only = read_only
         self.now, self.clock = now, clock
         self.fleet = Fleet(hosts, opener, self._changed, on_push=self._pushed, **link_options)
@@ -152,7 +154,8 @@ class FleetScreen(Screen[Host | None]):
         # Each link runs in a task of its own, dialling while the screen is put together: the first
         # frame draws without waiting for any host, and rows fill in as hosts answer.
         self.fleet.start()
-        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock, id="fleet-agents")
+        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock, grouped=self.grouped,
+                                folds=self.folds, id="fleet-agents")
         self.requests = RequestQueue(now=self.now, id="fleet-requests")
         self.log_view = FleetLog(id="fleet-log")
         self.filter_box = Input(placeholder="filter hosts, agents and requests (Escape clears)", id="fleet-filter",
@@ -322,9 +325,13 @@ class FleetScreen(Screen[Host | None]):
             return None
         where = self.selected()
         if where is None or not where[1]:
-            self.notify("no agent selected: that is a host's header line", severity="warning")
+            self._no_agent()
             return None
         return where
+
+    def _no_agent(self) -> None:
+        header = "a group's" if self.table.on_group_header() else "a host's"
+        self.notify(f"select an agent: that is {header} header line", severity="warning")
 
     @work(group="fleet-actions", exit_on_error=False)
     async def _do(self, host: str, what: str, call: Callable[[HiveClient], Awaitable[object]]) -> None:
@@ -418,7 +425,9 @@ class FleetScreen(Screen[Host | None]):
     @on(DataTable.RowSelected, "#fleet-agents")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         # Enter on a row: DataTable takes the key before the screen's binding does.
-        if self.refusal("history") is None:
+        if self.table.on_group_header():
+            self.action_fold()
+        elif self.refusal("history") is None:
             self.action_history()
 
     # -- marks and bulk actions ------------------------------------------------------
@@ -426,16 +435,19 @@ class FleetScreen(Screen[Host | None]):
     def action_mark(self) -> None:
         where = self.selected()
         if where is None or not where[1]:
-            self.notify("no agent selected: that is a host's header line", severity="warning")
+            self._no_agent()
             return
         reason = self.refusal("mark")
         if reason is not None:
             self.notify(reason, severity="warning", markup=False)
             return
         self.table.toggle_mark(*where)
-        # Down a row, as a file manager does, so Space Space Space marks a run.
-        if self.table.cursor_row < self.table.row_count - 1:
-            self.table.move_cursor(row=self.table.cursor_row + 1)
+        # Down to the next agent, as a file manager does, so Space Space Space marks a run.
+        below = self.table.cursor_row + 1
+        while below < self.table.row_count and not self.table.is_agent_row(below):
+            below += 1
+        if below < self.table.row_count:
+            self.table.move_cursor(row=below)
         self._show_marks()
         self.keys_may_have_changed()
 
@@ -539,6 +551,21 @@ class FleetScreen(Screen[Host | None]):
 
     def action_jump(self) -> None:
         self.app.action_command_palette()
+
+    def action_group(self) -> None:
+        self.table.set_grouped(not self.table.grouped)
+        self.keys_may_have_changed()
+
+    def action_fold(self) -> None:
+        if not self.table.grouped:
+            self.notify("fold acts on groups: group the agents by parent first", severity="warning")
+            return
+        where = self.table.cursor_group()
+        if where is None:
+            self.notify("no group selected: that is a host's header line", severity="warning")
+            return
+        self.table.toggle_fold(*where)
+        self.keys_may_have_changed()
 
     def action_hosts(self) -> None:
         hosts = [link.host for link in self.fleet.links.values()]

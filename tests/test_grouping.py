@@ -6,15 +6,19 @@ from __future__ import annotations
 import pytest
 
 from hive_tui.app import HiveApp
+from hive_tui.client.connect import open_client
 from hive_tui.client.stream import UnixClient
+from hive_tui.config import Host
 from hive_tui.errors import BuildFailed
 from hive_tui.host.agentconf import parse_agent_config
 from hive_tui.host.engine import Engine
 from hive_tui.host.template import agent_yaml
 from hive_tui.settings import Settings
 from hive_tui.widgets.containers import header_key
+from hive_tui.widgets.fleet import FleetScreen
 
 from .helpers import IDLE, agent_files, propose, until
+from .hyperhive_daemon import Agent, HyperhiveDaemon
 from .serving import ServerProcess, seeded_hive, stop_agents
 
 
@@ -209,3 +213,72 @@ async def test_a_header_is_no_agent(served):
         assert "2/2 running" in cell(table, LEAD)
     assert all((root / "containers" / n / "run.json").exists() for n in ("lead", "solo", "helper-a"))
     assert not any((root / "containers" / n / "stopped").exists() for n in ("lead", "solo", "helper-a", "helper-b"))
+
+
+# -- every host at once --------------------------------------------------------------------
+
+HOSTILE = "\x1b]0;pwned\x07[b]boss[/b]"
+
+
+def fleet_lines(table) -> list[str]:
+    return [table.get_row_at(i)[0].plain for i in range(table.row_count)]
+
+
+async def test_every_host_nests_its_groups_under_its_header(tmp_path):
+    root = tmp_path / "hive-a"
+    seeded_hive(root, {"lead": agent_files(), "helper": {"agent.yaml": agent_yaml(IDLE, parent="lead")}})
+    server = ServerProcess(root, tmp_path / "a.sock").start()
+    daemon = HyperhiveDaemon(tmp_path / "hh.sock", {
+        "north": Agent("north"), "south": Agent("south", parent="north"),
+        "west": Agent("west", running=False, parent=HOSTILE)}).__enter__()
+    hosts = [Host("a", "unix", socket=str(server.sock)), Host("hh", "unix", socket=str(daemon.sock))]
+
+    async def connect(host):
+        return await open_client(host, redial_for=0)
+
+    try:
+        app = HiveApp(connect, hosts=hosts, open_host=connect, all_hosts=True,
+                      settings=Settings(group_by_parent=True))
+        async with app.run_test(size=(180, 50)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, FleetScreen), what="the all-hosts view")
+            screen = app.screen
+            table = screen.table
+            await until(pilot, lambda: table.row_count == 12, what="both hosts' rows")
+            lines = fleet_lines(table)
+            # Host header, then its groups (no parent first, then by parent), each with its agents.
+            assert [line.split()[0] for line in lines] == [
+                "▌", "▾", "lead", "▾", "helper", "▌", "▾", "north", "▾", "west", "▾", "south"]
+            assert lines[0].startswith("▌ a") and lines[5].startswith("▌ hh")
+            assert [lines[i].split("  ")[0].strip() for i in (1, 3, 6, 10)] == [
+                "▾ no parent", "▾ lead", "▾ no parent", "▾ north"]
+            assert "1/1 running" in lines[3] and "1/1 running" in lines[6]
+            # A hostile parent is plain text on its header.
+            assert lines[8].startswith(" ▾ \\x1b]0;pwned\\x07") and "0/1 running" in lines[8]
+            assert "\x1b" not in "".join(lines) and "\x07" not in "".join(lines)
+            # Counts follow a stop the daemon pushes.
+            screen.go_to("hh", "south")
+            await pilot.press("x")
+            await until(pilot, lambda: "0/1 running" in fleet_lines(table)[10], what="north's group to count it")
+            # Fold a group on one host; the same parent's group on another host stays open.
+            screen.go_to("a", "helper")
+            await pilot.press("z")
+            assert "helper" not in [line.split()[0] for line in fleet_lines(table)]
+            assert table.on_group_header() and fleet_lines(table)[table.cursor_row].startswith(" ▸ lead")
+            assert "folded: 1 agent" in fleet_lines(table)[table.cursor_row]
+            # A header is no agent.
+            await pilot.press("x")
+            await until(pilot, lambda: any("select an agent: that is a group's header line" in str(n.message)
+                                           for n in app._notifications), what="the refusal")
+            # Enter unfolds; g lists every host's agents by name again.
+            await pilot.press("enter")
+            assert "helper" in [line.split()[0] for line in fleet_lines(table)]
+            await pilot.press("g")
+            assert [line.split()[0] for line in fleet_lines(table)] == [
+                "▌", "helper", "lead", "▌", "north", "south", "west"]
+        assert (root / "containers" / "helper" / "run.json").exists()
+        assert not (root / "containers" / "helper" / "stopped").exists()
+        assert not daemon.agents["south"].running and daemon.agents["north"].running
+    finally:
+        daemon.close()
+        server.kill()
+        stop_agents(root)

@@ -19,7 +19,9 @@ from hive_tui.widgets.fleet import FleetScreen
 
 from .helpers import IDLE, agent_files, propose, until
 from .hyperhive_daemon import Agent, HyperhiveDaemon
+from .scripted import HOSTS, NOW, ROWS, ScriptedClient
 from .serving import ServerProcess, seeded_hive, stop_agents
+from .test_snapshots import settled as snapshot_settled
 
 
 def rows(root) -> dict:
@@ -282,3 +284,34 @@ async def test_every_host_nests_its_groups_under_its_header(tmp_path):
         daemon.close()
         server.kill()
         stop_agents(root)
+
+
+# -- how it looks ------------------------------------------------------------------------
+
+PARENTS = {"bramble": "atlas", "cinder": "atlas", "fjord": "heron", "gale": "heron", "ibis": "heron"}
+
+
+class GroupedClient(ScriptedClient):
+    """The snapshots' hive, with a small topology: atlas and heron lead groups."""
+
+    async def request(self, message: dict) -> dict:
+        answer = await super().request(message)
+        if message["cmd"] == "agent_status":
+            answer["agent_statuses"] = [{**row, "parent": PARENTS.get(row["name"])} for row in ROWS]
+        return answer
+
+
+def test_the_grouped_list_with_a_folded_group(snap_compare):
+    """atlas's group folded, with the fault badge for its failed bramble; heron's open."""
+    async def connect(host):
+        return GroupedClient()
+
+    async def folded(pilot):
+        await snapshot_settled(pilot)
+        app = pilot.app
+        app.containers.move_cursor(row=app.containers.get_row_index("bramble"))
+        await pilot.press("z")
+        await pilot.pause()
+
+    app = HiveApp(connect, hosts=HOSTS, now=lambda: NOW, pulse=False, settings=Settings(group_by_parent=True))
+    assert snap_compare(app, terminal_size=(150, 40), run_before=folded)

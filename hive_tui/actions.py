@@ -19,6 +19,8 @@ class Action:
     label: str
     help: str
     scope: str  # "agent", "approval" or "global"
+    # Shown in the footer; a key left out is still in the help screen and the palette.
+    footer: bool = True
 
 
 ACTIONS = (
@@ -40,9 +42,9 @@ ACTIONS = (
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
     Action("group", "g", "Group", "group the agents under their parents, with a header per group saying how "
-           "many run; again to list them all by name", "global"),
+           "many run; again to list them all by name", "global", footer=False),
     Action("fold", "z", "Fold", "fold the group under the cursor into its header line, or unfold it (Enter on "
-           "a header does too)", "global"),
+           "a header does too)", "global", footer=False),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
 )
@@ -57,7 +59,8 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     prefix = "app." if via_app else ""
     return [
         # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
-        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help, show=a.key not in ("enter", "space"))
+        Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help,
+                show=a.footer and a.key not in ("enter", "space"))
         for a in ACTIONS if a.scope == scope
     ]
 

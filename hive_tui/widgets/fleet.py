@@ -125,7 +125,7 @@ def _bindings() -> list[Binding]:
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
     return [Binding(a.key, a.id, labels.get(a.id, a.label), id=f"fleet.{a.id}", tooltip=a.help,
-                    show=a.key not in ("enter", "colon", "slash"))
+                    show=a.footer and a.key not in ("enter", "colon", "slash"))
             for a in shown]
 
 

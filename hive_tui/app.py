@@ -271,6 +271,9 @@ class HiveApp(App[None]):
 
     def jump_to(self, name: str) -> None:
         table = self.containers
+        if table.grouped and name in table.group_of and table.group_of[name] in table.folded:
+            # Into a folded group: it unfolds.
+            table.toggle_fold(table.group_of[name])
         if name in table.rows:
             table.move_cursor(row=table.get_row_index(name))
             table.focus()

@@ -13,6 +13,8 @@ from hive_tui.errors import BuildFailed
 from hive_tui.host.agentconf import parse_agent_config
 from hive_tui.host.engine import Engine
 from hive_tui.host.template import agent_yaml
+from hive_tui.models import AgentStatus
+from hive_tui.roster import group_by_parent
 from hive_tui.settings import Settings
 from hive_tui.widgets.containers import header_key
 from hive_tui.widgets.fleet import FleetScreen
@@ -73,6 +75,16 @@ def test_a_hostile_parent_on_disk_is_left_out_of_the_row(tmp_path):
         assert rows(root)["helper"].parent is None
     finally:
         stop_agents(root)
+
+
+def test_groups_are_flat_top_first_then_by_parent():
+    rows = {n: AgentStatus(n, running=n != "d", failed=n == "e", parent=p)
+            for n, p in [("a", None), ("b", "z"), ("c", "a"), ("d", "a"), ("e", ""), ("f", "c")]}
+    rows["g"] = None  # being spawned: no row yet
+    groups = group_by_parent(rows, {"b": "Restarting"})
+    assert [(g.parent, g.names, g.running, g.total, g.faulty) for g in groups] == [
+        (None, ("a", "e", "g"), 2, 3, True), ("a", ("c", "d"), 1, 2, False),
+        ("c", ("f",), 1, 1, False), ("z", ("b",), 1, 1, True)]
 
 
 # -- the single-host console ------------------------------------------------------------
@@ -191,6 +203,10 @@ async def test_fold_and_unfold_and_a_folded_group_shows_a_failure(served):
         assert LEAD in keys(table) and "helper-a" not in keys(table)
         await pilot.press("z")
         assert keys(table) == GROUPED
+        # Jumping to an agent of a folded group unfolds it.
+        await pilot.press("z")
+        app.jump_to("helper-b")
+        assert keys(table) == GROUPED and app.selected_agent() == "helper-b"
 
 
 async def test_a_header_is_no_agent(served):
@@ -271,9 +287,14 @@ async def test_every_host_nests_its_groups_under_its_header(tmp_path):
             await pilot.press("x")
             await until(pilot, lambda: any("select an agent: that is a group's header line" in str(n.message)
                                            for n in app._notifications), what="the refusal")
-            # Enter unfolds; g lists every host's agents by name again.
+            # Enter unfolds; going to an agent of a folded group unfolds it too.
             await pilot.press("enter")
             assert "helper" in [line.split()[0] for line in fleet_lines(table)]
+            await pilot.press("z")
+            assert "helper" not in [line.split()[0] for line in fleet_lines(table)]
+            screen.go_to("a", "helper")
+            assert screen.selected() == ("a", "helper")
+            # g lists every host's agents by name again.
             await pilot.press("g")
             assert [line.split()[0] for line in fleet_lines(table)] == [
                 "▌", "helper", "lead", "▌", "north", "south", "west"]

@@ -34,6 +34,7 @@ from ..config import Host
 from ..errors import HiveError, error_text
 from ..models import Event
 from ..plain import one_line, plain
+from ..roster import parent_of
 from .confirm import ConfirmModal
 from .fleetrows import FleetLog, FleetTable, RequestQueue
 from .hosts import HostsScreen
@@ -239,7 +240,12 @@ class FleetScreen(Screen[Host | None]):
         return [(host, row.name) for host, row in self.fleet.agents()]
 
     def go_to(self, host: str, agent: str) -> None:
-        if self.table.select(host, agent):
+        table = self.table
+        row = self.fleet.links[host].rows.get(agent) if host in self.fleet.links else None
+        if table.grouped and row is not None and (host, parent_of(row)) in table.folds:
+            # Into a folded group: it unfolds.
+            table.toggle_fold(host, parent_of(row))
+        if table.select(host, agent):
             self.table.focus()
 
     def host_of_selection(self) -> Host | None:

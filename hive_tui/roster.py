@@ -35,8 +35,10 @@ class Group:
 
 def parent_of(row: AgentStatus | None) -> str | None:
     """The group an agent sits in: its immediate parent (an empty one is none).
-    A row yet to come (a spawn in flight) sits in the top group."""
-    return (row.parent or None) if row is not None else None
+    A row yet to come (a spawn in flight) sits in the top group, and so does
+    one whose daemon sent a parent that is no string."""
+    parent = row.parent if row is not None else None
+    return parent if isinstance(parent, str) and parent else None
 
 
 def group_by_parent(rows: Mapping[str, AgentStatus | None], transients: Mapping[str, str]) -> list[Group]:

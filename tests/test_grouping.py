@@ -81,9 +81,12 @@ def test_groups_are_flat_top_first_then_by_parent():
     rows = {n: AgentStatus(n, running=n != "d", failed=n == "e", parent=p)
             for n, p in [("a", None), ("b", "z"), ("c", "a"), ("d", "a"), ("e", ""), ("f", "c")]}
     rows["g"] = None  # being spawned: no row yet
+    # A daemon's parent that is no string (decoding leaves the wire's types as sent).
+    rows["h"] = AgentStatus.from_wire({"name": "h", "parent": 7})
+    rows["i"] = AgentStatus.from_wire({"name": "i", "parent": {"x": 1}})
     groups = group_by_parent(rows, {"b": "Restarting"})
     assert [(g.parent, g.names, g.running, g.total, g.faulty) for g in groups] == [
-        (None, ("a", "e", "g"), 2, 3, True), ("a", ("c", "d"), 1, 2, False),
+        (None, ("a", "e", "g", "h", "i"), 2, 5, True), ("a", ("c", "d"), 1, 2, False),
         ("c", ("f",), 1, 1, False), ("z", ("b",), 1, 1, True)]
 
 

@@ -19,8 +19,6 @@ class Action:
     label: str
     help: str
     scope: str  # "agent", "approval" or "global"
-    # Shown in the footer; a key left out is still in the help screen and the palette.
-    footer: bool = True
 
 
 ACTIONS = (
@@ -38,17 +36,24 @@ ACTIONS = (
            "on every marked agent", "agent"),
     Action("history", "enter", "History", "the agent's tags, the meta log and its logs", "agent"),
     Action("filter", "slash", "Filter", "filter the lists as you type", "global"),
+    Action("faults", "f", "Faults only", "show only the agents that need you (failed, needs login or update, an "
+           "action in flight), or every agent again", "global"),
     Action("jump", "colon", "Jump", "jump to an agent, a view or a host by name", "global"),
     Action("hosts", "H", "Hosts", "the configured hosts; switch to another", "global"),
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
+    Action("command_log", "L", "Command log", "every action taken in the console and what came of it, newest "
+           "first, this session's and earlier ones'; its lines can be copied", "global"),
     Action("group", "g", "Group", "group the agents under their parents, with a header per group saying how "
-           "many run; again to list them all by name", "global", footer=False),
+           "many run; again to list them all by name", "global"),
     Action("fold", "z", "Fold", "fold the group under the cursor into its header line, or unfold it (Enter on "
-           "a header does too)", "global", footer=False),
+           "a header does too)", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
 )
 
+
+# Left out of the footer, which is full: found in the help screen and the palette.
+FOOTERLESS = frozenset({"command_log", "group", "fold"})
 
 # What changes a hive: hidden and refused on a read-only host.
 CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})
@@ -60,7 +65,7 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     return [
         # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
         Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help,
-                show=a.footer and a.key not in ("enter", "space"))
+                show=a.key not in ("enter", "space") and a.id not in FOOTERLESS)
         for a in ACTIONS if a.scope == scope
     ]
 

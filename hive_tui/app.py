@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from . import actions
 from .client.base import HiveClient, LinkState
 from .client.fleet import Bulk, Target
+from .commandlog import CLAIMED, CommandLog, already, denial, outcome_of_failure, refused, warned
 from .commands import HiveCommands
 from .config import DEFAULT_PARALLEL, Host, default_config_path
 from .settings import Settings
@@ -34,6 +35,7 @@ from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
 from .plain import one_line, plain
 from .presentation import link_word, request_title
 from .widgets.approvals import ApprovalTable
+from .widgets.commandlog import CommandLogScreen
 from .widgets.confirm import ConfirmModal
 from .widgets.containers import ContainerTable
 from .widgets.deploylog import DeployLog
@@ -84,7 +86,8 @@ class HiveApp(App[None]):
     def __init__(self, connect: Connect, hosts: list[Host] | None = None, host: Host | None = None,
                  now: Callable[[], datetime] | None = None, pulse: bool = True, hosts_file: Path | None = None,
                  open_host: Opener | None = None, all_hosts: bool = False, read_only: bool = False,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, command_log: CommandLog | None = None,
+                 clock: Callable[[], float] | None = None):
         super().__init__()
         # config.yaml's keys, change markers, grouping and theme.
         self.settings = settings or Settings()
@@ -93,6 +96,8 @@ class HiveApp(App[None]):
         self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
         self.connect, self.hosts, self.host, self.now = connect, list(hosts or []), host, now
         self.pulse = pulse
+        # What times the change markers (monotonic seconds); a test moves it on.
+        self.clock = clock
         self.hosts_file = hosts_file or default_config_path()
         # The request the detail pane shows, as (id, status): redrawn when either changes.
         self.shown_request: tuple[int, str] | None = None
@@ -102,14 +107,18 @@ class HiveApp(App[None]):
         self.refused: str | None = None
         # The bulk action on the marked agents, running or last run.
         self.bulk: Bulk | None = None
+        # Every action taken here and what came of it, kept in the data folder across sessions.
+        self.command_log = command_log or CommandLog()
+        self._log_failure_said = False
         # The all-hosts view's folded groups, as (host, parent): kept while the console runs.
         self.fleet_folds: set[tuple[str, str | None]] = set()
 
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen
         # (history, help) is on top, where a query would not find them.
-        self.containers = ContainerTable(now=self.now, pulse=self.pulse, grouped=self.settings.group_by_parent,
-                                         id="containers")
+        self.containers = ContainerTable(now=self.now, pulse=self.pulse, clock=self.clock,
+                                         change_markers=self.settings.change_markers,
+                                         grouped=self.settings.group_by_parent, id="containers")
         self.approvals = ApprovalTable(now=self.now, id="approvals")
         self.diff = DiffView(id="diff")
         self.deploys = DeployLog(id="deploys")
@@ -121,7 +130,7 @@ class HiveApp(App[None]):
         yield self.filter_box
         with self.panes:
             with Vertical(id="left"):
-                yield Label("Containers", classes="pane-title")
+                yield Label("Containers", classes="pane-title", id="containers-title")
                 yield self.containers
             with Vertical(id="right"):
                 yield Label("Requests", classes="pane-title")
@@ -169,6 +178,8 @@ class HiveApp(App[None]):
             # Marks name agents of the host they were made on.
             self.containers.set_marks(set())
             self._show_marks()
+            # Another hive: its first fill marks no change.
+            self.containers.changes.reset()
         self.host = host
         self.dress()
         if not again:
@@ -229,6 +240,24 @@ class HiveApp(App[None]):
             table.move_cursor(row=min(at, table.row_count - 1))
         self.approvals.set_items(pending)
         self.follow_request()
+        await self._settle_approvals()
+
+    async def _settle_approvals(self) -> None:
+        """Approvals claimed here whose end was pushed while the link was down, or in a gap
+        of the feed: read each once and log its outcome if it has one by now."""
+        assert self.client is not None
+        host, log = self._host_name(), self.command_log
+        ids = log.awaiting(host)
+        if not ids or not await self.client.offers("approval"):
+            return
+        for id in ids:
+            try:
+                a = await self.client.approval(id)
+            except HiveError:
+                log.forget(host, id)
+                continue
+            if a.terminal_tag or a.status in ("failed", "denied"):
+                log.resolved(host, id, a.status, a.terminal_tag, a.error)
 
     async def apply(self, item: object) -> None:
         if isinstance(item, AgentStatus):
@@ -245,6 +274,8 @@ class HiveApp(App[None]):
         elif isinstance(item, Event):
             self.deploys.event(item)
             if item.kind == "ApprovalResolved":
+                self.command_log.resolved(self._host_name(), item.id, item.status, item.tag, item.error)
+                self._say_log_failure()
                 outcome = " ".join(filter(None, [item.status, item.tag]))
                 self.notify(f"#{item.id} {one_line(item.agent)}: {one_line(outcome)}", markup=False,
                             severity="error" if item.status == "failed" else "information")
@@ -287,6 +318,9 @@ class HiveApp(App[None]):
         getattr(self, f"action_{id}")()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "command_log" and isinstance(self.screen, CommandLogScreen):
+            # Open already.
+            return False
         if action == "fleet" and (not self.hosts or self.open_host is None):
             # No hosts file to show every host of.
             return False
@@ -297,33 +331,64 @@ class HiveApp(App[None]):
             return False
         # The console's keys act on its main screen only: under help, history or
         # a dialog they are that screen's letters, never an approval.
-        if action in actions.IDS or action in ("agent_pane", "group", "fold"):
+        if action in actions.IDS or action in ("agent_pane", "faults", "group", "fold"):
             return self.screen is self.screen_stack[0]
         return True
 
-    def _live(self) -> bool:
-        """Whether an action can be sent now; says why not. An action is never
-        held for a link that is down and sent later, unseen."""
+    def _live(self, *logged: tuple[str, str]) -> bool:
+        """Whether an action can be sent now; says why not (and logs it for each
+        (agent, action) in `logged`). An action is never held for a link that is
+        down and sent later, unseen."""
         if self.client is None or self.link != "live":
             self.notify(f"not done: the hive is {self.link}", severity="warning", markup=False)
+            for agent, action in logged:
+                self._record(agent, action, refused(f"the hive is {self.link}"))
             return False
         return True
 
+    def _host_name(self) -> str:
+        return self.host.name if self.host else "demo"
+
+    def _record(self, agent: str, action: str, outcome: str) -> None:
+        """Record an action's outcome in the command log; say once if the log's file cannot be written."""
+        log = self.command_log
+        log.record(self._host_name(), agent, action, outcome)
+        self._say_log_failure()
+
+    def _say_log_failure(self) -> None:
+        if self.command_log.error and not self._log_failure_said:
+            self._log_failure_said = True
+            self.notify(plain(f"{self.command_log.path}: {self.command_log.error}"),
+                        title="the command log cannot be written", severity="warning", markup=False, timeout=15)
+
     @work(group="actions", exit_on_error=False)
-    async def _do(self, what: str, call: Callable[[HiveClient], Awaitable[object]]) -> None:
+    async def _do(self, what: str, call: Callable[[HiveClient], Awaitable[object]], agent: str, action: str,
+                  outcome: Callable[[object], str] = lambda result: "done",
+                  failed: Callable[[BaseException], None] | None = None) -> None:
+        """Send one action; its outcome to a toast and the command log (to `outcome`'s
+        wording, or `failed`'s when it has its own way to log a failure)."""
         # Checked again: the link may have dropped while a dialog was open.
-        if not self._live():
+        if not self._live((agent, action)):
             return
         assert self.client is not None
         try:
-            await call(self.client)
-        except FAILURES as e:
+            result = await call(self.client)
+        except Exception as e:
+            if failed is not None:
+                failed(e)
+            else:
+                self._record(agent, action, outcome_of_failure(e))
+            if not isinstance(e, FAILURES):
+                raise
             self.notify(plain(error_text(e)), title=plain(what), severity="error", markup=False, timeout=15)
             return
+        said = outcome(result)
+        if said:
+            self._record(agent, action, said)
         self.notify(plain(what), markup=False)
 
-    def _agent(self, verb: str) -> str | None:
-        """The selected agent, if `verb` can act on it now; else None, having said why."""
+    def _agent(self, verb: str, action: str) -> str | None:
+        """The selected agent, if `action` can act on it now; else None, having said why."""
         name = self.selected_agent()
         if name is None:
             self._no_agent()
@@ -332,13 +397,15 @@ class HiveApp(App[None]):
         if row is not None and row.kept and verb != "purge":
             self.notify(f"{one_line(name)} is destroyed, its repos kept: only purge (D) acts on it; "
                         f"spawning it again brings it back", severity="warning", markup=False)
+            self._record(name, action, refused("destroyed, its repos kept: only purge acts on it"))
             return None
-        return name if self._live() else None
+        return name if self._live((name, action)) else None
 
-    def _agent_action(self, verb: str, call: Callable[[HiveClient, str], Awaitable[object]]) -> None:
-        name = self._agent(verb)
+    def _agent_action(self, verb: str, action: str, call: Callable[[HiveClient, str], Awaitable[object]],
+                      outcome: Callable[[object], str] = lambda result: "done") -> None:
+        name = self._agent(verb, action)
         if name is not None:
-            self._do(f"{verb} {name}", lambda c: call(c, name))
+            self._do(f"{verb} {name}", lambda c: call(c, name), name, action, outcome)
 
     def _no_agent(self) -> None:
         if self.containers.on_header():
@@ -355,22 +422,22 @@ class HiveApp(App[None]):
     def action_start(self) -> None:
         if self._on_marked("start"):
             return
-        self._agent_action("started", lambda c, n: c.start(n))
+        self._agent_action("started", "start", lambda c, n: c.start(n), already("running"))
 
     def action_stop(self) -> None:
         if self._on_marked("stop"):
             return
-        self._agent_action("stopped", lambda c, n: c.stop(n))
+        self._agent_action("stopped", "stop", lambda c, n: c.stop(n), already("stopped"))
 
     def action_restart(self) -> None:
         if self._on_marked("restart"):
             return
-        self._agent_action("restarted", lambda c, n: c.restart(n))
+        self._agent_action("restarted", "restart", lambda c, n: c.restart(n))
 
     def action_rebuild(self) -> None:
         if self._on_marked("rebuild"):
             return
-        self._agent_action("rebuilt", lambda c, n: c.rebuild(n))
+        self._agent_action("rebuilt", "rebuild", lambda c, n: c.rebuild(n))
 
     def action_pause(self) -> None:
         if self._on_marked("pause"):
@@ -378,7 +445,8 @@ class HiveApp(App[None]):
         name = self.selected_agent()
         row = self.containers.rows_by_name.get(name) if name else None
         paused = bool(row and row.paused)
-        self._agent_action("resumed" if paused else "paused", lambda c, n: c.set_paused(n, not paused))
+        self._agent_action("resumed" if paused else "paused", "resume" if paused else "pause",
+                           lambda c, n: c.set_paused(n, not paused))
 
     def action_destroy(self) -> None:
         name = self._one_only("destroy")
@@ -387,8 +455,9 @@ class HiveApp(App[None]):
         question = f"Destroy {name}'s container? Its repos and state are kept, so it can be spawned again."
 
         def answered(yes: bool | None) -> None:
+            # No is no action: nothing was sent, nothing is logged.
             if yes:
-                self._do(f"destroyed {name}", lambda c: c.destroy(name))
+                self._do(f"destroyed {name}", lambda c: c.destroy(name), name, "destroy", warned)
 
         self.push_screen(ConfirmModal(question, yes="Destroy"), answered)
 
@@ -399,16 +468,20 @@ class HiveApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._do(f"purged {name}", lambda c: c.destroy(name, purge=True))
+                self._do(f"purged {name}", lambda c: c.destroy(name, purge=True), name, "purge", warned)
 
         self.push_screen(PurgeModal(name), answered)
 
     def _one_only(self, verb: str) -> str | None:
         """The selected agent for destroy or purge, which are never sent to many at once."""
         if self.containers.marks:
-            self.notify(one_at_a_time(verb, len(self.containers.marks)), severity="warning", markup=False)
+            why = one_at_a_time(verb, len(self.containers.marks))
+            self.notify(why, severity="warning", markup=False)
+            name = self.selected_agent()
+            if name is not None:
+                self._record(name, verb, refused(why))
             return None
-        return self._agent(verb)
+        return self._agent(verb, verb)
 
     # -- marks and bulk actions ----------------------------------------------------
 
@@ -444,13 +517,16 @@ class HiveApp(App[None]):
         marks = sorted(self.containers.marks)
         if not marks:
             return False
+        if action == "pause":
+            rows = [self.containers.rows_by_name.get(n) for n in marks]
+            action = pause_or_resume(bool(r and r.paused) for r in rows)
+        logged = [(n, f"{action} (bulk of {len(marks)})") for n in marks]
         if self.bulk is not None and running(self.bulk):
             self.notify(still_running(self.bulk), severity="warning")
-        elif self._live():
+            for agent, what in logged:
+                self._record(agent, what, refused(still_running(self.bulk)))
+        elif self._live(*logged):
             assert self.client is not None
-            if action == "pause":
-                rows = [self.containers.rows_by_name.get(n) for n in marks]
-                action = pause_or_resume(bool(r and r.paused) for r in rows)
             host = self.host.name if self.host else "demo"
             self._run_bulk(Bulk(action, [Target(host, n) for n in marks]), self.client)
         return True
@@ -461,7 +537,8 @@ class HiveApp(App[None]):
         self.progress.remove_class("hidden")
         parallel = self.host.parallel if self.host else DEFAULT_PARALLEL
         failed = await run_bulk(bulk, lambda h: client, lambda h: parallel, self.progress.update, self.notify,
-                                self.deploys.say)
+                                self.deploys.say, self.command_log)
+        self._say_log_failure()
         # Failed ones stay marked: the same key tries them again.
         self.containers.set_marks({t.agent for t in failed})
 
@@ -481,27 +558,44 @@ class HiveApp(App[None]):
 
             self.push_screen(HistoryScreen(self.client, name))
 
-    def _request(self) -> Approval | None:
+    def _request(self, verb: str) -> Approval | None:
         """The selected request, if it is pending and the link is up; else None, having said why."""
         a = self.selected_approval()
         if a is None or a.status != "pending":
             self.notify("no pending request selected", severity="warning")
             return None
-        return a if self._live() else None
+        return a if self._live((a.agent, f"{verb} #{a.id}")) else None
 
     def action_approve(self) -> None:
-        a = self._request()
-        if a is not None:
-            self._do(f"approved #{a.id} ({a.agent}); carrying it out", lambda c: c.approve(a.id, wait=False))
+        a = self._request("approve")
+        if a is None:
+            return
+        log, host, action = self.command_log, self._host_name(), f"approve #{a.id}"
+
+        async def approve(c: HiveClient) -> Approval:
+            # Awaited before it is sent: the deploy's end may be pushed before the answer comes back.
+            log.await_outcome(host, a.id, a.agent, action)
+            return await c.approve(a.id, wait=False)
+
+        self._do(f"approved #{a.id} ({a.agent}); carrying it out", approve, a.agent, action,
+                 lambda result: self._claimed(host, a.id, CLAIMED),
+                 lambda e: self._claimed(host, a.id, outcome_of_failure(e)))
+
+    def _claimed(self, host: str, id: int, outcome: str) -> str:
+        self.command_log.claimed(host, id, outcome)
+        self._say_log_failure()
+        return ""
 
     def action_deny(self) -> None:
-        a = self._request()
+        a = self._request("deny")
         if a is None:
             return
 
         def answered(note: str | None) -> None:
+            # Escape is no action: nothing was sent, nothing is logged.
             if note is not None:
-                self._do(f"denied #{a.id} ({a.agent})", lambda c: c.deny(a.id, note or None))
+                self._do(f"denied #{a.id} ({a.agent})", lambda c: c.deny(a.id, note or None), a.agent,
+                         f"deny #{a.id}", lambda r: denial(r, note))
 
         self.push_screen(PromptModal(f"Deny #{a.id} ({a.agent} {a.kind})? Reason (optional, sent to the manager):",
                                      placeholder="why not", confirm="Deny"), answered)
@@ -526,6 +620,13 @@ class HiveApp(App[None]):
         self.containers.refilter(event.value)
         self.approvals.refilter(event.value)
         self.follow_request()
+
+    def action_faults(self) -> None:
+        self.containers.toggle_faults()
+
+    @on(ContainerTable.Counted)
+    def _containers_counted(self, event: ContainerTable.Counted) -> None:
+        self.query_one("#containers-title", Label).update(event.title)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
@@ -570,6 +671,9 @@ class HiveApp(App[None]):
                 self.connect_to(host)
 
         self.push_screen(HostsScreen(hosts, self.host.name if self.host else "", self.link), chosen)
+
+    def action_command_log(self) -> None:
+        self.push_screen(CommandLogScreen(self.command_log))
 
     def action_help(self) -> None:
         # On demand: Markdown is a good share of the console's imports, and no first frame needs it.
@@ -628,6 +732,7 @@ class HiveApp(App[None]):
                         timeout=30)
 
     async def on_unmount(self) -> None:
+        self.command_log.close()
         if self.client is not None:
             await self.client.close()
 
@@ -646,8 +751,20 @@ class HiveApp(App[None]):
                        if a.key == event.key and (a.id in actions.CHANGES or a.id == "mark")), None)
         if action is not None and self.read_only_here() and self.screen is self.screen_stack[0]:
             event.stop()
-            self.notify(f"{self._label()} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} "
-                        f"is not sent", severity="warning", markup=False)
+            why = f"{self._label()} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} is not sent"
+            self.notify(why, severity="warning", markup=False)
+            self._log_refused_key(action, why)
+
+    def _log_refused_key(self, action: str, why: str) -> None:
+        """A key refused on a read-only host, logged against what it would have acted on."""
+        if action in ("approve", "deny"):
+            a = self.selected_approval()
+            if a is not None and a.status == "pending":
+                self._record(a.agent, f"{action} #{a.id}", refused(why))
+        elif action != "mark":
+            name = self.selected_agent()
+            if name is not None:
+                self._record(name, action, refused(why))
 
     def action_fleet(self) -> None:
         """Every host in one view; from there, back to the selected row's host."""
@@ -661,4 +778,5 @@ class HiveApp(App[None]):
                 self.connect_to(host)
 
         self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now,
+                                     change_markers=self.settings.change_markers, marker_clock=self.clock,
                                      grouped=self.containers.grouped, folds=self.fleet_folds), back)

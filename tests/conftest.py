@@ -41,6 +41,14 @@ def no_stray_processes(tmp_path: Path) -> Iterator[None]:
     assert not stray, f"processes left running under {tmp_path}: {stray}"
 
 
+@pytest.fixture(autouse=True)
+def own_data_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's platform data folder is its own: the console's command log is written there."""
+    data = tmp_path / "xdg-data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    return data
+
+
 @pytest.fixture
 def hive_root(tmp_path: Path) -> Path:
     return tmp_path / "hive"

@@ -212,6 +212,24 @@ async def test_fold_and_unfold_and_a_folded_group_shows_a_failure(served):
         assert keys(table) == GROUPED and app.selected_agent() == "helper-b"
 
 
+async def test_faults_only_shows_the_groups_of_the_agents_that_need_you(served):
+    root, connect = served
+    async with HiveApp(connect, settings=Settings(group_by_parent=True)).run_test(size=SIZE) as pilot:
+        app = await started(pilot, 8)
+        table = app.containers
+        (root / "agents" / "helper-a" / "crash").touch()
+        await until(pilot, lambda: "failed" in cell(table, "helper-a"), what="helper-a to fail")
+        await pilot.press("f")
+        await until(pilot, lambda: keys(table) == [LEAD, "helper-a"], what="the faults-only view")
+        # The header still counts every agent of its group; the title counts only what the view hides.
+        assert "1/2 running" in cell(table, LEAD)
+        assert table.pane_title == "Containers · faults only · 4 hidden"
+        # Folded, the group's agent is tucked away, not hidden.
+        await pilot.press("z")
+        assert keys(table) == [LEAD] and "needs you" in cell(table, LEAD)
+        assert table.pane_title == "Containers · faults only · 4 hidden"
+
+
 async def test_a_header_is_no_agent(served):
     root, connect = served
     async with HiveApp(connect, settings=Settings(group_by_parent=True)).run_test(size=SIZE) as pilot:

@@ -261,8 +261,12 @@ class HostLink:
     def connected(self) -> HiveClient:
         """The live link's client; an action on a host that is not live is refused, not queued."""
         if self.client is None or self.link.state != LIVE:
-            raise HiveError(f"{self.name} is {self.link.describe()}: not sent")
+            raise NotLive(f"{self.name} is {self.link.describe()}: not sent")
         return self.client
+
+
+class NotLive(HiveError):
+    """An action for a host whose link is not live: refused, never sent."""
 
 
 class _Lost(HiveError):
@@ -340,7 +344,8 @@ class Target:
 class Bulk:
     """One action on many marked agents: at most each host's `parallel` at once there, every host at once.
 
-    `on_progress` gets the progress line after each agent is done.
+    `on_progress` gets the progress line after each agent is done, and
+    `on_each` that agent and what it failed with (None when it did not).
     """
 
     action: str
@@ -368,16 +373,20 @@ class Bulk:
         return "\n".join(lines)
 
     async def run(self, client: Callable[[str], HiveClient], parallel: Callable[[str], int],
-                  on_progress: Callable[[str], None] = lambda line: None) -> "Bulk":
+                  on_progress: Callable[[str], None] = lambda line: None,
+                  on_each: Callable[[Target, BaseException | None], None] = lambda target, failure: None) -> "Bulk":
         limits = {host: asyncio.Semaphore(max(1, parallel(host))) for host in {t.host for t in self.targets}}
 
         async def one(target: Target) -> None:
+            failure: BaseException | None = None
             async with limits[target.host]:
                 try:
                     await _act(client(target.host), self.action, target.agent)
                     self.done.append(target)
                 except (HiveError, OSError, asyncio.TimeoutError, TimeoutError) as e:
+                    failure = e
                     self.failed.append((target, _reason(e, DEFAULT_TIMEOUT)))
+            on_each(target, failure)
             on_progress(self.progress())
 
         await asyncio.gather(*(one(t) for t in self.targets))

@@ -13,6 +13,13 @@ for a big hive was a pass over every row before the first frame with any. A filt
 them out of the table and putting back the ones that match, from cells
 already built, never by building every row again.
 
+A field that changed a moment ago (the state, the sha, the model, the
+badges) carries a marker, a glyph after it, for `change_markers` seconds
+(see roster.ChangeMarks). The tick draws again only the rows whose marker
+ran out. The faults-only view shows just the rows that need the operator;
+a row leaves it as soon as it no longer does, and the pane's title says
+how many rows are hidden.
+
 Grouped by parent (a key, or the `group_by_parent` setting), a header row
 leads each group: the top group (agents with no parent) first, then one
 group per immediate parent, by name. A header is keyed by a HeaderKey (see
@@ -37,13 +44,14 @@ from rich.style import Style
 from rich.text import Span, Text
 from textual import events, work
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from .. import actions
 from ..models import AgentStatus
 from ..plain import one_line
-from ..presentation import MARKS, age, flags, run_state, transient_word
-from ..roster import Group, group_by_parent, group_of, parent_of
+from ..presentation import MARKS, age, run_state, transient_word
+from ..roster import ChangeMarks, Group, badges, group_by_parent, group_of, needs_operator, parent_of
 from .fit import fit
 from .livecells import Live, LiveCells
 from .marking import MARKED
@@ -60,6 +68,8 @@ AGE_CELLS = 10
 KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
 # A filter's work, in rows, between two looks at the keyboard.
 FILTER_CHUNK = 500
+# After a field that changed a moment ago; its colour is the stylesheet's (containers--changed).
+CHANGED = "Δ"
 # What a group's header says for the agents with no parent.
 TOP_GROUP = "no parent"
 FOLDED, UNFOLDED = "▸", "▾"
@@ -89,11 +99,13 @@ def state_cell(row: AgentStatus | None) -> str:
     return f"{MARKS[word]} {word}"
 
 
-def badges(row: AgentStatus | None) -> list[str]:
-    """The flags worth a badge, as words, and a failure again beside them."""
-    if row is None:
-        return []
-    return [*flags(row), *(["failed"] if row.failed else [])]
+def field(text: str, cells: int, changed: bool) -> tuple[str, int | None]:
+    """`text` padded to `cells`; if it `changed`, cut to leave room for the
+    marker after it and a blank before the next field. Also where the marker sits."""
+    if not changed:
+        return f"{text:<{cells}}", None
+    body = text if len(text) <= cells - 3 else f"{text[:cells - 4]}…"
+    return f"{body} {CHANGED}".ljust(cells), len(body) + 1
 
 
 def pill(kind: str, frame: int) -> str:
@@ -104,14 +116,27 @@ class ContainerTable(LiveCells):
     BINDINGS = actions.bindings("agent")
     COMPONENT_CLASSES = {
         "containers--name", "containers--pill", "containers--badge", "containers--failed",
-        "containers--dim", "containers--meta",
+        "containers--dim", "containers--meta", "containers--changed",
     }
     LINES_PER_ROW = 2
 
-    def __init__(self, now: Callable[[], datetime] | None = None, pulse: bool = True, grouped: bool = False,
+    class Counted(Message):
+        """The pane's title as it should read now: filtered or not, and how many rows are hidden."""
+
+        def __init__(self, title: str):
+            super().__init__()
+            self.title = title
+
+    def __init__(self, now: Callable[[], datetime] | None = None, pulse: bool = True,
+                 clock: Callable[[], float] | None = None, change_markers: float = 10.0, grouped: bool = False,
                  **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, show_header=False, **kwargs)
         self.now = now
+        # Which fields changed a moment ago, timed by `clock` (monotonic seconds).
+        self.changes = ChangeMarks(change_markers, clock)
+        # Only the rows that need the operator (the faults-only view).
+        self.faults_only = False
+        self.pane_title = "Containers"
         self.pulse = pulse
         self.frame = 0
         self.rows_by_name: dict[str, AgentStatus | None] = {}
@@ -131,6 +156,10 @@ class ContainerTable(LiveCells):
         self.groups: dict[str | None, Group] = {}
         self.group_of: dict[str, str | None] = {}
         self.folded: set[str | None] = set()
+        # As last laid out: how many header rows the table holds, and how many agents that
+        # match sit in folded groups (neither is a row the view hides).
+        self.headers_shown = 0
+        self.tucked = 0
 
     def on_mount(self) -> None:
         # A width of our own, that of the widest row in the table, set as rows come and go.
@@ -181,12 +210,15 @@ class ContainerTable(LiveCells):
 
     def matches(self, name: str) -> bool:
         """Whether the agent's row is shown: the one place this is decided, grouped or not."""
+        if self.faults_only and not needs_operator(self.rows_by_name.get(name), self.transients.get(name)):
+            return False
         return not self.filter_text or self.filter_text in name.lower()
 
     def _order(self) -> list[RowName]:
         """The rows to show, in order: the agents that match, by name; grouped, each
         group that has one under its header, with its matching agents unless folded."""
         if not self.grouped:
+            self.headers_shown = self.tucked = 0
             return [n for n in sorted(self.rows_by_name) if self.matches(n)]
         groups = group_by_parent(self.rows_by_name, self.transients)
         for group in groups:
@@ -195,12 +227,16 @@ class ContainerTable(LiveCells):
         self.groups = {g.parent: g for g in groups}
         self.group_of = {name: g.parent for g in groups for name in g.names}
         order: list[RowName] = []
+        self.headers_shown = self.tucked = 0
         for group in groups:
             shown = [n for n in group.names if self.matches(n)]
             if shown:
                 order.append(header_key(group.parent))
+                self.headers_shown += 1
                 if group.parent not in self.folded:
                     order += shown
+                else:
+                    self.tucked += len(shown)
         return order
 
     def set_grouped(self, grouped: bool) -> None:
@@ -217,9 +253,37 @@ class ContainerTable(LiveCells):
         if key in self.rows:
             self.move_cursor(row=self.get_row_index(key))
 
+    def toggle_faults(self) -> bool:
+        """Show only the rows that need the operator, or every row again; returns which."""
+        self.faults_only = not self.faults_only
+        self.refilter(self.filter_text)
+        return self.faults_only
+
+    def _count(self) -> None:
+        """Say what the title should read, if that changed: rows hidden only while the table holds all it will."""
+        if self.filling:
+            return
+        # Grouped, the headers are no agents, and a folded group's agents are not hidden by the view.
+        hidden = len(self.rows_by_name) - (self.row_count - self.headers_shown) - self.tucked
+        words = ["Containers"]
+        if self.faults_only:
+            words.append("faults only")
+        if self.filter_text:
+            words.append("filtered")
+        if len(words) > 1:
+            words.append(f"{hidden} hidden")
+        title = " · ".join(words)
+        if title != self.pane_title:
+            self.pane_title = title
+            self.post_message(self.Counted(title))
+
     def set_rows(self, rows: list[AgentStatus], transients: dict[str, str]) -> None:
         """Everything afresh (on connect and after a gap), keeping the selection."""
         self.rows_by_name = {r.name: r for r in rows}
+        # After a gap, what changed unseen in it is marked; a first fill marks nothing.
+        self.changes.keep_only(self.rows_by_name)
+        for row in rows:
+            self.changes.see(row)
         self.marks &= self.rows_by_name.keys()
         self.transients = {**{r.name: r.transient for r in rows if r.transient}, **transients}
         for name in transients:
@@ -229,6 +293,7 @@ class ContainerTable(LiveCells):
         self._refill(self._order())
 
     def update_row(self, row: AgentStatus) -> None:
+        self.changes.see(row)
         self.rows_by_name[row.name] = row
         if row.transient:
             self.transients[row.name] = row.transient
@@ -245,6 +310,7 @@ class ContainerTable(LiveCells):
             if self.rows_by_name.get(name) is None:
                 # A spawn that ended without a container (failed or refused).
                 self.rows_by_name.pop(name, None)
+                self.changes.keep_only(self.rows_by_name)
         self._show(name)
 
     def set_marks(self, names: set[str]) -> None:
@@ -262,6 +328,7 @@ class ContainerTable(LiveCells):
         if not self.filling and names == [key.value for key in self.rows]:
             # The first keys of a name often match every row: nothing to do.
             self.workers.cancel_group(self, "filter")
+            self._count()
             return
         if len(self.rows_by_name) <= FILTER_CHUNK:
             self._refill(names)
@@ -306,6 +373,8 @@ class ContainerTable(LiveCells):
                 keep = None
             if start + FILTER_CHUNK < len(names):
                 yield
+        self.filling = False
+        self._count()
 
     def _landing(self, keep: RowName | None, names: list[RowName]) -> RowName | None:
         """Where the cursor on `keep` goes once `names` are the rows: the same row, or,
@@ -323,6 +392,7 @@ class ContainerTable(LiveCells):
         """Put `name`'s row on screen as it is now: update, add or drop it."""
         if self.grouped:
             self._show_grouped(name)
+            self._count()
             return
         was = self.cells.pop(name, None)
         self.live.pop(name, None)
@@ -338,6 +408,7 @@ class ContainerTable(LiveCells):
         elif wanted:
             # New rows go where sorting puts them: refill once, rare next to updates.
             self._refill(self._order())
+        self._count()
 
     def _show_grouped(self, name: str) -> None:
         """As `_show`, with the agent's group header kept in step. An agent that
@@ -387,6 +458,14 @@ class ContainerTable(LiveCells):
     def _tick(self) -> None:
         if self.pulse and self.transients:
             self.frame += 1
+        # A marker that ran out: its row alone is built and drawn again. One not in
+        # the table (filtered out, or a filter under way) is built when it comes in.
+        for name in self.changes.expire():
+            if name in self.rows:
+                self._show(name)
+            else:
+                self.cells.pop(name, None)
+                self.live.pop(name, None)
         self.repaint_live()
 
     def live_text(self, row_index: int, line: int) -> list[Live]:
@@ -458,25 +537,32 @@ class ContainerTable(LiveCells):
         live: list[tuple[int, int, str]] = []
         pad = self.cell_padding
         line = Line()
+        changed = self.changes.marked(name)
         mark = f"{MARKED} " if name in self.marks else ""
         line.put(f"{mark}{one_line(name, NAME - 1 - len(mark)):<{NAME - len(mark)}}", self._style("containers--name"))
         if kind:
             live.append((0, pad + NAME, "pill"))
-            line.put(f"{pill(kind, 0):<{STATE}}", self._style("containers--pill"))
+            line.put_field(pill(kind, 0), STATE, "state" in changed, self._style("containers--pill"),
+                           self._style("containers--changed"))
         else:
             style = self._style("containers--failed") if row is not None and row.failed else None
-            line.put(f"{state_cell(row):<{STATE}}", style)
+            line.put_field(state_cell(row), STATE, "state" in changed, style, self._style("containers--changed"))
         meta = self._style("containers--meta")
         if row is not None and width >= NAME + STATE + SHA:
-            line.put(strip_control_codes(f"{row.deployed_sha or '-':<{SHA}}"), meta)
+            line.put_field(strip_control_codes(row.deployed_sha or "-"), SHA, "sha" in changed, meta,
+                           self._style("containers--changed"))
             if width >= NAME + STATE + SHA + MODEL:
-                line.put(f"{one_line(row.active_model, MODEL - 1) or '-':<{MODEL}}", meta)
+                line.put_field(one_line(row.active_model, MODEL - 1) or "-", MODEL, "model" in changed, meta,
+                               self._style("containers--changed"))
         line.rstrip()
         # The second line: what needs the operator's eye, then the status and its age.
         second = Line()
         second.put("  ")
         for word in badges(row):
             second.put(f" {word} ", self._style("containers--badge"))
+            second.put(" ")
+        if "badges" in changed:
+            second.put(CHANGED, self._style("containers--changed"))
             second.put(" ")
         if kind:
             second.put(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
@@ -520,6 +606,16 @@ class Line:
             self.spans.append(Span(self.length, self.length + len(piece), style))
         self.pieces.append(piece)
         self.length += len(piece)
+
+    def put_field(self, text: str, cells: int, changed: bool, style: Style | None, marker: Style) -> None:
+        """A field `cells` wide; if it `changed`, with its marker after it."""
+        padded, at = field(text, cells, changed)
+        if at is None:
+            self.put(padded, style)
+            return
+        self.put(padded[:at], style)
+        self.put(CHANGED, marker)
+        self.put(padded[at + 1:])
 
     def cell_len(self) -> int:
         return cell_len("".join(self.pieces))

@@ -30,9 +30,10 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from .. import actions
 from ..client.base import HiveClient
 from ..client.fleet import BULK_ACTIONS, Bulk, Fleet, Opener, Request, Target
+from ..commandlog import CLAIMED, CommandLog, already, denial, outcome_of_failure, refused, warned
 from ..config import Host
 from ..errors import HiveError, error_text
-from ..models import Event
+from ..models import Approval, Event
 from ..plain import one_line, plain
 from ..roster import parent_of
 from .confirm import ConfirmModal
@@ -103,7 +104,7 @@ class FleetCommands(Provider):
                             partial(screen.dismiss, screen.fleet.links[name].host)))
         for host, agent in screen.agents():
             entries.append((f"Go to {host}/{agent}", f"select {agent} on {host}", partial(screen.go_to, host, agent)))
-        for id in ("filter", "group", "fold", "help"):
+        for id in ("filter", "faults", "group", "fold", "command_log", "help"):
             a = actions.by_id(id)
             entries.append((a.label, a.help, partial(screen.take, id)))
         return entries
@@ -121,12 +122,13 @@ class FleetCommands(Provider):
 
 
 def _bindings() -> list[Binding]:
-    keep = ("approve", "deny", "mark", "filter", "jump", "hosts", "fleet", "group", "fold", "help", "quit")
+    keep = ("approve", "deny", "mark", "filter", "faults", "jump", "hosts", "fleet", "group", "fold", "command_log",
+            "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
     return [Binding(a.key, a.id, labels.get(a.id, a.label), id=f"fleet.{a.id}", tooltip=a.help,
-                    show=a.footer and a.key not in ("enter", "colon", "slash"))
+                    show=a.key not in ("enter", "colon", "slash") and a.id not in actions.FOOTERLESS)
             for a in shown]
 
 
@@ -136,12 +138,17 @@ class FleetScreen(Screen[Host | None]):
 
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
-                 grouped: bool = False, folds: set[tuple[str, str | None]] | None = None, **link_options: Any):
+                 command_log: CommandLog | None = None, change_markers: float = 10.0,
+                 marker_clock: Callable[[], float] | None = None, grouped: bool = False,
+                 folds: set[tuple[str, str | None]] | None = None, **link_options: Any):
         super().__init__()
+        # Where each action and its outcome is recorded: the console's own log unless given one.
+        self._command_log = command_log
         # Grouped by parent, and the folded groups (the console's set, kept while it runs).
         self.grouped, self.folds = grouped, folds
         self.session_read_only = read_only
         self.now, self.clock = now, clock
+        self.change_markers, self.marker_clock = change_markers, marker_clock
         self.fleet = Fleet(hosts, opener, self._changed, on_push=self._pushed, **link_options)
         self.bulk: Bulk | None = None
         # Set once every widget is mounted: a host that answers sooner is drawn then.
@@ -155,8 +162,9 @@ class FleetScreen(Screen[Host | None]):
         # Each link runs in a task of its own, dialling while the screen is put together: the first
         # frame draws without waiting for any host, and rows fill in as hosts answer.
         self.fleet.start()
-        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock, grouped=self.grouped,
-                                folds=self.folds, id="fleet-agents")
+        self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock,
+                                change_markers=self.change_markers, marker_clock=self.marker_clock,
+                                grouped=self.grouped, folds=self.folds, id="fleet-agents")
         self.requests = RequestQueue(now=self.now, id="fleet-requests")
         self.log_view = FleetLog(id="fleet-log")
         self.filter_box = Input(placeholder="filter hosts, agents and requests (Escape clears)", id="fleet-filter",
@@ -167,7 +175,7 @@ class FleetScreen(Screen[Host | None]):
         # Stacked, each the full width: a host's header line (its state, a fingerprint) needs it.
         with Vertical(id="fleet-panes"):
             with Vertical(id="fleet-agents-pane"):
-                yield Label("Every host's agents", classes="pane-title")
+                yield Label("Every host's agents", classes="pane-title", id="fleet-agents-title")
                 yield self.table
             with Vertical(id="fleet-requests-pane"):
                 yield Label("Requests, every host, oldest first", classes="pane-title")
@@ -217,13 +225,18 @@ class FleetScreen(Screen[Host | None]):
         self.table.relight(name)
         self.requests.set_queue(self.fleet.requests())
         self.sub_title = self._live_count()
+        self._retitle()
         self.keys_may_have_changed()
+
+    def _retitle(self) -> None:
+        self.query_one("#fleet-agents-title", Label).update(self.table.title())
 
     @on(Pushed)
     def _on_pushed(self, message: Pushed) -> None:
         self.log_view.pushed(message.host, message.item)
         item = message.item
         if isinstance(item, Event) and item.kind == "ApprovalResolved":
+            self.command_log.resolved(message.host, item.id, item.status, item.tag, item.error)
             outcome = " ".join(filter(None, [item.status, item.tag]))
             self.notify(f"{message.host} #{item.id} {one_line(item.agent)}: {one_line(outcome)}", markup=False,
                         severity="error" if item.status == "failed" else "information")
@@ -313,14 +326,38 @@ class FleetScreen(Screen[Host | None]):
             if reason:
                 event.stop()
                 self.notify(reason, severity="warning", markup=False)
+                self._log_refusal(action, reason)
 
     def take(self, id: str) -> None:
         """An action by id, as a key would take it (the palette's entries)."""
         reason = self.refusal(id)
         if reason is not None:
             self.notify(reason, severity="warning", markup=False)
+            self._log_refusal(id, reason)
             return
         getattr(self, f"action_{id}")()
+
+    # -- the command log -------------------------------------------------------------
+
+    @property
+    def command_log(self) -> CommandLog:
+        if self._command_log is None:
+            self._command_log = getattr(self.app, "command_log", None) or CommandLog()
+        return self._command_log
+
+    def _record(self, host: str, agent: str, action: str, outcome: str) -> None:
+        self.command_log.record(host, agent, action, outcome)
+
+    def _log_refusal(self, action: str, why: str) -> None:
+        """A refused action, logged against what it would have acted on (marking is not an action on a hive)."""
+        if action in ("approve", "deny"):
+            request = self.requests.selected()
+            if request is not None:
+                self._record(request.host, request.approval.agent, f"{action} #{request.approval.id}", refused(why))
+        elif action in actions.CHANGES:
+            where = self.selected()
+            if where is not None and where[1]:
+                self._record(where[0], where[1], action, refused(why))
 
     # -- one agent, or every marked one ------------------------------------------------
 
@@ -340,29 +377,43 @@ class FleetScreen(Screen[Host | None]):
         self.notify(f"select an agent: that is {header} header line", severity="warning")
 
     @work(group="fleet-actions", exit_on_error=False)
-    async def _do(self, host: str, what: str, call: Callable[[HiveClient], Awaitable[object]]) -> None:
+    async def _do(self, host: str, what: str, call: Callable[[HiveClient], Awaitable[object]], agent: str,
+                  action: str, outcome: Callable[[object], str] = lambda result: "done",
+                  failed: Callable[[BaseException], None] | None = None) -> None:
+        """Send one action to `host`; its outcome to a toast and the command log (to `outcome`'s
+        wording, or `failed`'s when it has its own way to log a failure)."""
         try:
-            await call(self.fleet.client(host))
-        except FAILURES as e:
+            result = await call(self.fleet.client(host))
+        except Exception as e:
+            if failed is not None:
+                failed(e)
+            else:
+                self._record(host, agent, action, outcome_of_failure(e))
+            if not isinstance(e, FAILURES):
+                raise
             self.notify(plain(error_text(e)), title=f"{host}: {plain(what)}", severity="error", markup=False,
                         timeout=15)
             return
+        said = outcome(result)
+        if said:
+            self._record(host, agent, action, said)
         self.notify(f"{host}: {plain(what)}", markup=False)
 
-    def _one_or_marked(self, action: str, done: str, call: Callable[[HiveClient, str], Awaitable[object]]) -> None:
+    def _one_or_marked(self, action: str, done: str, call: Callable[[HiveClient, str], Awaitable[object]],
+                       outcome: Callable[[object], str] = lambda result: "done") -> None:
         if self.table.marks:
             self._bulk(action)
             return
         where = self._agent(action)
         if where is not None:
             host, agent = where
-            self._do(host, f"{done} {agent}", lambda c: call(c, agent))
+            self._do(host, f"{done} {agent}", lambda c: call(c, agent), agent, action, outcome)
 
     def action_start(self) -> None:
-        self._one_or_marked("start", "started", lambda c, n: c.start(n))
+        self._one_or_marked("start", "started", lambda c, n: c.start(n), already("running"))
 
     def action_stop(self) -> None:
-        self._one_or_marked("stop", "stopped", lambda c, n: c.stop(n))
+        self._one_or_marked("stop", "stopped", lambda c, n: c.stop(n), already("stopped"))
 
     def action_restart(self) -> None:
         self._one_or_marked("restart", "restarted", lambda c, n: c.restart(n))
@@ -380,12 +431,14 @@ class FleetScreen(Screen[Host | None]):
         host, agent = where
         row = self.fleet.links[host].rows.get(agent)
         paused = bool(row and row.paused)
-        self._do(host, f"{'resumed' if paused else 'paused'} {agent}", lambda c: c.set_paused(agent, not paused))
+        self._do(host, f"{'resumed' if paused else 'paused'} {agent}", lambda c: c.set_paused(agent, not paused),
+                 agent, "resume" if paused else "pause")
 
     def _one_only(self, action: str) -> tuple[str, str] | None:
         reason = self.refusal(action)
         if reason is not None:
             self.notify(reason, severity="warning", markup=False)
+            self._log_refusal(action, reason)
             return None
         return self._agent(action)
 
@@ -397,8 +450,9 @@ class FleetScreen(Screen[Host | None]):
         question = f"Destroy {agent}'s container on {host}? Its repos and state are kept, so it can be spawned again."
 
         def answered(yes: bool | None) -> None:
+            # No is no action: nothing was sent, nothing is logged.
             if yes:
-                self._do(host, f"destroyed {agent}", lambda c: c.destroy(agent))
+                self._do(host, f"destroyed {agent}", lambda c: c.destroy(agent), agent, "destroy", warned)
 
         self.app.push_screen(ConfirmModal(question, yes="Destroy"), answered)
 
@@ -410,7 +464,7 @@ class FleetScreen(Screen[Host | None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._do(host, f"purged {agent}", lambda c: c.destroy(agent, purge=True))
+                self._do(host, f"purged {agent}", lambda c: c.destroy(agent, purge=True), agent, "purge", warned)
 
         self.app.push_screen(PurgeModal(agent), answered)
 
@@ -476,18 +530,25 @@ class FleetScreen(Screen[Host | None]):
         self.progress.update(marks_line(len(marks), f" on {len(hosts)} host{'s' if len(hosts) != 1 else ''}"))
 
     def _bulk(self, action: str) -> None:
-        if self.bulk is not None and running(self.bulk):
-            self.notify(still_running(self.bulk), severity="warning")
-            return
         marks = sorted(self.table.marks)
-        refused = sorted({host for host, _ in marks if self.read_only(host)})
-        if refused:
-            self.notify(f"{', '.join(refused)} {'is' if len(refused) == 1 else 'are'} {READ_ONLY}: unmark "
-                        f"{'its' if len(refused) == 1 else 'their'} agents first", severity="warning", markup=False)
-            return
         if action == "pause":
             rows = [self.fleet.links[h].rows.get(a) for h, a in marks]
             action = pause_or_resume(r is not None and r.paused for r in rows)
+        what = f"{action} (bulk of {len(marks)})"
+        if self.bulk is not None and running(self.bulk):
+            self.notify(still_running(self.bulk), severity="warning")
+            for host, agent in marks:
+                self._record(host, agent, what, refused(still_running(self.bulk)))
+            return
+        read_only = sorted({host for host, _ in marks if self.read_only(host)})
+        if read_only:
+            why = (f"{', '.join(read_only)} {'is' if len(read_only) == 1 else 'are'} {READ_ONLY}: unmark "
+                   f"{'its' if len(read_only) == 1 else 'their'} agents first")
+            self.notify(why, severity="warning", markup=False)
+            # Nothing is sent, to any marked agent.
+            for host, agent in marks:
+                self._record(host, agent, what, refused(why))
+            return
         assert action in BULK_ACTIONS
         self._run_bulk(Bulk(action, [Target(h, a) for h, a in marks]))
 
@@ -496,7 +557,8 @@ class FleetScreen(Screen[Host | None]):
         self.bulk = bulk
         self.progress.remove_class("hidden")
         failed = await run_bulk(bulk, self.fleet.client, lambda h: self.fleet.links[h].host.parallel,
-                                self.progress.update, self.notify, lambda line: self.log_view.note("", line))
+                                self.progress.update, self.notify, lambda line: self.log_view.note("", line),
+                                self.command_log)
         # Failed ones stay marked: the same key tries them again.
         self.table.set_marks({(t.host, t.agent) for t in failed})
         self.keys_may_have_changed()
@@ -511,10 +573,21 @@ class FleetScreen(Screen[Host | None]):
 
     def action_approve(self) -> None:
         r = self._request()
-        if r is not None:
-            a = r.approval
-            self._do(r.host, f"approved #{a.id} ({one_line(a.agent)}); carrying it out",
-                     lambda c: c.approve(a.id, wait=False))
+        if r is None:
+            return
+        a, host, log, action = r.approval, r.host, self.command_log, f"approve #{r.approval.id}"
+
+        async def approve(c: HiveClient) -> Approval:
+            # Awaited before it is sent: the deploy's end may be pushed before the answer comes back.
+            log.await_outcome(host, a.id, a.agent, action)
+            return await c.approve(a.id, wait=False)
+
+        def claimed(outcome: str) -> str:
+            log.claimed(host, a.id, outcome)
+            return ""
+
+        self._do(host, f"approved #{a.id} ({one_line(a.agent)}); carrying it out", approve, a.agent, action,
+                 lambda result: claimed(CLAIMED), lambda e: log.claimed(host, a.id, outcome_of_failure(e)))
 
     def action_deny(self) -> None:
         r = self._request()
@@ -527,15 +600,18 @@ class FleetScreen(Screen[Host | None]):
             # hyperhive's daemon takes no reason: ask no question it cannot carry.
             def confirmed(yes: bool | None) -> None:
                 if yes:
-                    self._do(r.host, what, lambda c: c.deny(a.id))
+                    self._do(r.host, what, lambda c: c.deny(a.id), a.agent, f"deny #{a.id}",
+                             lambda result: denial(result, ""))
 
             self.app.push_screen(ConfirmModal(f"{question} {r.host} takes no reason with a denial.", yes="Deny"),
                                  confirmed)
             return
 
         def answered(note: str | None) -> None:
+            # Escape is no action: nothing was sent, nothing is logged.
             if note is not None:
-                self._do(r.host, what, lambda c: c.deny(a.id, note or None))
+                self._do(r.host, what, lambda c: c.deny(a.id, note or None), a.agent, f"deny #{a.id}",
+                         lambda result: denial(result, note))
 
         self.app.push_screen(PromptModal(f"{question} Reason (optional, sent to the manager):",
                                          placeholder="why not", confirm="Deny"), answered)
@@ -550,6 +626,11 @@ class FleetScreen(Screen[Host | None]):
     def _filter(self, event: Input.Changed) -> None:
         self.table.refilter(event.value)
         self.requests.refilter(event.value, self.fleet.requests())
+        self._retitle()
+
+    def action_faults(self) -> None:
+        self.table.toggle_faults()
+        self._retitle()
 
     @on(Input.Submitted, "#fleet-filter")
     def _filter_done(self) -> None:
@@ -587,6 +668,11 @@ class FleetScreen(Screen[Host | None]):
     def action_fleet(self) -> None:
         """Back to one host: the selected row's."""
         self.dismiss(self.host_of_selection())
+
+    def action_command_log(self) -> None:
+        from .commandlog import CommandLogScreen
+
+        self.app.push_screen(CommandLogScreen(self.command_log))
 
     def action_help(self) -> None:
         from .help import HelpScreen

@@ -6,8 +6,10 @@ Rows are keyed `host/agent` (a host name never holds a slash), requests
 `host/id`. A host's change redraws that host's header and rows only: a row
 whose status changed is updated in place, and the table is rebuilt only
 when a host's set of agents changed (a host answering for the first time, a
-spawn, a destroy), which costs milliseconds for a thousand rows. Every word
-from a host is agent-written: cells are Text built from `one_line`.
+spawn, a destroy), which costs milliseconds for a thousand rows. A field
+that changed a moment ago carries a marker, as in the single-host view; a
+marker that runs out redraws its row alone. Every word from a host is
+agent-written: cells are Text built from `one_line`.
 
 Grouped by parent, each host's agents sit under a header per group (the
 top group first, then by parent's name), all under the host's header; a
@@ -28,7 +30,8 @@ from ..client.fleet import LIVE, HostLink, Request
 from ..models import AgentStatus, DeployStep, Event
 from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
-from ..roster import Group, group_by_parent, group_of, parent_of
+from ..roster import ChangeMarks, Group, group_by_parent, group_of, needs_operator, parent_of
+from .containers import CHANGED, field
 from .deploylog import DeployLog
 from .marking import MARKED
 from .rowkeys import HeaderKey, is_header
@@ -73,17 +76,22 @@ class FleetTable(DataTable):
     """Every host's agents, host by host in the hosts file's order."""
 
     COMPONENT_CLASSES = {"fleet--host", "fleet--name", "fleet--failed", "fleet--pill", "fleet--badge",
-                         "fleet--meta", "fleet--stale", "fleet--mark", "fleet--down"}
+                         "fleet--meta", "fleet--stale", "fleet--mark", "fleet--down", "fleet--changed"}
 
     def __init__(self, links: dict[str, HostLink], read_only: Callable[[str], bool],
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
+                 change_markers: float = 10.0, marker_clock: Callable[[], float] | None = None,
                  grouped: bool = False, folds: set[tuple[str, str | None]] | None = None, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, show_header=False, **kwargs)
         self.links, self.read_only, self.now, self.clock = links, read_only, now, clock
+        # Which fields of each host's agents changed a moment ago (monotonic seconds, as the single-host view).
+        self.changes = {name: ChangeMarks(change_markers, marker_clock) for name in links}
         # What each host's rows showed when last drawn: a change redraws only what differs.
         self.shown: dict[str, dict[str, AgentStatus]] = {name: {} for name in links}
         self.marks: set[tuple[str, str]] = set()
         self.filter_text = ""
+        # Only the rows that need the operator (the faults-only view); the host header lines stay.
+        self.faults_only = False
         # Whether each host was live when its rows were drawn: they dim while it is not.
         self.drawn_live: dict[str, bool] = {}
         # The component styles, looked up once per theme: a thousand rows would ask for each a thousand times.
@@ -129,8 +137,36 @@ class FleetTable(DataTable):
         return isinstance(key, str) and bool(split_key(key)[1])
 
     def matches(self, host: str, agent: str) -> bool:
+        if self.faults_only and not needs_operator(self.links[host].rows.get(agent)):
+            return False
         needle = self.filter_text
         return not needle or needle in agent.lower() or needle in host.lower()
+
+    def _wanted(self, host: str, agent: str) -> bool:
+        """Whether the agent's row is in the table: it matches, and is in no folded group."""
+        if not self.matches(host, agent):
+            return False
+        return not self.grouped or (host, parent_of(self.links[host].rows.get(agent))) not in self.folds
+
+    def hidden(self) -> int:
+        """How many agents the filter and the faults-only view leave out (a folded group hides none)."""
+        return sum(1 for host, link in self.links.items() for agent in link.rows if not self.matches(host, agent))
+
+    def title(self) -> str:
+        """The pane's title: whether the view is filtered, and how many rows that hides."""
+        words = ["Every host's agents"]
+        if self.faults_only:
+            words.append("faults only")
+        if self.filter_text:
+            words.append("filtered")
+        if len(words) > 1:
+            words.append(f"{self.hidden()} hidden")
+        return " · ".join(words)
+
+    def toggle_faults(self) -> bool:
+        self.faults_only = not self.faults_only
+        self.rebuild()
+        return self.faults_only
 
     # -- drawing ---------------------------------------------------------------------
 
@@ -140,6 +176,7 @@ class FleetTable(DataTable):
         self.clear()
         for name, link in self.links.items():
             self.shown[name] = dict(link.rows)
+            self._see(name)
             self.drawn_live[name] = link.link.state == LIVE
             self.add_row(self.header_text(name), key=header_key(name))
             if self.grouped:
@@ -211,13 +248,17 @@ class FleetTable(DataTable):
         """Redraw one host's header and whatever of its rows changed."""
         link = self.links[name]
         before, now = self.shown.get(name, {}), link.rows
-        if before.keys() != now.keys():
+        # A row that came to need the operator, or no longer does, comes into the faults-only view or leaves it.
+        moved = self.faults_only and any((row_key(name, agent) in self.rows) != self._wanted(name, agent)
+                                         for agent in now)
+        if before.keys() != now.keys() or moved:
             self.marks -= {(name, agent) for agent in before.keys() - now.keys()}
             self.rebuild()
             return
         if self.grouped and not self._regroup(name):
             return
         self.update_cell(header_key(name), COLUMN, self.header_text(name))
+        self._see(name)
         for agent, row in now.items():
             key = row_key(name, agent)
             if before.get(agent) != row and key in self.rows:
@@ -242,6 +283,14 @@ class FleetTable(DataTable):
                     self.update_cell(key, COLUMN, self.group_text(host, fresh))
         return True
 
+    def _see(self, name: str) -> None:
+        """Note what changed in a host's rows; a host's first answer marks nothing."""
+        changes = self.changes[name]
+        rows = self.links[name].rows
+        changes.keep_only(rows)
+        for row in rows.values():
+            changes.see(row)
+
     def relight(self, name: str) -> None:
         """A host's rows again, all of them, if its link went up or down since they were drawn."""
         live = self.links[name].link.state == LIVE
@@ -261,10 +310,13 @@ class FleetTable(DataTable):
             self.update_cell(key, COLUMN, self.row_text(host, agent))
 
     def tick(self) -> None:
-        """The countdown to each waiting host's next try."""
+        """The countdown to each waiting host's next try; the rows whose marker ran out."""
         for name, link in self.links.items():
             if link.link.retry_at is not None and link.link.state != LIVE:
                 self.update_cell(header_key(name), COLUMN, self.header_text(name))
+            for agent in self.changes[name].expire():
+                if agent in link.rows:
+                    self.redraw(name, agent)
 
     def toggle_mark(self, host: str, agent: str) -> bool:
         """Mark or unmark a row; returns whether it is marked now."""
@@ -341,20 +393,25 @@ class FleetTable(DataTable):
 
     def row_text(self, host: str, agent: str) -> Text:
         row = self.links[host].rows[agent]
+        changed = self.changes[host].marked(agent)
         text = Text(no_wrap=True, overflow="ellipsis")
         marked = (host, agent) in self.marks
         text.append(f" {MARKED if marked else ' '} ", self._style("fleet--mark"))
         text.append(f"{one_line(agent, 24):<25}", self._style("fleet--name"))
         if row.transient:
-            text.append(f"{transient_word(row.transient):<14}", self._style("fleet--pill"))
+            self._field(text, transient_word(row.transient), 14, "state" in changed, self._style("fleet--pill"))
         else:
             word = run_state(row)
-            text.append(f"{MARKS.get(word, ' ')} {word:<12}", self._style("fleet--failed") if row.failed else None)
+            self._field(text, f"{MARKS.get(word, ' ')} {word}", 14, "state" in changed,
+                        self._style("fleet--failed") if row.failed else None)
         meta = self._style("fleet--meta")
-        text.append(f"{one_line(row.deployed_sha, 12) or '-':<13}", meta)
-        text.append(f"{one_line(row.active_model, 12) or '-':<13}", meta)
+        self._field(text, one_line(row.deployed_sha, 12) or "-", 13, "sha" in changed, meta)
+        self._field(text, one_line(row.active_model, 12) or "-", 13, "model" in changed, meta)
         for word in flags(row):
             text.append(f" {word} ", self._style("fleet--badge"))
+            text.append(" ")
+        if "badges" in changed:
+            text.append(CHANGED, self._style("fleet--changed"))
             text.append(" ")
         if row.status_text:
             text.append(f"{one_line(row.status_text, 60)} ({age(row.status_set_at, self.now() if self.now else None)})")
@@ -362,6 +419,15 @@ class FleetTable(DataTable):
             # What the host said last; it may have changed since.
             text.stylize(self._style("fleet--stale"))
         return text
+
+    def _field(self, text: Text, value: str, cells: int, changed: bool, style: Style | None) -> None:
+        padded, at = field(value, cells, changed)
+        if at is None:
+            text.append(padded, style)
+        else:
+            text.append(padded[:at], style)
+            text.append(CHANGED, self._style("fleet--changed"))
+            text.append(padded[at + 1:])
 
 
 class RequestQueue(DataTable):

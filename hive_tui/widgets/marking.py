@@ -13,6 +13,7 @@ from typing import Any
 
 from ..client.base import HiveClient
 from ..client.fleet import Bulk, Target
+from ..commandlog import CommandLog, outcome_of_failure
 from ..plain import plain
 
 # Before a marked row's name: a bulk action acts on it.
@@ -47,12 +48,18 @@ def pause_or_resume(paused: Iterable[bool]) -> str:
 
 async def run_bulk(bulk: Bulk, client: Callable[[str], HiveClient], parallel: Callable[[str], int],
                    show: Callable[[str], None], notify: Callable[..., Any],
-                   note: Callable[[str], None]) -> set[Target]:
+                   note: Callable[[str], None], log: CommandLog) -> set[Target]:
     """Run `bulk`, its progress on `show`; then say how it went. Returns the targets that failed.
 
-    The summary's lines go to `note` (a log), and in one notification (`notify`, a screen's or the app's)."""
+    Each agent's outcome goes to the command `log` as it ends. The summary's lines go to
+    `note` (a log), and in one notification (`notify`, a screen's or the app's)."""
     show(f"{bulk.action}: {bulk.progress()}")
-    await bulk.run(client, parallel, lambda line: show(f"{bulk.action}: {line}"))
+    action = f"{bulk.action} (bulk of {len(bulk.targets)})"
+
+    def logged(target: Target, failure: BaseException | None) -> None:
+        log.record(target.host, target.agent, action, "done" if failure is None else outcome_of_failure(failure))
+
+    await bulk.run(client, parallel, lambda line: show(f"{bulk.action}: {line}"), logged)
     summary = bulk.summary()
     show(f"{bulk.action}: {bulk.progress()}" + (" (failures in the log)" if summary else ""))
     if summary:

@@ -357,3 +357,29 @@ def test_the_grouped_list_with_a_folded_group(snap_compare):
 
     app = HiveApp(connect, hosts=HOSTS, now=lambda: NOW, pulse=False, settings=Settings(group_by_parent=True))
     assert snap_compare(app, terminal_size=(150, 40), run_before=folded)
+
+
+async def test_no_agent_name_passes_for_a_header():
+    """A daemon may name an agent anything, the text of a header's key too: it stays an agent's row."""
+    from textual.app import App
+
+    from hive_tui.widgets.containers import ContainerTable
+
+    impostor = str.__str__(header_key("lead"))
+    rows = [AgentStatus("helper", running=True, parent="lead"), AgentStatus(impostor, running=True)]
+
+    class One(App):
+        def compose(self):
+            yield ContainerTable(pulse=False, grouped=True)
+
+    app = One()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(ContainerTable)
+        table.set_rows(rows, {})
+        await pilot.pause()
+        assert keys(table) == [TOP, impostor, LEAD, "helper"]
+        assert type(keys(table)[1]) is str and keys(table)[1] != LEAD and LEAD != keys(table)[1]
+        table.move_cursor(row=1)
+        assert table.selected() == impostor and not table.on_header()
+        table.move_cursor(row=2)
+        assert table.selected() is None and table.on_header()

@@ -73,12 +73,12 @@ CHANGED = "Δ"
 # What a group's header says for the agents with no parent.
 TOP_GROUP = "no parent"
 FOLDED, UNFOLDED = "▸", "▾"
-# A row's key in the table: an agent's name, or a group's header.
-RowName = str | HeaderKey
+# A row's key in the table: an agent's name, or a group's header (a HeaderKey).
+RowName = str
 
 
 def header_key(parent: str | None) -> HeaderKey:
-    return HeaderKey(("group", parent))
+    return HeaderKey(parent)
 
 
 class RowText(Text):
@@ -204,8 +204,8 @@ class ContainerTable(LiveCells):
         key = self._cursor_key()
         if not self.grouped or key is None:
             return False, None
-        if is_header(key):
-            return True, key[1]
+        if isinstance(key, HeaderKey):
+            return True, key.parent
         return key in self.group_of, self.group_of.get(key)
 
     def matches(self, name: str) -> bool:
@@ -384,8 +384,8 @@ class ContainerTable(LiveCells):
         shown = set(names)
         if keep is None or keep in shown:
             return keep
-        if is_header(keep):
-            return next((n for n in names if not is_header(n) and self.group_of.get(n) == keep[1]), None)
+        if isinstance(keep, HeaderKey):
+            return next((n for n in names if not is_header(n) and self.group_of.get(n) == keep.parent), None)
         return header_key(self.group_of.get(keep))
 
     def _show(self, name: str) -> None:
@@ -504,8 +504,8 @@ class ContainerTable(LiveCells):
     def _cell(self, name: RowName) -> RowText:
         if name not in self.cells:
             self.width_built = self._text_width()
-            if is_header(name):
-                self.cells[name] = self._header_text(self.groups[name[1]])
+            if isinstance(name, HeaderKey):
+                self.cells[name] = self._header_text(self.groups[name.parent])
             else:
                 self.cells[name], self.live[name] = self._row_text(name, self.width_built)
         return self.cells[name]

@@ -52,14 +52,13 @@ def header_key(host: str) -> str:
 
 
 def group_key(host: str, parent: str | None) -> HeaderKey:
-    """A group's header row: ("group", host, parent)."""
-    return HeaderKey(("group", host, parent))
+    return HeaderKey(parent, host)
 
 
-def split_key(key: str | HeaderKey) -> tuple[str, str]:
+def split_key(key: str) -> tuple[str, str]:
     """(host, agent) of a row key; the agent is "" on a host's or a group's header line."""
-    if is_header(key):
-        return key[1], ""
+    if isinstance(key, HeaderKey):
+        return key.host, ""
     host, _, agent = key.partition("/")
     return host, agent
 
@@ -113,7 +112,7 @@ class FleetTable(DataTable):
         key = self._cursor_key()
         return split_key(key) if key is not None else None
 
-    def _cursor_key(self) -> str | HeaderKey | None:
+    def _cursor_key(self) -> str | None:
         if self.row_count == 0:
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
@@ -126,15 +125,15 @@ class FleetTable(DataTable):
         key = self._cursor_key()
         if not self.grouped or key is None:
             return None
-        if is_header(key):
-            return key[1], key[2]
+        if isinstance(key, HeaderKey):
+            return key.host, key.parent
         host, agent = split_key(key)
         row = self.links[host].rows.get(agent) if agent else None
         return (host, parent_of(row)) if row is not None else None
 
     def is_agent_row(self, index: int) -> bool:
         key = self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value
-        return isinstance(key, str) and bool(split_key(key)[1])
+        return key is not None and bool(split_key(key)[1])
 
     def matches(self, host: str, agent: str) -> bool:
         if self.faults_only and not needs_operator(self.links[host].rows.get(agent)):
@@ -200,7 +199,7 @@ class FleetTable(DataTable):
                 for agent in shown:
                     self.add_row(self.row_text(host, agent), key=row_key(host, agent))
 
-    def _land(self, keep: str | HeaderKey | None) -> None:
+    def _land(self, keep: str | None) -> None:
         """The cursor back on `keep`'s row; else, grouped, on the header of the agent's
         folded group, or on a gone group's first agent, or on the host's header."""
         if keep is None:
@@ -212,8 +211,8 @@ class FleetTable(DataTable):
         if host not in self.links:
             return
         rows = self.links[host].rows
-        if is_header(keep):
-            first = next((a for a in sorted(rows) if parent_of(rows[a]) == keep[2] and row_key(host, a) in self.rows),
+        if isinstance(keep, HeaderKey):
+            first = next((a for a in sorted(rows) if parent_of(rows[a]) == keep.parent and row_key(host, a) in self.rows),
                          None)
             if first is not None:
                 self.select(host, first)

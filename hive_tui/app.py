@@ -28,7 +28,7 @@ from .client.base import HiveClient, LinkState
 from .client.fleet import Bulk, Target
 from .commandlog import CLAIMED, CommandLog, already, denial, outcome_of_failure, refused, warned
 from .commands import HiveCommands
-from .config import DEFAULT_PARALLEL, Host, default_config_path
+from .config import DEFAULT_PARALLEL, ConfigError, Host, default_config_path
 from .settings import Settings
 from .errors import HiveError, error_text
 from .models import AgentStatus, Approval, DeployStep, Event, Lagged, Transient
@@ -91,6 +91,10 @@ class HiveApp(App[None]):
         super().__init__()
         # config.yaml's keys, change markers, grouping and theme.
         self.settings = settings or Settings()
+        if self.settings.theme:
+            # Set before the first frame, which is drawn in it. A theme picked in the
+            # palette lasts the session: the setting is what the console starts in.
+            self.theme = self._known_theme(self.settings.theme)
         # The all-hosts view's opener (each link redials on its own backoff), whether
         # to open on that view, and a read-only session (--read-only).
         self.open_host, self.all_hosts, self.read_only = open_host, all_hosts, read_only
@@ -112,6 +116,13 @@ class HiveApp(App[None]):
         self._log_failure_said = False
         # The all-hosts view's folded groups, as (host, parent): kept while the console runs.
         self.fleet_folds: set[tuple[str, str | None]] = set()
+
+    def _known_theme(self, name: str) -> str:
+        if name not in self.available_themes:
+            where = self.settings.path or "config.yaml"
+            raise ConfigError(f"{where}: theme: {name!r} is not one of the console's themes: "
+                              f"{', '.join(sorted(self.available_themes))}")
+        return name
 
     def compose(self) -> ComposeResult:
         # Kept by reference: feed items keep arriving while another screen

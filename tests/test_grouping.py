@@ -228,6 +228,10 @@ async def test_faults_only_shows_the_groups_of_the_agents_that_need_you(served):
         await pilot.press("z")
         assert keys(table) == [LEAD] and "needs you" in cell(table, LEAD)
         assert table.pane_title == "Containers · faults only · 4 hidden"
+        # A theme switch builds the rows again, as they were laid out.
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await until(pilot, lambda: keys(table) == [LEAD] and "needs you" in cell(table, LEAD) and
+                    not table.cells.get("helper"), what="the rows built again")
 
 
 async def test_a_header_is_no_agent(served):

@@ -40,8 +40,8 @@ class CommandLogScreen(Screen[None]):
         self._count = 0
 
     def compose(self) -> ComposeResult:
-        yield Label(Text("Command log, newest first: c copies the selected line, C every line, Escape goes back",
-                         style="bold"), id="command-log-title")
+        yield Label(Text("Command log, newest first: c copies the selected line, C every line, Escape goes back"),
+                    id="command-log-title")
         yield DataTable(id="command-log-table", cursor_type="row")
         yield Footer()
 

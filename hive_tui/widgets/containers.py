@@ -56,6 +56,7 @@ from .fit import fit
 from .livecells import Live, LiveCells
 from .marking import MARKED
 from .rowkeys import HeaderKey, is_header
+from .themed import Themed
 
 PULSE = "◐◓◑◒"
 PULSE_EVERY = 0.5
@@ -112,11 +113,11 @@ def pill(kind: str, frame: int) -> str:
     return f"{PULSE[frame % len(PULSE)]} {transient_word(kind)}"
 
 
-class ContainerTable(LiveCells):
+class ContainerTable(LiveCells, Themed):
     BINDINGS = actions.bindings("agent")
     COMPONENT_CLASSES = {
         "containers--name", "containers--pill", "containers--badge", "containers--failed",
-        "containers--dim", "containers--meta", "containers--changed",
+        "containers--dim", "containers--meta", "containers--kept", "containers--changed",
     }
     LINES_PER_ROW = 2
 
@@ -498,8 +499,13 @@ class ContainerTable(LiveCells):
         return max(room - 2 * self.cell_padding, NAME + STATE)
 
     def _style(self, name: str) -> Style:
-        # No styles while the table is being taken down (the app quitting mid-update).
-        return self.get_component_rich_style(name, partial=True, default=Style.null())
+        return self.themed(name)
+
+    def restyle(self) -> None:
+        # A theme switch: every row's Text holds the old theme's colours.
+        self.cells.clear()
+        self.live.clear()
+        self._refill(self._order())
 
     def _cell(self, name: RowName) -> RowText:
         if name not in self.cells:
@@ -576,10 +582,8 @@ class ContainerTable(LiveCells):
                 second.put(f"({self._age(row)})", meta)
         text = two_lines(line, second)
         if row is not None and row.kept and not kind:
-            # No container: the whole row dims; purge is all that acts on it. The
-            # colour as blended (a partial style drops the muted colour's alpha).
-            muted = self.get_component_rich_style("containers--dim", partial=False, default=Style.null())
-            text.stylize(Style(color=muted.color, bold=False))
+            # No container: the whole row dims; purge is all that acts on it.
+            text.stylize(self._style("containers--kept"))
         return text, live
 
 

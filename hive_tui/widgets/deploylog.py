@@ -6,28 +6,39 @@ It takes room on screen only while something runs, and for a while after
 
 from __future__ import annotations
 
+from collections import deque
+
 from rich.text import Text
 from textual.timer import Timer
 from textual.widgets import RichLog
 
 from ..models import DeployStep, Event
 from ..plain import one_line, plain
+from .themed import Themed
 
 LINGER = 30.0
+MAX_LINES = 2000
+
+# A line as its pieces, each with the component class that styles it ("": none).
+Piece = tuple[str, str]
 
 
-class DeployLog(RichLog):
+class DeployLog(RichLog, Themed):
+    COMPONENT_CLASSES = {"deploy-log--output", "deploy-log--outcome", "deploy-log--host"}
+
     def __init__(self, **kwargs):
-        super().__init__(max_lines=2000, wrap=False, markup=False, highlight=False, **kwargs)
+        super().__init__(max_lines=MAX_LINES, wrap=False, markup=False, highlight=False, **kwargs)
+        # What was written, unstyled: a theme switch writes it again in the new colours.
+        self.written: deque[tuple[Piece, ...]] = deque(maxlen=MAX_LINES)
         # Deploys that sent a step and no outcome yet, by approval id (0: not an approval's).
         self.in_flight: set[int] = set()
         self.rest_timer: Timer | None = None
 
     def step(self, s: DeployStep) -> None:
         if s.step == "output":
-            self.write(Text(f"  │ {plain(s.detail)}", style="dim"))
+            self.put((f"  │ {plain(s.detail)}", "deploy-log--output"))
         else:
-            self.write(Text(f"[{s.id} {one_line(s.agent)}] {s.step}: {one_line(s.detail, 200)}"))
+            self.put((f"[{s.id} {one_line(s.agent)}] {s.step}: {one_line(s.detail, 200)}", ""))
         self.in_flight.add(s.id)
         self._active()
 
@@ -37,9 +48,9 @@ class DeployLog(RichLog):
             return
         head = f"{e.kind} {one_line(e.agent)}" + (f" #{e.id}" if e.id else "")
         outcome = " ".join(filter(None, [one_line(e.status), one_line(e.tag)]))
-        self.write(Text(f"{head}: {outcome}", style="bold"))
+        self.put((f"{head}: {outcome}", "deploy-log--outcome"))
         for line in plain(e.error or "").splitlines()[-12:]:
-            self.write(Text(f"  ! {line}"))
+            self.put((f"  ! {line}", ""))
         self.in_flight.discard(e.id or 0)
         if e.kind == "Interrupted":
             self.in_flight.clear()
@@ -47,8 +58,25 @@ class DeployLog(RichLog):
 
     def say(self, line: str) -> None:
         """A line of the console's own (a bulk action's summary)."""
-        self.write(Text(line))
+        self.put((line, ""))
         self._active()
+
+    def put(self, *pieces: Piece) -> None:
+        """A line, written in the theme's colours and kept to be written again in another's."""
+        self.written.append(pieces)
+        self._write(pieces)
+
+    def _write(self, pieces: tuple[Piece, ...]) -> None:
+        self.write(Text.assemble(*((text, self.themed(name)) if name else text for text, name in pieces)))
+
+    def restyle(self) -> None:
+        scrolled = not self.is_vertical_scroll_end
+        y = self.scroll_y
+        self.clear()
+        for pieces in self.written:
+            self._write(pieces)
+        if scrolled:
+            self.scroll_to(y=y, animate=False)
 
     @property
     def running(self) -> bool:

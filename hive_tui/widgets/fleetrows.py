@@ -35,6 +35,7 @@ from .containers import CHANGED, field
 from .deploylog import DeployLog
 from .marking import MARKED
 from .rowkeys import HeaderKey, is_header
+from .themed import Themed
 from .titlebar import READ_ONLY, accent_style
 
 COLUMN = "row"
@@ -71,7 +72,7 @@ def lacking(link: HostLink) -> list[str]:
     return [word for verb, word in wanted.items() if verb not in link.offer]
 
 
-class FleetTable(DataTable):
+class FleetTable(DataTable, Themed):
     """Every host's agents, host by host in the hosts file's order."""
 
     COMPONENT_CLASSES = {"fleet--host", "fleet--name", "fleet--failed", "fleet--pill", "fleet--badge",
@@ -93,8 +94,6 @@ class FleetTable(DataTable):
         self.faults_only = False
         # Whether each host was live when its rows were drawn: they dim while it is not.
         self.drawn_live: dict[str, bool] = {}
-        # The component styles, looked up once per theme: a thousand rows would ask for each a thousand times.
-        self.styles_cache: dict[str, Style] = {}
         # Grouped by parent: each host's groups as last drawn, and the folded ones as (host, parent),
         # a set the console keeps while it runs.
         self.grouped = grouped
@@ -338,19 +337,11 @@ class FleetTable(DataTable):
         self.rebuild()
 
     def _style(self, name: str) -> Style:
-        style = self.styles_cache.get(name)
-        if style is None:
-            style = self.styles_cache[name] = self.get_component_rich_style(name, partial=True, default=Style.null())
-        return style
+        return self.themed(name)
 
-    def notify_style_update(self) -> None:
-        # The theme or the stylesheet changed: look the styles up again, and redraw with them.
-        super().notify_style_update()
-        if not self.styles_cache:
-            return
-        old, self.styles_cache = self.styles_cache, {}
-        if self.is_mounted and any(self._style(name) != style for name, style in old.items()):
-            self.rebuild()
+    def restyle(self) -> None:
+        # A theme switch: every row's Text holds the old theme's colours.
+        self.rebuild()
 
     def header_text(self, name: str) -> Text:
         link = self.links[name]
@@ -366,7 +357,7 @@ class FleetTable(DataTable):
         if missing:
             parts.append(f"no {', '.join(missing)} here")
         parts.append(one_line(host.address(), 80))
-        style = accent_style(host.accent) or self._style("fleet--host")
+        style = self._style("fleet--host") + accent_style(host.accent)
         text = Text(f"▌ {'  ·  '.join(parts)}", style=style, no_wrap=True, overflow="ellipsis")
         if link.link.state != LIVE and not host.accent:
             text.stylize(self._style("fleet--down"))
@@ -503,14 +494,14 @@ class FleetLog(DeployLog):
         """A line of the console's own (a bulk action's summary), under a host or none."""
         self._host = host
         try:
-            self.write(Text(line))
+            self.put((line, ""))
         finally:
             self._host = ""
         # Shown for a while, as after a deploy.
         self._active()
 
-    def write(self, content, *args, **kwargs):
+    def put(self, *pieces: tuple[str, str]) -> None:
         # The words stay the single-host log's; only the host is put in front.
-        if self._host and isinstance(content, Text):
-            content = Text.assemble((f"{one_line(self._host, 24)} ", "bold"), content)
-        return super().write(content, *args, **kwargs)
+        if self._host:
+            pieces = ((f"{one_line(self._host, 24)} ", "deploy-log--host"), *pieces)
+        super().put(*pieces)

@@ -31,7 +31,7 @@ class HistoryScreen(Screen[None]):
         self.lines: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield Label(Text(f"{plain(self.agent)}: history", style="bold"), id="history-title")
+        yield Label(Text(f"{plain(self.agent)}: history"), id="history-title")
         with TabbedContent():
             with TabPane("Tags", id="tags"):
                 yield DataTable(id="tags-table", cursor_type="row")
@@ -78,8 +78,7 @@ class HistoryScreen(Screen[None]):
         # so, and the app reports it as it reports every failed worker.
         if event.state is WorkerState.ERROR and isinstance(event.worker.error, Exception):
             self.query_one("#history-title", Label).update(Text(
-                f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(event.worker.error), 120)})",
-                style="bold"))
+                f"{plain(self.agent)}: history (cannot be read: {one_line(error_text(event.worker.error), 120)})"))
             report = getattr(self.app, "report_failure", None)
             if report is not None:
                 report(event.worker)

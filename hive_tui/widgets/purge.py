@@ -23,7 +23,7 @@ class PurgeModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         name = plain(self.agent)
         with Vertical(classes="modal purge"):
-            yield Static(Text(f"Purge {name}?", style="bold"), classes="modal-question")
+            yield Static(Text(f"Purge {name}?"), classes="modal-question")
             yield Static(Text(
                 f"This destroys {name}'s container and deletes, with no undo:\n"
                 f"  • its config history (applied/{name} and proposed/{name})\n"

@@ -35,8 +35,9 @@ def paint_accent(header: Header, accent: str | None) -> None:
 
 
 def accent_style(accent: str | None) -> Style | None:
-    """A host's accent as a rich background, with a text colour that reads on it."""
+    """A host's accent as a rich background, with a text colour that reads on it
+    (the rest of the header's style, bold, is the stylesheet's)."""
     colour = parse_accent(accent)
     if colour is None:
         return None
-    return Style(bgcolor=colour.rich_color, color=colour.get_contrast_text().rich_color, bold=True)
+    return Style.from_color(colour.get_contrast_text().rich_color, colour.rich_color)

@@ -2,7 +2,8 @@
 
 One table feeds the key bindings, the footer, the help screen and the
 command palette, so an action is a key, a palette entry and a help line at
-once. Every binding has an id, so a keymap can move it.
+once. Every binding has an id, so a keymap can move it (config.yaml's
+`keys:`, see keymap.py); the keys here are the defaults.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ class Action:
     label: str
     help: str
     scope: str  # "agent", "approval" or "global"
+    # Shown in the footer; a key left out is still in the help screen and the palette.
+    footer: bool = True
 
 
 ACTIONS = (
@@ -49,6 +52,8 @@ ACTIONS = (
            "a header does too)", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
+    # Escape in the lists; a screen's or a dialog's own Escape comes first there.
+    Action("clear", "escape", "Clear", "clear the filter, or else the marks", "global", footer=False),
 )
 
 
@@ -65,15 +70,16 @@ def bindings(scope: str, via_app: bool = True) -> list[BindingType]:
     return [
         # Enter is the table's own key; Space (mark) leaves the single host's full footer to the actions.
         Binding(a.key, f"{prefix}{a.id}", a.label, id=a.id, tooltip=a.help,
-                show=a.key not in ("enter", "space") and a.id not in FOOTERLESS)
+                show=a.footer and a.key not in ("enter", "space") and a.id not in FOOTERLESS)
         for a in ACTIONS if a.scope == scope
     ]
 
 
 def elsewhere(scope: str) -> list[BindingType]:
     """Hidden app-wide bindings for one scope's keys, so that pressing one
-    outside its pane says where it acts instead of doing nothing."""
-    return [Binding(a.key, f"agent_pane('{a.id}')", a.label, show=False, id=f"{a.id}.elsewhere")
+    outside its pane says where it acts instead of doing nothing. They share
+    the action's id, so a keymap moves them with it."""
+    return [Binding(a.key, f"agent_pane('{a.id}')", a.label, show=False, id=a.id)
             for a in ACTIONS if a.scope == scope]
 
 

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import Worker, WorkerState
 
-from . import actions
+from . import actions, keymap
 from .client.base import HiveClient, LinkState
 from .client.fleet import Bulk, Target
 from .commandlog import CLAIMED, CommandLog, already, denial, outcome_of_failure, refused, warned
@@ -70,6 +71,50 @@ def stylesheet(name: str = "app.tcss") -> Path:
     return Path(__file__).resolve().parent.parent / "styles" / name
 
 
+# -- every binding set of the console ------------------------------------------------
+
+# The help screen's title for a set; a set not named here is titled by its class's docstring.
+TITLES = {"HiveApp": "Console", "ContainerTable": "Containers pane", "ApprovalTable": "Requests pane",
+          "FleetScreen": "All hosts", "HistoryScreen": "History", "HostsScreen": "Hosts", "HelpScreen": "Help",
+          "ConfirmModal": "Yes-or-no dialogs", "PromptModal": "Text dialogs", "PurgeModal": "Purge dialog"}
+
+
+def binding_sets() -> list[keymap.BindingSet]:
+    """Every binding set of the console: the app's, then each widget's and
+    screen's that defines bindings, found in hive_tui.widgets, so a new
+    screen's keys are checked, remappable and in the help without a list to keep."""
+    import importlib
+    import pkgutil
+
+    from . import widgets
+
+    for module in pkgutil.iter_modules(widgets.__path__):
+        importlib.import_module(f"{widgets.__name__}.{module.name}")
+    found: list[type] = []
+    stack: list[type] = [DOMNode]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith(f"{widgets.__name__}.") and "BINDINGS" in cls.__dict__ and cls not in found:
+            found.append(cls)
+    found.sort(key=lambda c: (c.__module__, c.__qualname__))
+    first = [ContainerTable, ApprovalTable]
+    owners = [HiveApp, *first, *(c for c in found if c not in first)]
+    return [keymap.binding_set(c, TITLES.get(c.__name__) or _title(c)) for c in owners]
+
+
+def _title(cls: type) -> str:
+    doc = (cls.__doc__ or "").strip()
+    return doc.splitlines()[0].rstrip(".") if doc else cls.__name__
+
+
+def keymap_for(settings: Settings) -> keymap.Keymap:
+    """config.yaml's keys as a keymap, checked against every binding set; ConfigError if wrong."""
+    if not settings.keys:
+        return {}
+    return keymap.check(settings, binding_sets())
+
+
 class HiveApp(App[None]):
     CSS_PATH = [stylesheet(), stylesheet("fleet.tcss")]
     TITLE = "hive-tui"
@@ -78,7 +123,11 @@ class HiveApp(App[None]):
     BINDINGS = [*actions.bindings("global", via_app=False),
                 *actions.bindings("approval", via_app=False),
                 *actions.elsewhere("agent"),
-                Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl")]
+                Binding("ctrl+q", "quit", "Quit", show=False, id="quit-ctrl",
+                        tooltip="leave the console, from any screen"),
+                # Textual's own palette key, with an id so that it can be moved too.
+                Binding("ctrl+p", "command_palette", "palette", show=False, id="palette",
+                        tooltip="every action, agent, view and host, found by name")]
     COMMANDS = App.COMMANDS | {HiveCommands}
     # Narrower than this, the panes stack rather than squeeze (styles/app.tcss).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -91,6 +140,10 @@ class HiveApp(App[None]):
         super().__init__()
         # config.yaml's keys, change markers, grouping and theme.
         self.settings = settings or Settings()
+        # The keys config.yaml moves, as set_keymap takes them; a mistake in
+        # them is raised here, before anything is drawn.
+        self.keymap = keymap_for(self.settings)
+        self.set_keymap(self.keymap)
         if self.settings.theme:
             # Set before the first frame, which is drawn in it. A theme picked in the
             # palette lasts the session: the setting is what the console starts in.
@@ -325,8 +378,9 @@ class HiveApp(App[None]):
 
     # -- actions ----------------------------------------------------------------------
 
-    def do_action(self, id: str) -> None:
-        getattr(self, f"action_{id}")()
+    def do_action(self, id: str) -> object:
+        # Returned: Textual's own actions (quit) are coroutines, which the palette awaits.
+        return getattr(self, f"action_{id}")()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "command_log" and isinstance(self.screen, CommandLogScreen):
@@ -643,7 +697,7 @@ class HiveApp(App[None]):
     def _filter_done(self) -> None:
         self.containers.focus()
 
-    def key_escape(self) -> None:
+    def action_clear(self) -> None:
         box = self.filter_box
         if box.has_focus or box.value:
             box.value = ""
@@ -690,7 +744,7 @@ class HiveApp(App[None]):
         # On demand: Markdown is a good share of the console's imports, and no first frame needs it.
         from .widgets.help import HelpScreen
 
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(binding_sets(), self.keymap))
 
     @on(DataTable.RowHighlighted, "#approvals")
     def _approval_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -758,8 +812,8 @@ class HiveApp(App[None]):
         paint_accent(self.query_one(Header), self.host.accent if self.host else None)
 
     def on_key(self, event: events.Key) -> None:
-        action = next((a.id for a in actions.ACTIONS
-                       if a.key == event.key and (a.id in actions.CHANGES or a.id == "mark")), None)
+        action = next((a.id for a in actions.ACTIONS if (a.id in actions.CHANGES or a.id == "mark")
+                       and event.key in keymap.keys_in_force(self, a.id)), None)
         if action is not None and self.read_only_here() and self.screen is self.screen_stack[0]:
             event.stop()
             why = f"{self._label()} is {READ_ONLY}: {actions.by_id(action).label.rstrip('…').lower()} is not sent"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -269,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "their outcome, never approving them")
     p.add_argument("--manager-group", metavar="GROUP",
                    help="the group that owns the manager's socket: the manager's, and no operator's")
+    p.add_argument("--log-max-bytes", type=_log_max_bytes, metavar="SIZE",
+                   help="local runtime: rotate each agent's log at this size (bytes, or with K, M or G; "
+                        "default 16M); one older file is kept")
     p = verb("trust-host", None, "show an SSH host's key fingerprint and, if you say so, add it to known_hosts")
     p.add_argument("target", metavar="HOST", help="as for --host")
     verb("status", _status, "one row per agent")
@@ -363,8 +367,14 @@ async def _serve(args: argparse.Namespace) -> int:
             raise HiveError("the manager's socket must not be the admin socket: give it a path of its own")
     elif args.manager_group is not None:
         raise HiveError("--manager-group needs --manager-socket: the manager's socket to give that group")
+    options = engine_options(args)
+    if args.log_max_bytes is not None:
+        if options.runtime != "local":
+            raise HiveError("--log-max-bytes: only for --runtime local (the journal rotates the nixos runtime's logs)")
+        options = dataclasses.replace(options, runtime_options={**options.runtime_options,
+                                                                "log_max_bytes": args.log_max_bytes})
     logging.basicConfig(level=logging.INFO, format="hive-tui serve: %(message)s")
-    engine = open_engine(args.state, engine_options(args))
+    engine = open_engine(args.state, options)
     try:
         await serve(engine, socket_path, args.group,
                     manager_path=manager_path, manager_group=args.manager_group)
@@ -415,13 +425,18 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def console(args: argparse.Namespace) -> int:
+    from .app import HiveApp, keymap_for
+    from .settings import load_settings, settings_path
+
+    config = load_config(args.config)
+    # config.yaml beside the hosts file: a mistake in it (a key that clashes
+    # with another included) ends here, before the console draws anything.
+    settings = load_settings(settings_path(config.path))
+    keymap_for(settings)
     # A console drawn into a file or a pipe is escape codes nobody reads,
     # and one reading keys from /dev/null waits forever.
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise HiveError("not a terminal; give a verb (hive-tui --help lists them)")
-    from .app import HiveApp
-
-    config = load_config(args.config)
     all_hosts = _console_all_hosts(args, config)
     host = None if all_hosts and args.host is None else _target(args)
     if host is None and args.state is not None:
@@ -438,7 +453,7 @@ def console(args: argparse.Namespace) -> int:
         return client
 
     app = HiveApp(connect, hosts=list(config.hosts.values()), host=host, hosts_file=config.path,
-                  open_host=open_host, all_hosts=all_hosts, read_only=args.read_only)
+                  open_host=open_host, all_hosts=all_hosts, read_only=args.read_only, settings=settings)
     app.run()
     if app.refused is not None:
         raise HiveError(app.refused)
@@ -451,6 +466,20 @@ def console(args: argparse.Namespace) -> int:
 ALL_HOSTS_VERBS = ("status", "pending", "events", "history")
 # The exit status when some host failed while the others answered.
 SOME_HOSTS_FAILED = 3
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _log_max_bytes(text: str) -> int:
+    from .host.runtime.supervisor import LOG_MAX_MIN
+
+    digits, unit = text.rstrip("KMGkmg"), text[len(text.rstrip("KMGkmg")):].upper()
+    size = int(digits) * _SIZE_UNITS[unit] if digits.isdigit() and unit in _SIZE_UNITS else 0
+    if not LOG_MAX_MIN <= size <= 1 << 40:
+        raise argparse.ArgumentTypeError(f"the log size must be at least {LOG_MAX_MIN} bytes, "
+                                         f"as bytes or with K, M or G, not {text!r}")
+    return size
 
 
 def _timeout(text: str) -> float:

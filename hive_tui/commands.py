@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .actions import ACTIONS, CHANGES
+from .actions import ACTIONS, CHANGES, Action
+from .keymap import key_of
 
 if TYPE_CHECKING:
     from .app import HiveApp
@@ -24,6 +25,10 @@ class HiveCommands(Provider):
             # Another screen (the all-hosts view) lists its own entries.
             return entries
 
+        def keyed(a: Action) -> str:
+            # The key in force, so the palette teaches it.
+            return f"{a.help} · key {key_of(app, a.id)}"
+
         def hidden(id: str) -> bool:
             # A read-only host's actions are not offered (nor sent).
             return app.read_only_here() and (id in CHANGES or id == "mark")
@@ -32,20 +37,21 @@ class HiveCommands(Provider):
         if agent:
             for a in ACTIONS:
                 if a.scope == "agent" and not hidden(a.id):
-                    entries.append((f"{a.label.rstrip('…')} {agent}", a.help, partial(app.do_action, a.id)))
+                    entries.append((f"{a.label.rstrip('…')} {agent}", keyed(a), partial(app.do_action, a.id)))
         approval = app.selected_approval()
         if approval is not None:
             for a in ACTIONS:
                 if a.scope == "approval" and not hidden(a.id):
-                    entries.append((f"{a.label.rstrip('…')} request #{approval.id} ({approval.agent})", a.help,
+                    entries.append((f"{a.label.rstrip('…')} request #{approval.id} ({approval.agent})", keyed(a),
                                     partial(app.do_action, a.id)))
         for name in app.agent_names():
             entries.append((f"Go to {name}", f"select {name} in the container list", partial(app.jump_to, name)))
         for host in app.hosts:
             entries.append((f"Switch to host {host.name}", host.address(), partial(app.switch_host, host)))
         for a in ACTIONS:
-            if a.scope == "global" and a.id not in ("jump", "quit"):
-                entries.append((a.label, a.help, partial(app.do_action, a.id)))
+            # Jump is the palette itself.
+            if a.scope == "global" and a.id != "jump":
+                entries.append((a.label, keyed(a), partial(app.do_action, a.id)))
         return entries
 
     async def discover(self) -> Hits:

@@ -43,11 +43,18 @@ from pathlib import Path
 
 import platformdirs
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
-from .errors import HiveError
+from .yamlfile import TAG as _YAML
+from .yamlfile import At as _At
+from .yamlfile import ConfigError, read
+from .yamlfile import at as _at
+from .yamlfile import is_null as _is_null
+from .yamlfile import items as _items
+from .yamlfile import kind as _kind
+from .yamlfile import string as _string
 
-MAX_BYTES = 1024 * 1024
+__all__ = ["ConfigError"]
 MAX_HOST_NAME = 64
 TRANSPORTS = ("ssh", "unix", "embedded")
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -63,17 +70,7 @@ ACCENTS = ("red", "orange", "yellow", "lime", "green", "teal", "cyan", "blue", "
 _HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _TAKES = {"ssh": ("address", "socket", "forward_agent"), "unix": ("socket",), "embedded": ("state",)}
 _REQUIRES = {"ssh": ("address", "socket"), "unix": ("socket",), "embedded": ()}
-_YAML = "tag:yaml.org,2002:"
-# What the safe resolver gives untagged values; merge and value keys pass
-# here so that they are refused as unknown keys, which says more.
-_PLAIN_TAGS = {_YAML + t for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "merge", "value")}
-_KINDS = {"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean",
-          "null": "an empty value", "timestamp": "a date"}
 _SPEC_FORMS = "a host name, unix:/path/to/socket or ssh://[user@]host[:port]/path/to/socket"
-
-
-class ConfigError(HiveError):
-    """The host list, or a host named on the command line, cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -117,126 +114,19 @@ def default_config_path() -> Path:
     return platformdirs.user_config_path("hive-tui") / "hosts.yaml"
 
 
-class _At(Exception):
-    """A mistake on a line of the file; load_config adds the path."""
-
-    def __init__(self, line: int, message: str):
-        super().__init__(message)
-        self.line, self.message = line, message
-
-
-def _at(node: Node, message: str) -> _At:
-    return _At(node.start_mark.line + 1, message)
-
-
 def load_config(path: Path | None = None) -> Config:
     """The host list at `path` (default: `default_config_path()`); a missing file is an empty one."""
     path = default_config_path() if path is None else Path(path)
+    root = read(path, "host list")
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        return Config(hosts={}, default=None, path=path)
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the host list: {e.strerror or e}") from None
-    if len(data) > MAX_BYTES:
-        raise ConfigError(f"{path}: larger than 1 MiB, which no host list needs; is it the right file?")
-    try:
-        return _parse(_decode(data), path)
+        return _parse(root, path)
     except _At as e:
         raise ConfigError(f"{path}:{e.line}: {e.message}") from None
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise _At(line, f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the file as UTF-8") from None
-
-
-def _compose(text: str) -> Node | None:
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.reader.ReaderError as e:
-        code = e.character if isinstance(e.character, int) else ord(e.character)
-        raise _At(text[:e.position].count("\n") + 1, f"character U+{code:04X} is not allowed in YAML") from None
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        what = e.problem or e.context or "not valid YAML"
-        if "'\\t'" in what:
-            what += " (YAML is indented with spaces, never tabs)"
-        elif e.context and e.context.startswith("while") and e.context_mark and mark is not e.context_mark:
-            what += f" ({e.context} from line {e.context_mark.line + 1})"
-        elif e.context and e.problem:
-            what = f"{e.context}, {e.problem}"
-        raise _At(mark.line + 1 if mark else 1, what) from None
-    except yaml.YAMLError as e:
-        raise _At(1, f"not valid YAML: {e}") from None
-
-
-def _check_tags(root: Node) -> None:
-    """Refuse the first explicit tag (`!!python/object`, `!foo`...) in the file, wherever it is."""
-    seen: set[int] = set()
-    stack, bad = [root], []
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node.tag not in _PLAIN_TAGS:
-            bad.append(node)
-        if isinstance(node, MappingNode):
-            stack.extend(n for pair in node.value for n in pair)
-        elif isinstance(node, SequenceNode):
-            stack.extend(node.value)
-    if bad:
-        node = min(bad, key=lambda n: (n.start_mark.line, n.start_mark.column))
-        tag = node.tag.replace(_YAML, "!!", 1)
-        raise _at(node, f"the tag {tag} is not allowed; the host list holds plain values only")
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return _KINDS.get(node.tag.removeprefix(_YAML), "a tagged value")
-
-
-def _is_null(node: Node) -> bool:
-    return node.tag == _YAML + "null"
-
-
-def _items(node: Node, what: str, allowed: tuple[str, ...] | None = None) -> dict[str, tuple[Node, Node]]:
-    """The pairs of a mapping by key text, in order; duplicate and unknown keys refused."""
-    if not isinstance(node, MappingNode):
-        raise _at(node, f"{what} must be a mapping, not {_kind(node)}")
-    items: dict[str, tuple[Node, Node]] = {}
-    for key, value in node.value:
-        if not isinstance(key, ScalarNode):
-            raise _at(key, f"a key in {what} must be a name, not {_kind(key)}")
-        if key.value in items:
-            first = items[key.value][0].start_mark.line + 1
-            raise _at(key, f"duplicate key {key.value!r} in {what}; the first is on line {first}")
-        if allowed is not None and key.value not in allowed:
-            raise _at(key, f"unknown key {key.value!r} in {what}; allowed: {', '.join(allowed)}")
-        items[key.value] = (key, value)
-    return items
-
-
-def _string(node: Node, what: str) -> str:
-    if node.tag != _YAML + "str":
-        hint = " (quote it if it is meant as text)" if isinstance(node, ScalarNode) and node.value else ""
-        raise _at(node, f"{what} must be a string, not {_kind(node)}{hint}")
-    return node.value
-
-
-def _parse(text: str, path: Path) -> Config:
-    root = _compose(text)
+def _parse(root: Node | None, path: Path) -> Config:
     if root is None:
         return Config(hosts={}, default=None, path=path)
-    _check_tags(root)
     if not isinstance(root, MappingNode):
         raise _at(root, f"the host list must be a mapping with `hosts` and optionally `default`, not {_kind(root)}")
     top = _items(root, "the host list", ("default", "hosts"))

@@ -147,6 +147,11 @@ def _stop(e: Engine, scope: dict[str, Any], graceful: bool | None = None) -> dic
     return _each(e, lambda name: e.stop(name, graceful is not False), scope)
 
 
+def _log_find(e: Engine, name: str, text: str, start: int, backward: bool | None = None) -> dict[str, Any]:
+    line, scanned_to = e.log_find(name, text, start, backward is True)
+    return {"line": line} if scanned_to is None else {"line": None, "scanned_to": scanned_to}
+
+
 def _table(*verbs: Verb) -> dict[str, Verb]:
     return {v.name: v for v in verbs}
 
@@ -193,6 +198,12 @@ VERBS: dict[str, Verb] = _table(
     Verb("logs", {"name": Field(str), "lines": Field(int, False), "follow": Field(bool, False)},
          reads_only=True, streams=True,
          call=lambda e, name, lines=None, follow=None: {"lines": e.logs(name, 200 if lines is None else lines)}),
+    Verb("log_page", {"name": Field(str), "start": Field(int, False), "count": Field(int)}, reads_only=True,
+         call=lambda e, name, count, start=None: e.log_page(name, start, count).to_wire()),
+    Verb("log_find", {"name": Field(str), "text": Field(str), "start": Field(int), "backward": Field(bool, False)},
+         reads_only=True, call=_log_find),
+    Verb("log_since", {"name": Field(str), "at": Field(str)}, reads_only=True,
+         call=lambda e, name, at: {"line": e.log_since(name, at)}),
     Verb("whoami", reads_only=True),
     Verb("capabilities", reads_only=True, call=lambda e: {"verbs": {n: list(v.fields) for n, v in VERBS.items()}}),
 )

@@ -152,3 +152,26 @@ async def until(pilot, condition, timeout: float = 60.0, what: str = "condition"
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+def write_stamped_log(path: Path, count: int, start: str = "2026-01-01T00:00:00Z", every_ms: int = 1,
+                      text=lambda i: f"line {i}", first: int = 0) -> None:
+    """Write `count` lines to `path` as the local runtime's supervisor writes
+    them (`<RFC 3339 UTC ms> <text>`), the first at `start` and each `every_ms`
+    later; line i's text is text(first + i). Appends; about a second per
+    million lines."""
+    import datetime
+
+    base = datetime.datetime.fromisoformat(start).astimezone(datetime.timezone.utc)
+    base_ms = int(base.timestamp() * 1000)
+    seconds: dict[int, str] = {}
+    out = []
+    for i in range(count):
+        at = base_ms + i * every_ms
+        second = seconds.get(at // 1000)
+        if second is None:
+            seconds.clear()
+            second = seconds[at // 1000] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at // 1000))
+        out.append(f"{second}.{at % 1000:03d}Z {text(first + i)}\n")
+    with open(path, "a", encoding="utf-8") as f:
+        f.writelines(out)

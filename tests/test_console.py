@@ -711,7 +711,8 @@ def test_the_readme_names_every_console_key():
     from pathlib import Path
 
     from hive_tui.actions import ACTIONS
-    from hive_tui.widgets.help import _KEYS
+
+    _KEYS = {"slash": "/", "colon": ":", "question_mark": "?", "enter": "Enter", "space": "Space", "escape": "Escape"}
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     section = readme.split("\n## The console\n", 1)[1].split("\n## ", 1)[0]

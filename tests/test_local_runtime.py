@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -242,7 +243,10 @@ def test_the_supervisor_needs_nothing_but_the_standard_library(tmp_path):
         started = supervisor.start(folder, ["sh", "-c", "echo hi; exit 3"], tmp_path, dict(os.environ), log.fileno())
     assert started is not None
     assert supervisor.wait_recorded(*started)
-    assert (folder / "log").read_text() == "hi\n[hive-tui] sh exited with code 3\n"
+    # Each line carries the time the supervisor wrote it; the text is the agent's.
+    assert re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) hi\n"
+                        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) \[hive-tui\] sh exited with code 3\n",
+                        (folder / "log").read_text())
     assert json.loads((folder / "exit.json").read_text())["code"] == 3
     assert json.loads((folder / "run.json").read_text())["pid"] == started[0]
     assert "Traceback" not in (tmp_path / "hive.supervisor.log").read_text()
@@ -413,3 +417,25 @@ def test_an_agent_that_exits_cleanly_never_reads_as_failed_on_its_way_out(engine
         assert all(not state.failed for state in seen), seen
         engine.runtime.start("alpha")
     engine.runtime.stop("alpha")
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_a_log_replaced_by_something_else_is_never_written_through(engine, tmp_path, kind):
+    engine.install_agent("alpha", agent_files())
+    engine.stop("alpha")
+    cdir = engine.state.container("alpha")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the agent's")
+    (cdir / "log").unlink()
+    if kind == "symlink":
+        (cdir / "log").symlink_to(outside)
+    elif kind == "fifo":
+        os.mkfifo(cdir / "log")
+    else:
+        (cdir / "log").mkdir()
+        (cdir / "log" / "inside").write_text("x")
+    engine.start("alpha")
+    wait_for(lambda: (cdir / "log").is_file() and "alpha started in" in (cdir / "log").read_text(),
+             what="the agent's log")
+    assert not (cdir / "log").is_symlink()
+    assert outside.read_text() == "not the agent's"

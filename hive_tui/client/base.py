@@ -263,21 +263,46 @@ class HiveClient(abc.ABC):
 
     async def log_page(self, name: str, start: int | None, count: int) -> LogPage:
         """`count` lines of the agent's log from line `start`, or its last `count` lines when
-        `start` is None; lines rotated away are not there (the page's `first` says where it begins)."""
-        r = await self.ask({"cmd": "log_page", "name": name, "start": start, "count": count})
+        `start` is None; lines rotated away are not there (the page's `first` says where it begins).
+        The host bounds a page's bytes: a page of long lines may hold fewer lines than asked
+        (ask again from the last one's number + 1). An unfinished last line is there as it stands."""
+        r = await self._ask_log({"cmd": "log_page", "name": name, "start": start, "count": count})
         lines = [LogLine.from_wire(x) for x in r.get("lines") or [] if isinstance(x, dict)]
         return LogPage(lines=lines, first=int(r.get("first") or 0), total=int(r.get("total") or 0))
 
     async def log_find(self, name: str, text: str, start: int, backward: bool = False) -> int | None:
         """The number of the next line at or after `start` (before it, `backward`) that
-        holds `text`, whatever its case; None when no line does."""
-        r = await self.ask({"cmd": "log_find", "name": name, "text": text, "start": start, "backward": backward})
-        found = r.get("line")
-        return found if isinstance(found, int) else None
+        holds `text`, whatever its case; None when no line does.
+
+        The host reads a bounded share of the log per request: when that runs
+        out first it answers `scanned_to`, where the search goes on, and this
+        asks again from there until a line is found or the log ends."""
+        while True:
+            r = await self._ask_log({"cmd": "log_find", "name": name, "text": text, "start": start,
+                                     "backward": backward})
+            found, on = r.get("line"), r.get("scanned_to")
+            if isinstance(found, int) and not isinstance(found, bool):
+                return found
+            # Going on must make progress, whatever a daemon answers.
+            if not isinstance(on, int) or isinstance(on, bool) or (on >= start if backward else on <= start):
+                return None
+            start = on
 
     async def log_since(self, name: str, at: str) -> int:
-        """The number of the first line written at or after `at` (RFC 3339)."""
-        return int((await self.ask({"cmd": "log_since", "name": name, "at": at})).get("line") or 0)
+        """The number of the first line written at or after `at` (RFC 3339 with its offset);
+        the log's `total` when none was."""
+        return int((await self._ask_log({"cmd": "log_since", "name": name, "at": at})).get("line") or 0)
+
+    async def _ask_log(self, message: dict[str, Any]) -> dict[str, Any]:
+        """`ask`, with a host whose runtime keeps no log file to page (the
+        journal of the nixos runtime) answered as Unavailable, as a daemon
+        without the verb is."""
+        try:
+            return await self.ask(message)
+        except HiveError as e:
+            if type(e) is HiveError and "not available on this host" in str(e):
+                raise Unavailable(str(e)) from None
+            raise
 
     async def diff(self, id: int) -> dict[str, Any]:
         """An apply_commit proposal against the applied main: `files` (path, status,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pygit2
 
 from ..errors import BuildFailed, Conflict, HiveError, NotFound, error_text
-from ..models import AgentStatus, Approval, Event, TagRecord, Transient
+from ..models import AgentStatus, Approval, Event, LogPage, TagRecord, Transient
 from ..names import check_name
 from . import gitrepo
 from .agentconf import CONFIG_FILE, read_parent
@@ -29,6 +29,7 @@ from .emitter import Emitter, Listener
 from .faults import crash_point
 from .flakelock import NixLocker, locked_rev, make_locker
 from .fsutil import is_marker, set_marker
+from .logindex import AgentLog, agent_log
 from .lifecycle import (agents_for_meta_listing, check_purge, destroy_agent, install_agent, is_kept, is_listed,
                         kept_agents, rebuild_agent)
 from .meta import MetaCommit, MetaFlake, input_name
@@ -564,8 +565,11 @@ class Engine:
         return self.runtime.log_argv(name, lines, follow)
 
     def logs(self, name: str, lines: int = 200) -> list[str]:
-        """The agent's last `lines` log lines."""
+        """The agent's last `lines` log lines, as the agent wrote them (without the host's times)."""
         argv = self.log_argv(name, lines)
+        path = self.runtime.log_file(name)
+        if path is not None:
+            return agent_log(path.parent).texts(lines)
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=LOG_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -573,6 +577,26 @@ class Engine:
         if proc.returncode != 0:
             raise HiveError(f"cannot read the logs of {name}: {proc.stderr.decode('utf-8', 'replace').strip()}")
         return proc.stdout.decode("utf-8", "replace").splitlines()
+
+    def _agent_log(self, name: str) -> AgentLog:
+        self._require_agent(name)
+        path = self.runtime.log_file(name)
+        if path is None:
+            raise HiveError(f"reading the log by page is not available on this host: the {self.runtime.name} "
+                            f"runtime keeps agents' logs in the journal (`logs` reads them)")
+        return agent_log(path.parent)
+
+    def log_page(self, name: str, start: int | None, count: int) -> LogPage:
+        """`count` lines of the agent's log from line `start` (None: its last ones); see logindex.py."""
+        return self._agent_log(name).page(start, count)
+
+    def log_find(self, name: str, text: str, start: int, backward: bool = False) -> tuple[int | None, int | None]:
+        """The next line holding `text` from `start`, and where to go on when this call stopped short."""
+        return self._agent_log(name).find(text, start, backward)
+
+    def log_since(self, name: str, at: str) -> int:
+        """The number of the first line the host wrote at or after `at`."""
+        return self._agent_log(name).since(at)
 
     def _settle(self, name: str, error: Exception, settle: Callable[[], object]):
         """Put right what a failed step left, with recovery's code; if that fails

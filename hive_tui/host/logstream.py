@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import HiveError
 from . import inotify
+from .logindex import line_text
 from .runtime.procs import signal_group
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,9 @@ class _LogFile:
             log.warning("not following %s: %s", self.path, why)
         self.refused = why
 
-    def last(self, count: int) -> list[str]:
-        """The last `count` complete lines; reading then goes on from the end."""
+    def last(self, count: int, kept: bool = True) -> list[str]:
+        """The last `count` complete lines, with the kept file's (name.1) when
+        the log holds fewer; reading then goes on from the end."""
         if not self._open():
             return []
         assert self.fd is not None
@@ -169,6 +171,13 @@ class _LogFile:
         if start > 0 and pieces:
             pieces = pieces[1:]  # the first may be the end of a line cut off by the limit
         found = [_too_long() if len(p) > LINE_LIMIT else self._text(p) for p in pieces[-count:]] if count > 0 else []
+        if start == 0 and len(found) < count and kept:
+            # Just rotated: the lines before are in the kept file.
+            older = _LogFile(self.path.with_name(self.path.name + ".1"))
+            try:
+                found = older.last(count - len(found), kept=False) + found
+            finally:
+                older.close()
         # The unfinished last line waits for its end, as any other.
         return found + list(self._split(data[end:]))
 
@@ -182,8 +191,21 @@ class _LogFile:
         if (st.st_dev, st.st_ino) == self.identity:
             return
         # A new file under the name: the old one is read to its end (done above), then the new from its start.
+        old = self.identity
         if self._open():
+            if old is not None:
+                yield from self._missed(old)
             yield from self._read_on()
+
+    def _missed(self, old: tuple[int, int]) -> Iterator[str]:
+        """The kept file (name.1) when the log rotated twice since it was last
+        read: it holds the lines between the old file and the new."""
+        kept = _LogFile(self.path.with_name(self.path.name + ".1"))
+        try:
+            if kept._open() and kept.identity not in (old, self.identity):
+                yield from kept._read_on()
+        finally:
+            kept.close()
 
     def _read_on(self) -> Iterator[str]:
         if self.fd is None:
@@ -222,7 +244,8 @@ class _LogFile:
 
     @staticmethod
     def _text(raw: bytes) -> str:
-        return raw.decode("utf-8", "replace").rstrip("\r")
+        # The agent's text: the host's stamp on the line is left to log_page.
+        return line_text(raw)
 
 
 # -- inotify (see inotify.py)

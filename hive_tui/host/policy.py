@@ -50,8 +50,9 @@ OPERATOR = Policy("admin")
 # diff the hive made of its own proposal), the tags and helper events that
 # record each outcome, the agents' names, and who it is. Not offered: approve,
 # deny, every lifecycle action, pause, the operator's feeds (`subscribe`
-# carries every agent's status text and build output), agents' logs and
-# status rows (another agent's own words), and the meta log.
+# carries every agent's status text and build output), agents' logs (`logs`,
+# and `log_page`, `log_find`, `log_since` alike) and status rows (another
+# agent's own words), and the meta log.
 MANAGER = Policy("manager's", frozenset({
     "request_apply_commit", "request_spawn",
     "pending", "approvals", "approval", "diff",

@@ -48,6 +48,7 @@ from textual.message import Message
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from .. import actions
+from ..keymap import key_of
 from ..models import AgentStatus
 from ..plain import one_line
 from ..presentation import MARKS, age, run_state, transient_word
@@ -65,8 +66,8 @@ COLUMN = "agent"
 NAME, STATE, SHA, MODEL = 25, 16, 13, 13
 # "(999d ago)": an age never outgrows its cells as it ticks.
 AGE_CELLS = 10
-# A destroyed agent's repos kept: all that can still be done with it.
-KEPT_KEYS = "D purge · ⏎ history · spawning it again brings it back"
+# A destroyed agent's repos kept: all that can still be done with it, at the keys in force.
+KEPT_KEYS = "{purge} purge · {history} history · spawning it again brings it back"
 # A filter's work, in rows, between two looks at the keyboard.
 FILTER_CHUNK = 500
 # After a field that changed a moment ago; its colour is the stylesheet's (containers--changed).
@@ -573,7 +574,8 @@ class ContainerTable(LiveCells, Themed):
         if kind:
             second.put(f"({one_line(kind).lower()}: actions wait) ", self._style("containers--dim"))
         elif row is not None and row.kept:
-            second.put(f"{KEPT_KEYS} ", self._style("containers--dim"))
+            hint = KEPT_KEYS.format(purge=key_of(self.app, "purge"), history=key_of(self.app, "history"))
+            second.put(f"{hint} ", self._style("containers--dim"))
         if row is not None and row.status_text:
             status = fit(one_line(row.status_text), width - second.cell_len() - 1 - AGE_CELLS)
             if status:

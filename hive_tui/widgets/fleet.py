@@ -27,7 +27,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
-from .. import actions
+from .. import actions, keymap
 from ..client.base import HiveClient
 from ..client.fleet import BULK_ACTIONS, Bulk, Fleet, Opener, Request, Target
 from ..commandlog import CLAIMED, CommandLog, already, denial, outcome_of_failure, refused, warned
@@ -50,8 +50,8 @@ FAILURES = (HiveError, OSError, TimeoutError)
 VERB = {"start": "start", "stop": "stop", "restart": "restart", "rebuild": "rebuild", "pause": "set_paused",
         "destroy": "destroy", "purge": "destroy", "history": "history", "approve": "approve", "deny": "deny"}
 AGENT_ACTIONS = frozenset(a.id for a in actions.ACTIONS if a.scope == "agent") | {"mark"}
-# Keys whose action this screen may refuse: pressing one says why.
-KEYS = {a.key: a.id for a in actions.ACTIONS if a.id in actions.CHANGES or a.id == "mark"}
+# Actions this screen may refuse: pressing one's key says why.
+REFUSABLE = tuple(a.id for a in actions.ACTIONS if a.id in actions.CHANGES or a.id == "mark")
 # The keys whose offer changes with what is selected.
 OFFERED = (*sorted(AGENT_ACTIONS), "approve", "deny")
 # With rows marked, these act on every marked agent.
@@ -85,12 +85,16 @@ class FleetCommands(Provider):
         if not isinstance(screen, FleetScreen):
             return []
         entries: list[tuple[str, str, Callable[[], Any]]] = []
+
+        def keyed(a: actions.Action) -> str:
+            return f"{a.help} · key {keymap.key_of(self.app, a.id)}"
+
         where = screen.selected()
         if where is not None and where[1]:
             host, agent = where
             for a in actions.ACTIONS:
                 if a.id in AGENT_ACTIONS and screen.refusal(a.id) is None:
-                    entries.append((f"{a.label.rstrip('…')} {host}/{agent}", a.help,
+                    entries.append((f"{a.label.rstrip('…')} {host}/{agent}", keyed(a),
                                     partial(screen.take, a.id)))
         request = screen.requests.selected()
         if request is not None:
@@ -98,7 +102,7 @@ class FleetCommands(Provider):
                 a = actions.by_id(id)
                 if screen.refusal(id) is None:
                     entries.append((f"{a.label.rstrip('…')} request {request.host} #{request.approval.id} "
-                                    f"({one_line(request.approval.agent)})", a.help, partial(screen.take, id)))
+                                    f"({one_line(request.approval.agent)})", keyed(a), partial(screen.take, id)))
         for name in screen.fleet.links:
             entries.append((f"One host: {name}", f"leave the all-hosts view for {name} alone",
                             partial(screen.dismiss, screen.fleet.links[name].host)))
@@ -106,7 +110,7 @@ class FleetCommands(Provider):
             entries.append((f"Go to {host}/{agent}", f"select {agent} on {host}", partial(screen.go_to, host, agent)))
         for id in ("filter", "faults", "group", "fold", "command_log", "help"):
             a = actions.by_id(id)
-            entries.append((a.label, a.help, partial(screen.take, id)))
+            entries.append((a.label, keyed(a), partial(screen.take, id)))
         return entries
 
     async def discover(self) -> Hits:
@@ -127,13 +131,14 @@ def _bindings() -> list[Binding]:
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
-    return [Binding(a.key, a.id, labels.get(a.id, a.label), id=f"fleet.{a.id}", tooltip=a.help,
+    # The console's ids: a key config.yaml moves, moves here too.
+    return [Binding(a.key, a.id, labels.get(a.id, a.label), id=a.id, tooltip=a.help,
                     show=a.key not in ("enter", "colon", "slash") and a.id not in actions.FOOTERLESS)
             for a in shown]
 
 
 class FleetScreen(Screen[Host | None]):
-    BINDINGS = [*_bindings(), Binding("escape", "clear", "Clear marks", show=False, id="fleet.clear")]
+    BINDINGS = [*_bindings(), Binding("escape", "clear", "Clear marks", show=False, id="clear")]
     COMMANDS = {FleetCommands}
 
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,
@@ -320,7 +325,7 @@ class FleetScreen(Screen[Host | None]):
 
     def on_key(self, event: events.Key) -> None:
         # A key hidden here still says why when it is pressed.
-        action = KEYS.get(event.key)
+        action = next((id for id in REFUSABLE if event.key in keymap.keys_in_force(self.app, id)), None)
         if action is not None and self.app.screen is self and not self.check_action(action, ()):
             reason = self.refusal(action)
             if reason:
@@ -674,10 +679,9 @@ class FleetScreen(Screen[Host | None]):
 
         self.app.push_screen(CommandLogScreen(self.command_log))
 
-    def action_help(self) -> None:
-        from .help import HelpScreen
-
-        self.app.push_screen(HelpScreen())
+    async def action_help(self) -> None:
+        # The console's help: every binding set, with the keys in force.
+        await self.app.run_action("help")
 
     def action_quit(self) -> None:
         self.app.exit()

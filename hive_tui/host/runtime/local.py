@@ -7,7 +7,10 @@ containers/<name>/ holds:
     build.log    the last build's output
     build.json   the running build's process group, for a new engine to end
                  if this one dies
-    log          the agent's own output, appended across restarts
+    log          the agent's own output, appended across restarts, each line
+                 stamped with the time the supervisor wrote it
+    log.1        the log before the last rotation (at log_max_bytes)
+    log.base     the number of one of those files' first line (see supervisor.py)
     run.json     the agent's pid (its session and process group) and start
                  time, written by the supervisor as it starts the agent
     exit.json    written by the supervisor when the agent exits
@@ -16,9 +19,12 @@ containers/<name>/ holds:
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import signal
+import stat
 from pathlib import Path
 
 import pygit2
@@ -28,11 +34,13 @@ from ...names import is_valid_name
 from .. import gitrepo
 from ..agentconf import load_agent_config
 from ..faults import crash_point
-from ..fsutil import is_marker, read_json, set_marker
+from ..fsutil import is_marker, open_folder, read_json, remove_entry, set_marker
 from ..stateroot import StateRoot
 from . import OutputSink, RunState
 from .procs import BUILD_RECORD, is_alive, run_streaming, signal_group, wait_group_gone
-from .supervisor import HiveSupervisor, describe_exit
+from .supervisor import LOG_MAX, LOG_MAX_MIN, HiveSupervisor, describe_exit
+
+log = logging.getLogger(__name__)
 
 BUILD_TIMEOUT = 900.0
 STOP_GRACE = 10.0
@@ -43,7 +51,11 @@ class LocalRuntime:
     name = "local"
     meta_inputs: dict[str, str] = {}
 
-    def __init__(self, state: StateRoot, build_timeout: float = BUILD_TIMEOUT, stop_grace: float = STOP_GRACE):
+    def __init__(self, state: StateRoot, build_timeout: float = BUILD_TIMEOUT, stop_grace: float = STOP_GRACE,
+                 log_max_bytes: int = LOG_MAX):
+        if type(log_max_bytes) is not int or log_max_bytes < LOG_MAX_MIN:
+            raise HiveError(f"the log's rotation size must be at least {LOG_MAX_MIN} bytes, not {log_max_bytes!r}")
+        self.log_max_bytes = log_max_bytes
         self.state = state
         self.build_timeout = build_timeout
         self.stop_grace = stop_grace
@@ -134,9 +146,12 @@ class LocalRuntime:
         for leftover in ("exit.json", "stopped"):
             (cdir / leftover).unlink(missing_ok=True)
         crash_point("runtime:start")
-        with open(cdir / "log", "ab") as log:
+        log_fd = _open_log(cdir)
+        try:
             # The supervisor records run.json before it answers.
-            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log.fileno())
+            started = self.supervisor.start(cdir, conf.run, current, self._env(name), log_fd, self.log_max_bytes)
+        finally:
+            os.close(log_fd)
         if started is None:
             return  # it could not be started: its log and exit.json say why
         pid, ticks = started
@@ -190,6 +205,30 @@ class LocalRuntime:
         # Gone without a stop: a non-zero exit, one that could not start, or one
         # whose supervisor was killed before it could record the exit.
         return RunState(failed=exit_record is None or exit_record.get("code") != 0)
+
+
+def _open_log(cdir: Path) -> int:
+    """The agent's log, open for appending. Whatever else holds its name (a
+    link, a FIFO, a folder) is replaced by a new file: never written
+    through, never waited on."""
+    folder = open_folder(cdir)
+    try:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fd = os.open("log", flags, 0o600, dir_fd=folder)
+        except OSError as e:
+            # ELOOP: a link; ENXIO: a FIFO no one reads; EISDIR: a folder.
+            if e.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                raise HiveError(f"cannot open the log in {cdir}: {e.strerror}") from None
+        else:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+        log.warning("the log in %s was not a regular file: replaced by a new one", cdir)
+        remove_entry(folder, "log")
+        return os.open("log", flags | os.O_EXCL, 0o600, dir_fd=folder)
+    finally:
+        os.close(folder)
 
 
 def _agent(cdir: Path) -> tuple[int, int | None] | None:

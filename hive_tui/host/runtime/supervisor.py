@@ -18,7 +18,9 @@ What it guarantees, as the per-agent supervisor did:
 - each agent runs in a session and process group of its own, led by the
   agent's process, so a stop signals the whole group and waits for it;
 - the agent's output goes to its log, a file the engine opens and hands
-  over (SCM_RIGHTS), never a path the supervisor opens in the agent's reach;
+  over (SCM_RIGHTS), through a pipe this process reads: each line is
+  written as `<time> <text>`, the time (RFC 3339, UTC, milliseconds) being
+  when this process wrote it, whatever the text says (see "The log" below);
 - CONTAINER/run.json names the agent (pid, start time) as soon as it runs,
   written here before the engine hears of it: an engine killed at any point
   leaves no agent that no record names;
@@ -31,10 +33,24 @@ runs and no request is open; ROOT/hive.supervisor.lock orders that exit against
 an engine that is about to connect or to launch a new one, so two never
 serve the same root. If it is killed, its agents run on, orphaned but still
 named by their run.json: an engine can still stop them (by their group), and
-their exit is then unrecorded, which reads as a failure unless stopped.
+their exit is then unrecorded, which reads as a failure unless stopped. Their
+output then has no reader: an agent that writes after that gets SIGPIPE (or
+EPIPE, if it ignores the signal), as any writer to a closed pipe does.
+
+The log. An agent's output is read from its pipe a chunk at a time, never
+waiting on one agent: a line is written as it comes, the stamp first, the
+rest of a line that arrives later after it, so nothing of a line is held
+here (a few hundred bytes an agent, whatever it prints). A line over
+LINE_MAX bytes is cut, with a note of ours. When the log reaches `log_max`
+bytes at the end of a line it is rotated: CONTAINER/log becomes log.1 (the
+one kept file; an older one is dropped) and a new log is made. Lines are
+numbered from the log's first line ever: CONTAINER/log.base records the
+number of one file's first line by its inode, written before each rotation,
+so whoever reads the log (the engine's index, logindex.py) numbers both files
+the same way across rotations and restarts.
 
 Requests are one JSON line per connection, answered with one JSON line:
-    {"op": "start", "dir", "cwd", "argv", "env"} with the log's descriptor
+    {"op": "start", "dir", "cwd", "argv", "env", "log_max"} with the log's descriptor
         -> {"pid": N, "ticks": T} or {"pid": null, "error": "..."}
     {"op": "wait", "pid": N, "ticks": T}
         -> {} once that agent's exit is recorded; at once if no agent of ours
@@ -59,6 +75,19 @@ LOCK = "hive.supervisor.lock"
 LOG = "hive.supervisor.log"
 REQUEST_LIMIT = 1 << 20
 REQUEST_TIMEOUT = 10.0
+# A log line's bytes after the stamp, beyond which the rest of the line is dropped.
+LINE_MAX = 64 << 10
+# What one agent's pipe gives per turn: the next ready agent is served after it.
+READ_SIZE = 1 << 16
+# The log's size at which it is rotated, unless the start request says otherwise.
+LOG_MAX = 16 << 20
+# The smallest rotation size a request may ask for.
+LOG_MAX_MIN = 4096
+KEPT = "log.1"
+BASE = "log.base"
+# An exiting agent's pipe is read up to this much more before its exit is
+# written: a child it left behind cannot keep the supervisor there.
+DRAIN_LIMIT = 1 << 20
 # How often an idle supervisor that could not take the lock looks again; the
 # lock is only held by an engine that is connecting, whose request wakes it anyway.
 IDLE_RECHECK = 5.0
@@ -91,6 +120,19 @@ def _write_record(folder: str, name: str, record: dict) -> None:
     with open(fd, "w") as f:
         f.write(json.dumps(record))
     os.replace(tmp, os.path.join(folder, name))
+
+
+def _write_record_at(folder_fd: int, name: str, record: dict) -> None:
+    """_write_record, in the folder open at `folder_fd`."""
+    tmp = f"{name}.tmp"
+    try:
+        os.unlink(tmp, dir_fd=folder_fd)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder_fd)
+    with open(fd, "w") as f:
+        f.write(json.dumps(record))
+    os.replace(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
 
 
 # The supervisor process imports as little as it can (no pathlib, contextlib
@@ -152,11 +194,13 @@ class HiveSupervisor:
         self.timeout = timeout
 
     def start(self, folder: os.PathLike | str, argv: list[str], cwd: os.PathLike | str, env: dict[str, str],
-              log_fd: int) -> tuple[int, int | None] | None:
+              log_fd: int, log_max: int = LOG_MAX) -> tuple[int, int | None] | None:
         """Run `argv` as an agent whose records go in `folder` and output to
-        `log_fd`; its pid and start ticks, or None when it could not be
-        started (which its log and exit.json then say)."""
-        request = {"op": "start", "dir": os.fspath(folder), "cwd": os.fspath(cwd), "argv": argv, "env": env}
+        `log_fd` (folder/log, rotated at `log_max` bytes); its pid and start
+        ticks, or None when it could not be started (which its log and
+        exit.json then say)."""
+        request = {"op": "start", "dir": os.fspath(folder), "cwd": os.fspath(cwd), "argv": argv, "env": env,
+                   "log_max": log_max}
         reply = self._ask(request, log_fd, launch=True)
         pid = reply.get("pid") if reply is not None else None
         if reply is None or (pid is not None and type(pid) is not int):
@@ -236,11 +280,185 @@ def _try_connect(root: str) -> socket.socket | None:
     return sock
 
 
+# -- the log, shared with the engine's reader (logindex.py) ----------------------
+
+_OPEN_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def stamp(at: float) -> bytes:
+    """`at` as a log line's stamp: RFC 3339, UTC, to the millisecond (24 bytes)."""
+    ms = int(at * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)).encode() + b".%03dZ" % (ms % 1000)
+
+
+def read_base(folder_fd: int) -> tuple[int, int] | None:
+    """log.base as (inode, number of that file's first line); None when it is
+    missing or not what this module writes (the agent may have written it)."""
+    try:
+        fd = os.open(BASE, _OPEN_READ, dir_fd=folder_fd)
+    except OSError:
+        return None
+    try:
+        if not _is_regular(fd):
+            return None
+        record = json.loads(os.read(fd, 256))
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    if not isinstance(record, dict):
+        return None
+    ino, first = record.get("ino"), record.get("first")
+    if type(ino) is not int or type(first) is not int or not 0 <= first < 2**53:
+        return None
+    return ino, first
+
+
+def count_lines(fd: int, limit: int | None = None) -> int:
+    """The lines in the file at `fd`: its newlines, and an unfinished last
+    line; in its first `limit` bytes only, when given."""
+    count, pos, last = 0, 0, b"\n"
+    while chunk := os.pread(fd, 1 << 20 if limit is None else min(1 << 20, limit - pos), pos):
+        count += chunk.count(b"\n")
+        pos += len(chunk)
+        last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def open_kept(folder_fd: int, name: str) -> int | None:
+    """One of the log's files, read-only; None when it is missing or not a regular file."""
+    try:
+        fd = os.open(name, _OPEN_READ, dir_fd=folder_fd)
+    except OSError:
+        return None
+    if not _is_regular(fd):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _is_regular(fd: int) -> bool:
+    return (os.fstat(fd).st_mode & 0o170000) == 0o100000
+
+
+def first_of_log(folder_fd: int, log_ino: int, limit: int | None = None) -> int:
+    """The number of the first line of the file named log (inode `log_ino`);
+    log.1's lines are counted in its first `limit` bytes only, when given."""
+    base = read_base(folder_fd)
+    if base is not None and base[0] == log_ino:
+        return base[1]
+    kept = open_kept(folder_fd, KEPT)
+    if kept is None:
+        return base[1] if base is not None else 0
+    try:
+        first = base[1] if base is not None and os.fstat(kept).st_ino == base[0] else 0
+        return first + count_lines(kept, limit)
+    finally:
+        os.close(kept)
+
+
 # -- the supervisor process ------------------------------------------------------
 
+_CUT = b" [hive-tui: the rest of this line was cut at %d bytes]" % LINE_MAX
+
+
+class _Output:
+    """One agent's output: the pipe it writes to, and its log, stamped line by line."""
+
+    __slots__ = ("pipe", "log", "folder", "log_max", "size", "mid", "length")
+
+    def __init__(self, pipe: int, log: int, folder: int, log_max: int):
+        self.pipe, self.log, self.folder, self.log_max = pipe, log, folder, log_max
+        self.size = os.fstat(log).st_size
+        # In the middle of a line (its stamp written), and how long that line is so far.
+        self.mid, self.length = False, 0
+
+    def take(self, data: bytes) -> None:
+        """Write what the agent wrote; a line left open waits for its end."""
+        now = stamp(time.time())
+        out = bytearray()
+        whole = 0  # how much of `out` ends with a line's end: a rotation may follow it
+        pos = 0
+        while pos < len(data):
+            newline = data.find(b"\n", pos)
+            end = len(data) if newline < 0 else newline
+            if not self.mid:
+                out += now + b" "
+                self.mid, self.length = True, 0
+            if self.length + (end - pos) <= LINE_MAX:
+                out += data[pos:end]
+            elif self.length <= LINE_MAX:
+                # Where the line goes over the limit: what fits, then our note; the rest is dropped.
+                out += data[pos:pos + LINE_MAX - self.length] + _CUT
+            self.length += end - pos
+            if newline < 0:
+                break
+            out += b"\n"
+            self.mid = False
+            whole = len(out)
+            pos = newline + 1
+            if self.size + whole >= self.log_max:
+                # Rotated at this line's end, not at the end of what was read.
+                self._write(out, True)
+                out.clear()
+                whole = 0
+        if whole:
+            self._write(memoryview(out)[:whole], True)
+        if whole < len(out):
+            self._write(memoryview(out)[whole:], False)
+
+    def say(self, line: str) -> None:
+        """A line of ours, on a line of its own."""
+        self._write((b"\n" if self.mid else b"") + stamp(time.time()) + b" " + line.encode() + b"\n", True)
+        self.mid = False
+
+    def _write(self, data: bytes | bytearray | memoryview, line_end: bool) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.log, view):]
+        except OSError:
+            return  # a full disk loses lines, never the supervisor
+        finally:
+            self.size += len(data) - len(view)
+        if line_end and self.size >= self.log_max:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """log -> log.1 and a new log, numbering kept (see "The log" above)."""
+        try:
+            ino = os.fstat(self.log).st_ino
+            # log.1 is what this process rotated, near log_max bytes: one that
+            # grew far past that was not written here, and is not read to its end.
+            first = first_of_log(self.folder, ino, max(4 * self.log_max, 64 << 20))
+            _write_record_at(self.folder, BASE, {"ino": ino, "first": first})
+            os.rename("log", KEPT, src_dir_fd=self.folder, dst_dir_fd=self.folder)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                fresh = os.open("log", flags, 0o600, dir_fd=self.folder)
+            except FileExistsError:
+                # Something took the name in between: it is not ours to write through.
+                os.unlink("log", dir_fd=self.folder)
+                fresh = os.open("log", flags, 0o600, dir_fd=self.folder)
+        except OSError as e:
+            print(f"supervisor: rotating a log: {e!r}", file=sys.stderr, flush=True)
+            self.size = 0  # tried again after another log_max bytes
+            return
+        os.close(self.log)
+        self.log, self.size = fresh, 0
+
+    def close(self) -> None:
+        for fd in (self.pipe, self.log, self.folder):
+            if fd != -1:
+                os.close(fd)
+        self.pipe = self.log = self.folder = -1
+
+
 class _Agent:
-    def __init__(self, proc: subprocess.Popen, ticks: int | None, folder: str, log_fd: int, program: str):
-        self.proc, self.ticks, self.folder, self.log_fd, self.program = proc, ticks, folder, log_fd, program
+    __slots__ = ("proc", "ticks", "folder", "output", "program")
+
+    def __init__(self, proc: subprocess.Popen, ticks: int | None, folder: str, output: _Output, program: str):
+        self.proc, self.ticks, self.folder, self.output, self.program = proc, ticks, folder, output, program
 
 
 class _Supervisor:
@@ -248,6 +466,8 @@ class _Supervisor:
         self.root = root
         self.listener = listener
         self.agents: dict[int, _Agent] = {}
+        # Each agent's pipe, by its descriptor.
+        self.pipes: dict[int, _Output] = {}
         self.waiting: dict[int, list[socket.socket]] = {}
         self.poll = select.poll()
         self.poll.register(listener, select.POLLIN)
@@ -268,6 +488,8 @@ class _Supervisor:
             for fd, _ in self.poll.poll(IDLE_RECHECK * 1000 if idle else None):
                 if fd == self.listener.fileno():
                     self._accept()
+                elif fd in self.pipes:
+                    self._pump(self.pipes[fd])
                 else:
                     try:
                         while self.wake.recv(4096):
@@ -275,6 +497,24 @@ class _Supervisor:
                     except BlockingIOError:
                         pass
             self._reap()
+
+    def _pump(self, output: _Output) -> bool:
+        """One read of an agent's pipe; False once there is nothing more to read now."""
+        try:
+            data = os.read(output.pipe, READ_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            # Every writer is gone: the pipe is done with, the log stays open for the exit line.
+            self.poll.unregister(output.pipe)
+            del self.pipes[output.pipe]
+            os.close(output.pipe)
+            output.pipe = -1
+            return False
+        output.take(data)
+        return True
 
     def _exit_if_still_idle(self) -> bool:
         try:
@@ -339,15 +579,29 @@ class _Supervisor:
     def _start(self, request: dict, log_fd: int) -> dict:
         """Start the agent; `log_fd` stays the caller's to close."""
         folder, argv = request["dir"], request["argv"]
+        log_max = request.get("log_max")
+        if type(log_max) is not int or log_max < LOG_MAX_MIN:
+            log_max = LOG_MAX
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        output = _Output(-1, os.dup(log_fd), folder_fd, log_max)
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
         try:
             proc = subprocess.Popen(argv, cwd=request["cwd"], env=request["env"], stdin=subprocess.DEVNULL,
-                                    stdout=log_fd, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=write_end, stderr=subprocess.STDOUT, start_new_session=True)
         except (OSError, ValueError, TypeError) as e:
-            _say(log_fd, f"[hive-tui] cannot start {argv[0]!r}: {e}")
+            os.close(read_end)
+            output.say(f"[hive-tui] cannot start {argv[0]!r}: {e}")
+            output.close()
             _write_record(folder, "exit.json", _exit_record(127))
             return {"pid": None, "error": str(e)}
+        finally:
+            os.close(write_end)
+        os.set_blocking(read_end, False)
+        output.pipe = read_end
+        self.pipes[read_end] = output
+        self.poll.register(read_end, select.POLLIN)
         ticks = _start_ticks(proc.pid)
-        self.agents[proc.pid] = _Agent(proc, ticks, folder, os.dup(log_fd), argv[0])
+        self.agents[proc.pid] = _Agent(proc, ticks, folder, output, argv[0])
         try:
             _write_record(folder, "run.json", {"pid": proc.pid, "ticks": ticks, "argv": argv,
                                                "started_at": _now()})
@@ -363,26 +617,28 @@ class _Supervisor:
             if code is None:
                 continue
             del self.agents[pid]
+            output = agent.output
             try:
-                _say(agent.log_fd, f"[hive-tui] {agent.program} exited with {describe_exit(code)}")
+                # What it wrote before it exited comes before the line saying so.
+                drained = 0
+                while output.pipe != -1 and drained < DRAIN_LIMIT and self._pump(output):
+                    drained += READ_SIZE
+                output.say(f"[hive-tui] {agent.program} exited with {describe_exit(code)}")
                 _write_record(agent.folder, "exit.json", _exit_record(code))
             except OSError as e:
                 print(f"supervisor: recording the exit of {pid}: {e!r}", file=sys.stderr, flush=True)
             finally:
-                os.close(agent.log_fd)
+                if output.pipe != -1:
+                    # A child it left behind writes no more to its log.
+                    self.poll.unregister(output.pipe)
+                    del self.pipes[output.pipe]
+                output.close()
             for conn in self.waiting.pop(pid, []):
                 try:
                     conn.sendall(b"{}\n")
                 except OSError:
                     pass
                 conn.close()
-
-
-def _say(fd: int, line: str) -> None:
-    try:
-        os.write(fd, line.encode() + b"\n")
-    except OSError:
-        pass
 
 
 def _now() -> str:

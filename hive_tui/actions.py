@@ -47,6 +47,10 @@ ACTIONS = (
     Action("fleet", "A", "All hosts", "every host in one view, or back to the selected row's host", "global"),
     Action("command_log", "L", "Command log", "every action taken in the console and what came of it, newest "
            "first, this session's and earlier ones'; its lines can be copied", "global"),
+    Action("group", "g", "Group", "group the agents under their parents, with a header per group saying how "
+           "many run; again to list them all by name", "global"),
+    Action("fold", "z", "Fold", "fold the group under the cursor into its header line, or unfold it (Enter on "
+           "a header does too)", "global"),
     Action("help", "question_mark", "Help", "every key, and what it does", "global"),
     Action("quit", "q", "Quit", "leave the console", "global"),
     # Escape in the lists; a screen's or a dialog's own Escape comes first there.
@@ -55,7 +59,7 @@ ACTIONS = (
 
 
 # Left out of the footer, which is full: found in the help screen and the palette.
-FOOTERLESS = frozenset({"command_log"})
+FOOTERLESS = frozenset({"command_log", "group", "fold"})
 
 # What changes a hive: hidden and refused on a read-only host.
 CHANGES = frozenset({"approve", "deny", "start", "stop", "restart", "rebuild", "pause", "destroy", "purge"})

@@ -169,6 +169,8 @@ class HiveApp(App[None]):
         # Every action taken here and what came of it, kept in the data folder across sessions.
         self.command_log = command_log or CommandLog()
         self._log_failure_said = False
+        # The all-hosts view's folded groups, as (host, parent): kept while the console runs.
+        self.fleet_folds: set[tuple[str, str | None]] = set()
 
     def _known_theme(self, name: str) -> str:
         if name not in self.available_themes:
@@ -181,7 +183,8 @@ class HiveApp(App[None]):
         # Kept by reference: feed items keep arriving while another screen
         # (history, help) is on top, where a query would not find them.
         self.containers = ContainerTable(now=self.now, pulse=self.pulse, clock=self.clock,
-                                         change_markers=self.settings.change_markers, id="containers")
+                                         change_markers=self.settings.change_markers,
+                                         grouped=self.settings.group_by_parent, id="containers")
         self.approvals = ApprovalTable(now=self.now, id="approvals")
         self.diff = DiffView(id="diff")
         self.deploys = DeployLog(id="deploys")
@@ -365,6 +368,9 @@ class HiveApp(App[None]):
 
     def jump_to(self, name: str) -> None:
         table = self.containers
+        if table.grouped and name in table.group_of and table.group_of[name] in table.folded:
+            # Into a folded group: it unfolds.
+            table.toggle_fold(table.group_of[name])
         if name in table.rows:
             table.move_cursor(row=table.get_row_index(name))
             table.focus()
@@ -392,7 +398,7 @@ class HiveApp(App[None]):
             return False
         # The console's keys act on its main screen only: under help, history or
         # a dialog they are that screen's letters, never an approval.
-        if action in actions.IDS or action in ("agent_pane", "faults"):
+        if action in actions.IDS or action in ("agent_pane", "faults", "group", "fold"):
             return self.screen is self.screen_stack[0]
         return True
 
@@ -452,7 +458,7 @@ class HiveApp(App[None]):
         """The selected agent, if `action` can act on it now; else None, having said why."""
         name = self.selected_agent()
         if name is None:
-            self.notify("no agent selected", severity="warning")
+            self._no_agent()
             return None
         row = self.containers.rows_by_name.get(name)
         if row is not None and row.kept and verb != "purge":
@@ -467,6 +473,12 @@ class HiveApp(App[None]):
         name = self._agent(verb, action)
         if name is not None:
             self._do(f"{verb} {name}", lambda c: call(c, name), name, action, outcome)
+
+    def _no_agent(self) -> None:
+        if self.containers.on_header():
+            self.notify("select an agent: that is a group's header line", severity="warning")
+        else:
+            self.notify("no agent selected", severity="warning")
 
     def action_agent_pane(self, id: str) -> None:
         """An agent key pressed outside the containers pane."""
@@ -544,7 +556,7 @@ class HiveApp(App[None]):
         table = self.containers
         name = self.selected_agent()
         if name is None:
-            self.notify("no agent selected", severity="warning")
+            self._no_agent()
             return
         row = table.rows_by_name.get(name)
         if row is None or row.kept:
@@ -552,9 +564,12 @@ class HiveApp(App[None]):
             self.notify(f"{one_line(name)} {why}: it cannot be marked", severity="warning", markup=False)
             return
         table.set_marks(table.marks ^ {name})
-        # Down a row, as a file manager does, so Space Space Space marks a run.
-        if table.cursor_row < table.row_count - 1:
-            table.move_cursor(row=table.cursor_row + 1)
+        # Down to the next agent, as a file manager does, so Space Space Space marks a run.
+        below = table.cursor_row + 1
+        while below < table.row_count and table.is_header_row(below):
+            below += 1
+        if below < table.row_count:
+            table.move_cursor(row=below)
         self._show_marks()
 
     def _show_marks(self) -> None:
@@ -596,7 +611,10 @@ class HiveApp(App[None]):
 
     def action_history(self, tab: str = "tags") -> None:
         name = self.selected_agent()
-        if name is None:
+        if name is None and self.containers.on_header():
+            # Enter on a group's header folds or unfolds it.
+            self.action_fold()
+        elif name is None:
             self.notify("no agent selected", severity="warning")
         elif self.containers.rows_by_name.get(name) is None:
             self.notify(f"{one_line(name)} has no history yet: it is being spawned", severity="warning",
@@ -696,6 +714,21 @@ class HiveApp(App[None]):
 
     def action_jump(self) -> None:
         self.action_command_palette()
+
+    def action_group(self) -> None:
+        table = self.containers
+        table.set_grouped(not table.grouped)
+
+    def action_fold(self) -> None:
+        table = self.containers
+        if not table.grouped:
+            self.notify("fold acts on groups: group the agents by parent first", severity="warning")
+            return
+        found, parent = table.cursor_group()
+        if not found:
+            self.notify("no group selected", severity="warning")
+            return
+        table.toggle_fold(parent)
 
     def action_hosts(self) -> None:
         hosts = self.hosts or ([self.host] if self.host else [])
@@ -815,4 +848,5 @@ class HiveApp(App[None]):
                 self.connect_to(host)
 
         self.push_screen(FleetScreen(self.hosts, self.open_host, read_only=self.read_only, now=self.now,
-                                     change_markers=self.settings.change_markers, marker_clock=self.clock), back)
+                                     change_markers=self.settings.change_markers, marker_clock=self.clock,
+                                     grouped=self.containers.grouped, folds=self.fleet_folds), back)

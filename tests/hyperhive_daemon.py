@@ -32,6 +32,7 @@ class Agent:
     running: bool = True
     paused: bool = False
     deployed_sha: str | None = None
+    parent: str | None = None
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"name": self.name, "running": self.running, "failed": False, "needs_update": False,
@@ -39,6 +40,8 @@ class Agent:
         # hyperhive omits an optional field that is unset, rather than sending null.
         if self.deployed_sha is not None:
             row["deployed_sha"] = self.deployed_sha
+        if self.parent is not None:
+            row["parent"] = self.parent
         if self.running:
             row["status_text"], row["status_set_at"] = f"{self.name} at work", "2026-01-01T00:00:00Z"
         return row

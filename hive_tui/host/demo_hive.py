@@ -1,9 +1,11 @@
 """A demo hive: three agents, and the manager's requests waiting for the operator.
 
     atlas    a proposal that deploys
-    bramble  a proposal whose build fails
-    cinder   a proposal to deny
+    bramble  a proposal whose build fails; atlas is its parent
+    cinder   a proposal to deny; atlas is its parent
     dune     a spawn request
+
+The parents give the console's grouping by parent something to show.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ AGENTS = {
     "bramble": ("reviewing pull requests", "haiku"),
     "cinder": ("watching the build queue", "sonnet"),
 }
+# Each agent's parent in the hive's topology; atlas has none.
+PARENTS = {"bramble": "atlas", "cinder": "atlas"}
 
 # (agent, files the manager changes, description)
 PROPOSALS = [
@@ -30,10 +34,10 @@ PROPOSALS = [
 SPAWN = ("dune", "dune: a fourth agent to answer the support inbox")
 
 
-def _files(status: str, model: str) -> dict[str, bytes]:
+def _files(status: str, model: str, parent: str | None = None) -> dict[str, bytes]:
     demo = files("hive_tui.host") / "demo_agent"
     return {
-        "agent.yaml": agent_yaml(run=["sh", "agent.sh"], build=["sh", "build.sh"]),
+        "agent.yaml": agent_yaml(run=["sh", "agent.sh"], build=["sh", "build.sh"], parent=parent),
         "agent.sh": (demo / "agent.sh").read_bytes(),
         "status.sh": (demo / "status.sh").read_bytes(),
         "build.sh": (demo / "build.sh").read_bytes(),
@@ -47,7 +51,7 @@ def seed_demo(engine: Engine) -> None:
     if engine.agents() or engine.approvals():
         raise Conflict(f"{engine.state.root} already holds a hive; the demo seeds an empty state root")
     for name, (status, model) in AGENTS.items():
-        engine.install_agent(name, _files(status, model))
+        engine.install_agent(name, _files(status, model, PARENTS.get(name)))
     for name, changes, description in PROPOSALS:
         proposed = gitrepo.open_repo(engine.state.proposed(name))
         gitrepo.commit_files(proposed, changes, description)

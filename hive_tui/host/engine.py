@@ -22,6 +22,7 @@ from ..errors import BuildFailed, Conflict, HiveError, NotFound, error_text
 from ..models import AgentStatus, Approval, Event, LogPage, TagRecord, Transient
 from ..names import check_name
 from . import gitrepo
+from .agentconf import CONFIG_FILE, read_parent
 from .db import Database
 from .deploy import Deployer
 from .emitter import Emitter, Listener
@@ -80,6 +81,8 @@ class Engine:
         # What the rows are read from, read again only when it changed.
         self._committed_lock = CommittedLock(self.meta)
         self._status_files = StatusFiles()
+        # Each agent's parent, from agent.yaml in its applied checkout.
+        self._parents = StatusFiles(reader=read_parent)
         # Started with the first subscriber: nobody to push to before.
         self._watch: FolderWatch | None = None
         self._watch_lock = threading.Lock()
@@ -261,6 +264,10 @@ class Engine:
             folder: Path | None = self.state.agent_state(name)
         except HiveError:
             folder = None  # a link in its place: nothing in it is read
+        try:
+            parent = self._parents.read(os.path.join(self.state.applied(name), CONFIG_FILE))
+        except HiveError:
+            parent = None
         reported = (self._status_files.read(os.path.join(folder, "status.json")) if folder else None) or {}
         text = reported.get("text") if run.running else None
         error = broken.get(name)
@@ -271,6 +278,7 @@ class Engine:
             needs_update=not kept and locked != applied,
             needs_login=reported.get("needs_login") is True,
             paused=folder is not None and is_marker(os.path.join(folder, "paused")),
+            parent=parent,
             deployed_sha=locked[:12] if locked else None,
             active_model=_str_or_none(reported.get("model")),
             status_text=_str_or_none(text),

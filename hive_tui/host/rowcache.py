@@ -13,6 +13,9 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
+
 from . import gitrepo
 from .fsutil import read_json
 
@@ -23,15 +26,17 @@ RACY_NS = 2_000_000_000
 
 
 class StatusFiles:
-    """Each agent's status.json, read again only when its inode, size or times moved."""
+    """Each agent's status.json, read again only when its inode, size or times moved;
+    or another file of each agent's, read with `reader` (agentconf.read_parent)."""
 
-    def __init__(self, racy_ns: int = RACY_NS) -> None:
+    def __init__(self, racy_ns: int = RACY_NS, reader: Callable[[str], Any] | None = None) -> None:
         self.racy_ns = racy_ns
-        self._cache: dict[str, tuple[tuple[int, ...], dict | None, int]] = {}
+        self.reader = reader
+        self._cache: dict[str, tuple[tuple[int, ...], Any, int]] = {}
         self._lock = threading.Lock()
 
-    def read(self, path: str) -> dict | None:
-        """As fsutil.read_json(path)."""
+    def read(self, path: str) -> Any:
+        """As `reader(path)` (fsutil.read_json(path) when there is none)."""
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -39,21 +44,24 @@ class StatusFiles:
                 self._cache.pop(path, None)
             return None
         except OSError:
-            return read_json(path)
+            return self._read(path)
         if not stat.S_ISREG(st.st_mode):
             with self._lock:
                 self._cache.pop(path, None)
-            return read_json(path)  # unset, and warned about once
+            return self._read(path)  # unset, and warned about once
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._lock:
             hit = self._cache.get(path)
         if hit is not None and hit[0] == key and max(st.st_mtime_ns, st.st_ctime_ns) < hit[2] - self.racy_ns:
             return hit[1]
         read_at = time.time_ns()
-        data = read_json(path)
+        data = self._read(path)
         with self._lock:
             self._cache[path] = (key, data, read_at)
         return data
+
+    def _read(self, path: str) -> Any:
+        return self.reader(path) if self.reader is not None else read_json(path)
 
 
 class CommittedLock:

@@ -25,10 +25,12 @@ CONFIGURATION_NIX = """\
 """
 
 
-def agent_yaml(run: list[str], build: list[str] | None = None) -> bytes:
+def agent_yaml(run: list[str], build: list[str] | None = None, parent: str | None = None) -> bytes:
     data: dict = {"run": run}
     if build:
         data["build"] = build
+    if parent:
+        data["parent"] = parent
     return yaml.safe_dump(data, sort_keys=False, width=1000).encode()
 
 

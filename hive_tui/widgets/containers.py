@@ -20,6 +20,12 @@ ran out. The faults-only view shows just the rows that need the operator;
 a row leaves it as soon as it no longer does, and the pane's title says
 how many rows are hidden.
 
+Grouped by parent (a key, or the `group_by_parent` setting), a header row
+leads each group: the top group (agents with no parent) first, then one
+group per immediate parent, by name. A header is keyed by a HeaderKey (see
+rowkeys), which no agent's name can equal, so no agent can pass for one. A folded
+group shows its header alone.
+
 Every word comes from the agents or the manager, so every cell is a Text
 (a plain str would be read as markup), built from `plain` text.
 """
@@ -46,10 +52,11 @@ from ..keymap import key_of
 from ..models import AgentStatus
 from ..plain import one_line
 from ..presentation import MARKS, age, run_state, transient_word
-from ..roster import ChangeMarks, badges, needs_operator
+from ..roster import ChangeMarks, Group, badges, group_by_parent, group_of, needs_operator, parent_of
 from .fit import fit
 from .livecells import Live, LiveCells
 from .marking import MARKED
+from .rowkeys import HeaderKey, is_header
 from .themed import Themed
 
 PULSE = "◐◓◑◒"
@@ -65,6 +72,15 @@ KEPT_KEYS = "{purge} purge · {history} history · spawning it again brings it b
 FILTER_CHUNK = 500
 # After a field that changed a moment ago; its colour is the stylesheet's (containers--changed).
 CHANGED = "Δ"
+# What a group's header says for the agents with no parent.
+TOP_GROUP = "no parent"
+FOLDED, UNFOLDED = "▸", "▾"
+# A row's key in the table: an agent's name, or a group's header (a HeaderKey).
+RowName = str
+
+
+def header_key(parent: str | None) -> HeaderKey:
+    return HeaderKey(parent)
 
 
 class RowText(Text):
@@ -114,7 +130,8 @@ class ContainerTable(LiveCells, Themed):
             self.title = title
 
     def __init__(self, now: Callable[[], datetime] | None = None, pulse: bool = True,
-                 clock: Callable[[], float] | None = None, change_markers: float = 10.0, **kwargs):
+                 clock: Callable[[], float] | None = None, change_markers: float = 10.0, grouped: bool = False,
+                 **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, show_header=False, **kwargs)
         self.now = now
         # Which fields changed a moment ago, timed by `clock` (monotonic seconds).
@@ -135,6 +152,16 @@ class ContainerTable(LiveCells, Themed):
         self.width_built = 0
         # The agents a bulk action acts on: a glyph before each one's name.
         self.marks: set[str] = set()
+        # Grouped by parent: the groups as last laid out, each agent's group, and the
+        # parents whose groups are folded (kept while the console runs, whatever the host).
+        self.grouped = grouped
+        self.groups: dict[str | None, Group] = {}
+        self.group_of: dict[str, str | None] = {}
+        self.folded: set[str | None] = set()
+        # As last laid out: how many header rows the table holds, and how many agents that
+        # match sit in folded groups (neither is a row the view hides).
+        self.headers_shown = 0
+        self.tucked = 0
 
     def on_mount(self) -> None:
         # A width of our own, that of the widest row in the table, set as rows come and go.
@@ -148,7 +175,7 @@ class ContainerTable(LiveCells, Themed):
         if self._text_width() != self.width_built:
             self.cells.clear()
             self.live.clear()
-            self._refill(sorted(self.rows_by_name))
+            self._refill(self._order())
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # The table would measure every new row, at its next idle moment: ours are all one
@@ -159,14 +186,74 @@ class ContainerTable(LiveCells, Themed):
     # -- the model --------------------------------------------------------------
 
     def selected(self) -> str | None:
+        """The agent under the cursor; None on a group's header."""
+        key = self._cursor_key()
+        return None if is_header(key) else key
+
+    def _cursor_key(self) -> RowName | None:
         if self.row_count == 0:
             return None
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
+    def on_header(self) -> bool:
+        return is_header(self._cursor_key())
+
+    def is_header_row(self, index: int) -> bool:
+        return is_header(self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value)
+
+    def cursor_group(self) -> tuple[bool, str | None]:
+        """(whether the cursor is in a group, that group's parent): on its header or one of its agents."""
+        key = self._cursor_key()
+        if not self.grouped or key is None:
+            return False, None
+        if isinstance(key, HeaderKey):
+            return True, key.parent
+        return key in self.group_of, self.group_of.get(key)
+
     def matches(self, name: str) -> bool:
+        """Whether the agent's row is shown: the one place this is decided, grouped or not."""
         if self.faults_only and not needs_operator(self.rows_by_name.get(name), self.transients.get(name)):
             return False
         return not self.filter_text or self.filter_text in name.lower()
+
+    def _order(self) -> list[RowName]:
+        """The rows to show, in order: the agents that match, by name; grouped, each
+        group that has one under its header, with its matching agents unless folded."""
+        if not self.grouped:
+            self.headers_shown = self.tucked = 0
+            return [n for n in sorted(self.rows_by_name) if self.matches(n)]
+        groups = group_by_parent(self.rows_by_name, self.transients)
+        for group in groups:
+            if self.groups.get(group.parent) != group:
+                self.cells.pop(header_key(group.parent), None)
+        self.groups = {g.parent: g for g in groups}
+        self.group_of = {name: g.parent for g in groups for name in g.names}
+        order: list[RowName] = []
+        self.headers_shown = self.tucked = 0
+        for group in groups:
+            shown = [n for n in group.names if self.matches(n)]
+            if shown:
+                order.append(header_key(group.parent))
+                self.headers_shown += 1
+                if group.parent not in self.folded:
+                    order += shown
+                else:
+                    self.tucked += len(shown)
+        return order
+
+    def set_grouped(self, grouped: bool) -> None:
+        """Group the rows by parent, or list them all by name; the cursor stays on its agent."""
+        self.grouped = grouped
+        self._refill(self._order())
+
+    def toggle_fold(self, parent: str | None) -> None:
+        """Fold the group into its header, or unfold it; the cursor goes to the header."""
+        self.folded ^= {parent}
+        key = header_key(parent)
+        self.cells.pop(key, None)
+        self._refill(self._order())
+        if key in self.rows:
+            self.move_cursor(row=self.get_row_index(key))
 
     def toggle_faults(self) -> bool:
         """Show only the rows that need the operator, or every row again; returns which."""
@@ -178,7 +265,8 @@ class ContainerTable(LiveCells, Themed):
         """Say what the title should read, if that changed: rows hidden only while the table holds all it will."""
         if self.filling:
             return
-        hidden = len(self.rows_by_name) - self.row_count
+        # Grouped, the headers are no agents, and a folded group's agents are not hidden by the view.
+        hidden = len(self.rows_by_name) - (self.row_count - self.headers_shown) - self.tucked
         words = ["Containers"]
         if self.faults_only:
             words.append("faults only")
@@ -204,7 +292,7 @@ class ContainerTable(LiveCells, Themed):
             self.rows_by_name.setdefault(name, None)
         self.cells.clear()
         self.live.clear()
-        self._refill(sorted(self.rows_by_name))
+        self._refill(self._order())
 
     def update_row(self, row: AgentStatus) -> None:
         self.changes.see(row)
@@ -238,19 +326,19 @@ class ContainerTable(LiveCells, Themed):
         A big hive is filtered in steps, between which keys are read: a new
         filter (the next key typed) replaces one still under way."""
         self.filter_text = text.lower()
-        names = [n for n in sorted(self.rows_by_name) if self.matches(n)]
-        if not self.filling and names == list(self.rows):
+        names = self._order()
+        if not self.filling and names == [key.value for key in self.rows]:
             # The first keys of a name often match every row: nothing to do.
             self.workers.cancel_group(self, "filter")
             self._count()
             return
         if len(self.rows_by_name) <= FILTER_CHUNK:
-            self._refill(names, matched=True)
+            self._refill(names)
         else:
             self._refill_in_steps(names)
 
     @work(group="filter", exclusive=True)
-    async def _refill_in_steps(self, names: list[str]) -> None:
+    async def _refill_in_steps(self, names: list[RowName]) -> None:
         self.filling = True
         try:
             for _ in self._refilling(names):
@@ -258,18 +346,19 @@ class ContainerTable(LiveCells, Themed):
         finally:
             self.filling = False
 
-    def _refill(self, names: list[str], matched: bool = False) -> None:
+    def _refill(self, names: list[RowName]) -> None:
+        """Put `names` (as `_order` gives them) in the table at once."""
         # A filter under way worked from rows that are no longer the table's.
         self.workers.cancel_group(self, "filter")
-        for _ in self._refilling(names if matched else [n for n in names if self.matches(n)]):
+        for _ in self._refilling(names):
             pass
 
-    def _refilling(self, names: list[str]) -> Iterator[None]:
+    def _refilling(self, names: list[RowName]) -> Iterator[None]:
         """Put `names` in the table, from their built cells, yielding between steps."""
-        keep = self.selected()
+        keep = self._landing(self._cursor_key(), names)
         for start in range(0, len(names), FILTER_CHUNK):
             for name in names[start:start + FILTER_CHUNK]:
-                if name in self.rows_by_name:
+                if name in self.rows_by_name or is_header(name):
                     self._cell(name)
             yield
         self.clear()
@@ -277,7 +366,7 @@ class ContainerTable(LiveCells, Themed):
         for start in range(0, len(names), FILTER_CHUNK):
             for name in names[start:start + FILTER_CHUNK]:
                 # A push between two steps may have dropped an agent, or put it back already.
-                if name in self.rows_by_name and name not in self.rows:
+                if (name in self.rows_by_name or is_header(name)) and name not in self.rows:
                     cell = self._cell(name)
                     self._widen(cell.cells_wide)
                     self.add_row(cell, key=name, height=self.LINES_PER_ROW)
@@ -289,8 +378,24 @@ class ContainerTable(LiveCells, Themed):
         self.filling = False
         self._count()
 
+    def _landing(self, keep: RowName | None, names: list[RowName]) -> RowName | None:
+        """Where the cursor on `keep` goes once `names` are the rows: the same row, or,
+        grouped, the header of an agent's folded group, or a header's first agent."""
+        if not self.grouped and not is_header(keep):
+            return keep
+        shown = set(names)
+        if keep is None or keep in shown:
+            return keep
+        if isinstance(keep, HeaderKey):
+            return next((n for n in names if not is_header(n) and self.group_of.get(n) == keep.parent), None)
+        return header_key(self.group_of.get(keep))
+
     def _show(self, name: str) -> None:
         """Put `name`'s row on screen as it is now: update, add or drop it."""
+        if self.grouped:
+            self._show_grouped(name)
+            self._count()
+            return
         was = self.cells.pop(name, None)
         self.live.pop(name, None)
         present = name in self.rows
@@ -304,8 +409,35 @@ class ContainerTable(LiveCells, Themed):
             self.remove_row(name)
         elif wanted:
             # New rows go where sorting puts them: refill once, rare next to updates.
-            self._refill(sorted(self.rows_by_name))
+            self._refill(self._order())
         self._count()
+
+    def _show_grouped(self, name: str) -> None:
+        """As `_show`, with the agent's group header kept in step. An agent that
+        came, went, changed parent or came into or out of sight lays the groups out again."""
+        row = self.rows_by_name.get(name)
+        parent = parent_of(row)
+        was = self.cells.pop(name, None)
+        self.live.pop(name, None)
+        present = name in self.rows
+        wanted = name in self.rows_by_name and self.matches(name) and parent not in self.folded
+        if name not in self.rows_by_name or self.group_of.get(name, ()) != parent or present != wanted:
+            self._refill(self._order())
+            return
+        group = self.groups[parent]
+        fresh = group_of(parent, group.names, self.rows_by_name, self.transients)
+        if fresh != group:
+            self.groups[parent] = fresh
+            key = header_key(parent)
+            old = self.cells.pop(key, None)
+            if key in self.rows:
+                cell = self._cell(key)
+                self._fit_column(cell.cells_wide, old)
+                self.update_cell(key, COLUMN, cell)
+        if present:
+            cell = self._cell(name)
+            self._fit_column(cell.cells_wide, was)
+            self.update_cell(name, COLUMN, cell)
 
     def _widen(self, cells: int) -> None:
         # Before the row goes in: the change that follows is what makes the table draw again.
@@ -374,13 +506,35 @@ class ContainerTable(LiveCells, Themed):
         # A theme switch: every row's Text holds the old theme's colours.
         self.cells.clear()
         self.live.clear()
-        self._refill(sorted(self.rows_by_name))
+        self._refill(self._order())
 
-    def _cell(self, name: str) -> RowText:
+    def _cell(self, name: RowName) -> RowText:
         if name not in self.cells:
             self.width_built = self._text_width()
-            self.cells[name], self.live[name] = self._row_text(name, self.width_built)
+            if isinstance(name, HeaderKey):
+                self.cells[name] = self._header_text(self.groups[name.parent])
+            else:
+                self.cells[name], self.live[name] = self._row_text(name, self.width_built)
         return self.cells[name]
+
+    def _header_text(self, group: Group) -> RowText:
+        """A group's header: its parent and how many of its agents run; folded, a
+        badge when one of them needs the operator, on the second line."""
+        folded = group.parent in self.folded
+        line = Line()
+        label = TOP_GROUP if group.parent is None else one_line(group.parent, NAME - 3)
+        line.put(f"{FOLDED if folded else UNFOLDED} ")
+        line.put(f"{label:<{NAME - 2}}", self._style("containers--name"))
+        line.put(f"{group.running}/{group.total} running", self._style("containers--meta"))
+        second = Line()
+        second.put("  ")
+        if folded:
+            if group.faulty:
+                second.put(" needs you ", self._style("containers--badge"))
+                second.put(" ")
+            second.put(f"folded: {group.total} agent{'s' if group.total != 1 else ''}",
+                       self._style("containers--dim"))
+        return two_lines(line, second)
 
     def _row_text(self, name: str, width: int) -> tuple[RowText, list[tuple[int, int, str]]]:
         # Built as one string and its spans, not piece by piece: a big hive builds
@@ -428,15 +582,21 @@ class ContainerTable(LiveCells, Themed):
                 second.put(f"{status} ")
                 live.append((1, pad + second.cell_len(), "age"))
                 second.put(f"({self._age(row)})", meta)
-        first_text = "".join(line.pieces)
-        shift = len(first_text) + 1
-        spans = [*line.spans, *(Span(s.start + shift, s.end + shift, s.style) for s in second.spans)]
-        text = RowText(f"{first_text}\n{''.join(second.pieces)}", no_wrap=True, overflow="ellipsis", spans=spans)
-        text.cells_wide = max(cell_len(first_text), second.cell_len())
+        text = two_lines(line, second)
         if row is not None and row.kept and not kind:
             # No container: the whole row dims; purge is all that acts on it.
             text.stylize(self._style("containers--kept"))
         return text, live
+
+
+def two_lines(line: Line, second: Line) -> RowText:
+    """A row's cell from its two lines."""
+    first_text = "".join(line.pieces)
+    shift = len(first_text) + 1
+    spans = [*line.spans, *(Span(s.start + shift, s.end + shift, s.style) for s in second.spans)]
+    text = RowText(f"{first_text}\n{''.join(second.pieces)}", no_wrap=True, overflow="ellipsis", spans=spans)
+    text.cells_wide = max(cell_len(first_text), second.cell_len())
+    return text
 
 
 class Line:

@@ -35,6 +35,7 @@ from ..config import Host
 from ..errors import HiveError, error_text
 from ..models import Approval, Event
 from ..plain import one_line, plain
+from ..roster import parent_of
 from .confirm import ConfirmModal
 from .fleetrows import FleetLog, FleetTable, RequestQueue
 from .hosts import HostsScreen
@@ -108,7 +109,7 @@ class FleetCommands(Provider):
                             partial(screen.dismiss, screen.fleet.links[name].host)))
         for host, agent in screen.agents():
             entries.append((f"Go to {host}/{agent}", f"select {agent} on {host}", partial(screen.go_to, host, agent)))
-        for id in ("filter", "faults", "command_log", "help"):
+        for id in ("filter", "faults", "group", "fold", "command_log", "help"):
             a = actions.by_id(id)
             entries.append((a.label, keyed(a), partial(screen.take, id)))
         return entries
@@ -126,7 +127,8 @@ class FleetCommands(Provider):
 
 
 def _bindings() -> list[Binding]:
-    keep = ("approve", "deny", "mark", "filter", "faults", "jump", "hosts", "fleet", "command_log", "help", "quit")
+    keep = ("approve", "deny", "mark", "filter", "faults", "jump", "hosts", "fleet", "group", "fold", "command_log",
+            "help", "quit")
     shown = [a for a in actions.ACTIONS if a.id in AGENT_ACTIONS or a.id in keep]
     # Here the all-hosts key goes back to one host.
     labels = {"fleet": "One host"}
@@ -143,10 +145,13 @@ class FleetScreen(Screen[Host | None]):
     def __init__(self, hosts: list[Host], opener: Opener, read_only: bool = False,
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
                  command_log: CommandLog | None = None, change_markers: float = 10.0,
-                 marker_clock: Callable[[], float] | None = None, **link_options: Any):
+                 marker_clock: Callable[[], float] | None = None, grouped: bool = False,
+                 folds: set[tuple[str, str | None]] | None = None, **link_options: Any):
         super().__init__()
         # Where each action and its outcome is recorded: the console's own log unless given one.
         self._command_log = command_log
+        # Grouped by parent, and the folded groups (the console's set, kept while it runs).
+        self.grouped, self.folds = grouped, folds
         self.session_read_only = read_only
         self.now, self.clock = now, clock
         self.change_markers, self.marker_clock = change_markers, marker_clock
@@ -164,7 +169,8 @@ class FleetScreen(Screen[Host | None]):
         # frame draws without waiting for any host, and rows fill in as hosts answer.
         self.fleet.start()
         self.table = FleetTable(self.fleet.links, self.read_only, now=self.now, clock=self.clock,
-                                change_markers=self.change_markers, marker_clock=self.marker_clock, id="fleet-agents")
+                                change_markers=self.change_markers, marker_clock=self.marker_clock,
+                                grouped=self.grouped, folds=self.folds, id="fleet-agents")
         self.requests = RequestQueue(now=self.now, id="fleet-requests")
         self.log_view = FleetLog(id="fleet-log")
         self.filter_box = Input(placeholder="filter hosts, agents and requests (Escape clears)", id="fleet-filter",
@@ -253,7 +259,12 @@ class FleetScreen(Screen[Host | None]):
         return [(host, row.name) for host, row in self.fleet.agents()]
 
     def go_to(self, host: str, agent: str) -> None:
-        if self.table.select(host, agent):
+        table = self.table
+        row = self.fleet.links[host].rows.get(agent) if host in self.fleet.links else None
+        if table.grouped and row is not None and (host, parent_of(row)) in table.folds:
+            # Into a folded group: it unfolds.
+            table.toggle_fold(host, parent_of(row))
+        if table.select(host, agent):
             self.table.focus()
 
     def host_of_selection(self) -> Host | None:
@@ -363,9 +374,13 @@ class FleetScreen(Screen[Host | None]):
             return None
         where = self.selected()
         if where is None or not where[1]:
-            self.notify("no agent selected: that is a host's header line", severity="warning")
+            self._no_agent()
             return None
         return where
+
+    def _no_agent(self) -> None:
+        header = "a group's" if self.table.on_group_header() else "a host's"
+        self.notify(f"select an agent: that is {header} header line", severity="warning")
 
     @work(group="fleet-actions", exit_on_error=False)
     async def _do(self, host: str, what: str, call: Callable[[HiveClient], Awaitable[object]], agent: str,
@@ -479,7 +494,9 @@ class FleetScreen(Screen[Host | None]):
     @on(DataTable.RowSelected, "#fleet-agents")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         # Enter on a row: DataTable takes the key before the screen's binding does.
-        if self.refusal("history") is None:
+        if self.table.on_group_header():
+            self.action_fold()
+        elif self.refusal("history") is None:
             self.action_history()
 
     # -- marks and bulk actions ------------------------------------------------------
@@ -487,16 +504,19 @@ class FleetScreen(Screen[Host | None]):
     def action_mark(self) -> None:
         where = self.selected()
         if where is None or not where[1]:
-            self.notify("no agent selected: that is a host's header line", severity="warning")
+            self._no_agent()
             return
         reason = self.refusal("mark")
         if reason is not None:
             self.notify(reason, severity="warning", markup=False)
             return
         self.table.toggle_mark(*where)
-        # Down a row, as a file manager does, so Space Space Space marks a run.
-        if self.table.cursor_row < self.table.row_count - 1:
-            self.table.move_cursor(row=self.table.cursor_row + 1)
+        # Down to the next agent, as a file manager does, so Space Space Space marks a run.
+        below = self.table.cursor_row + 1
+        while below < self.table.row_count and not self.table.is_agent_row(below):
+            below += 1
+        if below < self.table.row_count:
+            self.table.move_cursor(row=below)
         self._show_marks()
         self.keys_may_have_changed()
 
@@ -627,6 +647,21 @@ class FleetScreen(Screen[Host | None]):
 
     def action_jump(self) -> None:
         self.app.action_command_palette()
+
+    def action_group(self) -> None:
+        self.table.set_grouped(not self.table.grouped)
+        self.keys_may_have_changed()
+
+    def action_fold(self) -> None:
+        if not self.table.grouped:
+            self.notify("fold acts on groups: group the agents by parent first", severity="warning")
+            return
+        where = self.table.cursor_group()
+        if where is None:
+            self.notify("no group selected: that is a host's header line", severity="warning")
+            return
+        self.table.toggle_fold(*where)
+        self.keys_may_have_changed()
 
     def action_hosts(self) -> None:
         hosts = [link.host for link in self.fleet.links.values()]

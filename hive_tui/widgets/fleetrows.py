@@ -10,6 +10,10 @@ spawn, a destroy), which costs milliseconds for a thousand rows. A field
 that changed a moment ago carries a marker, as in the single-host view; a
 marker that runs out redraws its row alone. Every word from a host is
 agent-written: cells are Text built from `one_line`.
+
+Grouped by parent, each host's agents sit under a header per group (the
+top group first, then by parent's name), all under the host's header; a
+group's header is keyed by a HeaderKey, which no `host/agent` string equals.
 """
 
 from __future__ import annotations
@@ -19,20 +23,24 @@ from datetime import datetime
 
 from rich.style import Style
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from ..client.fleet import LIVE, HostLink, Request
 from ..models import AgentStatus, DeployStep, Event
 from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
-from ..roster import ChangeMarks, needs_operator
+from ..roster import ChangeMarks, Group, group_by_parent, group_of, needs_operator, parent_of
 from .containers import CHANGED, field
 from .deploylog import DeployLog
 from .marking import MARKED
+from .rowkeys import HeaderKey, is_header
 from .themed import Themed
 from .titlebar import READ_ONLY, accent_style
 
 COLUMN = "row"
+TOP_GROUP = "no parent"
+FOLDED, UNFOLDED = "▸", "▾"
 
 
 def row_key(host: str, agent: str) -> str:
@@ -44,8 +52,14 @@ def header_key(host: str) -> str:
     return f"{host}/"
 
 
+def group_key(host: str, parent: str | None) -> HeaderKey:
+    return HeaderKey(parent, host)
+
+
 def split_key(key: str) -> tuple[str, str]:
-    """(host, agent) of a row key; the agent is "" on a host's header line."""
+    """(host, agent) of a row key; the agent is "" on a host's or a group's header line."""
+    if isinstance(key, HeaderKey):
+        return key.host, ""
     host, _, agent = key.partition("/")
     return host, agent
 
@@ -66,7 +80,8 @@ class FleetTable(DataTable, Themed):
 
     def __init__(self, links: dict[str, HostLink], read_only: Callable[[str], bool],
                  now: Callable[[], datetime] | None = None, clock: Callable[[], float] | None = None,
-                 change_markers: float = 10.0, marker_clock: Callable[[], float] | None = None, **kwargs):
+                 change_markers: float = 10.0, marker_clock: Callable[[], float] | None = None,
+                 grouped: bool = False, folds: set[tuple[str, str | None]] | None = None, **kwargs):
         super().__init__(cursor_type="row", zebra_stripes=False, show_header=False, **kwargs)
         self.links, self.read_only, self.now, self.clock = links, read_only, now, clock
         # Which fields of each host's agents changed a moment ago (monotonic seconds, as the single-host view).
@@ -79,6 +94,11 @@ class FleetTable(DataTable, Themed):
         self.faults_only = False
         # Whether each host was live when its rows were drawn: they dim while it is not.
         self.drawn_live: dict[str, bool] = {}
+        # Grouped by parent: each host's groups as last drawn, and the folded ones as (host, parent),
+        # a set the console keeps while it runs.
+        self.grouped = grouped
+        self.folds = folds if folds is not None else set()
+        self.groups: dict[str, dict[str | None, Group]] = {}
 
     def on_mount(self) -> None:
         self.add_column("row", key=COLUMN)
@@ -87,11 +107,32 @@ class FleetTable(DataTable, Themed):
     # -- what is selected -----------------------------------------------------------
 
     def selected_key(self) -> tuple[str, str] | None:
-        """(host, agent) under the cursor; agent "" on a host's header line."""
+        """(host, agent) under the cursor; agent "" on a host's or a group's header line."""
+        key = self._cursor_key()
+        return split_key(key) if key is not None else None
+
+    def _cursor_key(self) -> str | None:
         if self.row_count == 0:
             return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        return split_key(key) if key is not None else None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def on_group_header(self) -> bool:
+        return is_header(self._cursor_key())
+
+    def cursor_group(self) -> tuple[str, str | None] | None:
+        """(host, parent) of the group under the cursor: on its header or one of its agents."""
+        key = self._cursor_key()
+        if not self.grouped or key is None:
+            return None
+        if isinstance(key, HeaderKey):
+            return key.host, key.parent
+        host, agent = split_key(key)
+        row = self.links[host].rows.get(agent) if agent else None
+        return (host, parent_of(row)) if row is not None else None
+
+    def is_agent_row(self, index: int) -> bool:
+        key = self.coordinate_to_cell_key(Coordinate(index, 0)).row_key.value
+        return key is not None and bool(split_key(key)[1])
 
     def matches(self, host: str, agent: str) -> bool:
         if self.faults_only and not needs_operator(self.links[host].rows.get(agent)):
@@ -99,10 +140,15 @@ class FleetTable(DataTable, Themed):
         needle = self.filter_text
         return not needle or needle in agent.lower() or needle in host.lower()
 
+    def _wanted(self, host: str, agent: str) -> bool:
+        """Whether the agent's row is in the table: it matches, and is in no folded group."""
+        if not self.matches(host, agent):
+            return False
+        return not self.grouped or (host, parent_of(self.links[host].rows.get(agent))) not in self.folds
+
     def hidden(self) -> int:
-        """How many agents the filter and the faults-only view leave out."""
-        agents = sum(len(link.rows) for link in self.links.values())
-        return agents - (self.row_count - len(self.links))
+        """How many agents the filter and the faults-only view leave out (a folded group hides none)."""
+        return sum(1 for host, link in self.links.items() for agent in link.rows if not self.matches(host, agent))
 
     def title(self) -> str:
         """The pane's title: whether the view is filtered, and how many rows that hides."""
@@ -124,18 +170,70 @@ class FleetTable(DataTable, Themed):
 
     def rebuild(self) -> None:
         """Every row afresh, keeping the selection on the same row."""
-        keep = self.selected_key()
+        keep = self._cursor_key()
         self.clear()
         for name, link in self.links.items():
             self.shown[name] = dict(link.rows)
             self._see(name)
             self.drawn_live[name] = link.link.state == LIVE
             self.add_row(self.header_text(name), key=header_key(name))
+            if self.grouped:
+                self._add_groups(name)
+                continue
             for agent in sorted(link.rows):
                 if self.matches(name, agent):
                     self.add_row(self.row_text(name, agent), key=row_key(name, agent))
-        if keep is not None:
-            self.select(*keep)
+        self._land(keep)
+
+    def _add_groups(self, host: str) -> None:
+        rows = self.links[host].rows
+        groups = group_by_parent(rows, {})
+        self.groups[host] = {g.parent: g for g in groups}
+        for group in groups:
+            shown = [agent for agent in group.names if self.matches(host, agent)]
+            if not shown:
+                continue
+            self.add_row(self.group_text(host, group), key=group_key(host, group.parent))
+            if (host, group.parent) not in self.folds:
+                for agent in shown:
+                    self.add_row(self.row_text(host, agent), key=row_key(host, agent))
+
+    def _land(self, keep: str | None) -> None:
+        """The cursor back on `keep`'s row; else, grouped, on the header of the agent's
+        folded group, or on a gone group's first agent, or on the host's header."""
+        if keep is None:
+            return
+        if keep in self.rows:
+            self.move_cursor(row=self.get_row_index(keep))
+            return
+        host, agent = split_key(keep)
+        if host not in self.links:
+            return
+        rows = self.links[host].rows
+        if isinstance(keep, HeaderKey):
+            first = next((a for a in sorted(rows) if parent_of(rows[a]) == keep.parent and row_key(host, a) in self.rows),
+                         None)
+            if first is not None:
+                self.select(host, first)
+                return
+        elif self.grouped and agent in rows:
+            key = group_key(host, parent_of(rows[agent]))
+            if key in self.rows:
+                self.move_cursor(row=self.get_row_index(key))
+                return
+        self.select(host, "")
+
+    def set_grouped(self, grouped: bool) -> None:
+        self.grouped = grouped
+        self.rebuild()
+
+    def toggle_fold(self, host: str, parent: str | None) -> None:
+        """Fold one host's group into its header, or unfold it; the cursor goes to the header."""
+        self.folds ^= {(host, parent)}
+        self.rebuild()
+        key = group_key(host, parent)
+        if key in self.rows:
+            self.move_cursor(row=self.get_row_index(key))
 
     def select(self, host: str, agent: str) -> bool:
         key = row_key(host, agent) if agent else header_key(host)
@@ -149,11 +247,13 @@ class FleetTable(DataTable, Themed):
         link = self.links[name]
         before, now = self.shown.get(name, {}), link.rows
         # A row that came to need the operator, or no longer does, comes into the faults-only view or leaves it.
-        moved = self.faults_only and any((row_key(name, agent) in self.rows) != self.matches(name, agent)
+        moved = self.faults_only and any((row_key(name, agent) in self.rows) != self._wanted(name, agent)
                                          for agent in now)
         if before.keys() != now.keys() or moved:
             self.marks -= {(name, agent) for agent in before.keys() - now.keys()}
             self.rebuild()
+            return
+        if self.grouped and not self._regroup(name):
             return
         self.update_cell(header_key(name), COLUMN, self.header_text(name))
         self._see(name)
@@ -162,6 +262,24 @@ class FleetTable(DataTable, Themed):
             if before.get(agent) != row and key in self.rows:
                 self.update_cell(key, COLUMN, self.row_text(name, agent))
         self.shown[name] = dict(now)
+
+    def _regroup(self, host: str) -> bool:
+        """Bring one host's group headers up to date; False when an agent changed
+        group, for which the table was rebuilt instead."""
+        rows, groups = self.links[host].rows, self.groups.get(host, {})
+        shown = self.shown.get(host, {})
+        if any(parent_of(row) != parent_of(shown.get(agent)) or parent_of(row) not in groups
+               for agent, row in rows.items()):
+            self.rebuild()
+            return False
+        for parent, group in groups.items():
+            fresh = group_of(parent, group.names, rows, {})
+            if fresh != group:
+                groups[parent] = fresh
+                key = group_key(host, parent)
+                if key in self.rows:
+                    self.update_cell(key, COLUMN, self.group_text(host, fresh))
+        return True
 
     def _see(self, name: str) -> None:
         """Note what changed in a host's rows; a host's first answer marks nothing."""
@@ -178,6 +296,9 @@ class FleetTable(DataTable, Themed):
             return
         self.drawn_live[name] = live
         self.update_cell(header_key(name), COLUMN, self.header_text(name))
+        for parent, group in self.groups.get(name, {}).items():
+            if group_key(name, parent) in self.rows:
+                self.update_cell(group_key(name, parent), COLUMN, self.group_text(name, group))
         for agent in self.links[name].rows:
             self.redraw(name, agent)
 
@@ -240,6 +361,24 @@ class FleetTable(DataTable, Themed):
         text = Text(f"▌ {'  ·  '.join(parts)}", style=style, no_wrap=True, overflow="ellipsis")
         if link.link.state != LIVE and not host.accent:
             text.stylize(self._style("fleet--down"))
+        return text
+
+    def group_text(self, host: str, group: Group) -> Text:
+        """A group's header under its host's: the parent, how many run; folded, a
+        badge when one of its agents needs the operator."""
+        folded = (host, group.parent) in self.folds
+        label = TOP_GROUP if group.parent is None else one_line(group.parent, 24)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f" {FOLDED if folded else UNFOLDED} ")
+        text.append(f"{label:<25}", self._style("fleet--name"))
+        text.append(f"{group.running}/{group.total} running", self._style("fleet--meta"))
+        if folded:
+            if group.faulty:
+                text.append("  ")
+                text.append(" needs you ", self._style("fleet--badge"))
+            text.append(f"  folded: {group.total} agent{'s' if group.total != 1 else ''}", self._style("fleet--meta"))
+        if self.links[host].link.state != LIVE:
+            text.stylize(self._style("fleet--stale"))
         return text
 
     def row_text(self, host: str, agent: str) -> Text:

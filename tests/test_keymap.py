@@ -270,7 +270,8 @@ def test_every_binding_is_in_the_help_with_its_key():
                 assert re.search(rf"^\| {re.escape(keys)} \| ", text, re.M), (s.title, b.id, keys)
     # Moved, they show at their new keys: every one of them at once.
     ids = sorted({b.id for s in sets for b in s.bindings if b.id})
-    keys = [f"f{n}" for n in range(1, 25)] + [f"ctrl+{c}" for c in "abdefghjklnorstuvwxyz"]
+    keys = [f"f{n}" for n in range(1, 25)] + [f"ctrl+{c}" for c in "abdefghjklnorstuvwxyz"] + \
+        [f"alt+{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
     assert len(keys) >= len(ids)
     settings = Settings(keys={id: KeyChoice((key,), n) for n, (id, key) in enumerate(zip(ids, keys), 1)})
     keymap = keymap_for(settings)

@@ -344,13 +344,14 @@ def test_moved_approve_and_quit_keys_in_a_real_terminal(tmp_path):
         assert " a Approve " not in tmux.wait_for(" y Approve ")
         tmux("send-keys", "-t", "console", "a")
         tmux("send-keys", "-t", "console", "q")
-        # Still running after a and q: the help opens, naming the moved key.
+        # Still running after a and q: the help opens (what it says of the moved keys is
+        # read by the Pilot tests above; a terminal this size shows only its first lines).
         tmux("send-keys", "-t", "console", "?")
-        tmux.wait_for("the request keys (y, n, v)")
+        tmux.wait_for("The left pane lists the containers")
         tmux("send-keys", "-t", "console", "Escape")
         # Back on the main screen before the next key: an Escape and a key at once read as alt+key.
         deadline = time.monotonic() + 30
-        while "the request keys (y, n, v)" in tmux.screen():
+        while "The left pane lists the containers" in tmux.screen():
             assert time.monotonic() < deadline, "Escape did not close the help"
             time.sleep(0.1)
         tmux("send-keys", "-t", "console", "y")

@@ -40,8 +40,8 @@ class CommandLogScreen(Screen[None]):
         self._count = 0
 
     def compose(self) -> ComposeResult:
-        yield Label(Text("Command log, newest first: c copies the selected line, C every line, Escape goes back"),
-                    id="command-log-title")
+        # The keys are the footer's: a key named here would be wrong once config.yaml moves it.
+        yield Label(Text("Command log, newest first"), id="command-log-title")
         yield DataTable(id="command-log-table", cursor_type="row")
         yield Footer()
 

@@ -128,7 +128,7 @@ class HistoryScreen(Screen[None]):
     async def action_log_window(self) -> None:
         view = self.viewer
         await view.set_window((view.window + 1) % len(logview.WINDOWS))
-        self.notify(f"showing {logview.WINDOWS[view.window][0]}: {view.count:,} lines", markup=False)
+        self.notify(f"showing {logview.WINDOWS[view.window][0]}: {logview.lines(view.count)}", markup=False)
 
     def action_back(self) -> None:
         """Out of the search field first, then off this screen."""
@@ -191,7 +191,7 @@ class HistoryScreen(Screen[None]):
             if path is not None:
                 self._save(Path(path.strip() or default).expanduser().absolute())
 
-        self.app.push_screen(PromptModal(f"Save the {self.viewer.count:,} lines shown to a new file:",
+        self.app.push_screen(PromptModal(f"Save the {logview.lines(self.viewer.count)} shown to a new file:",
                                          placeholder=str(default), confirm="Save", value=str(default)), answered)
 
     @work(group="log-save", exit_on_error=False)
@@ -206,4 +206,4 @@ class HistoryScreen(Screen[None]):
             self.notify(f"not saved: {plain(str(e))}", severity="error", markup=False, timeout=15)
             return
         self.saved = (path, count)
-        self.notify(f"saved {count:,} lines to {path}", markup=False, timeout=15)
+        self.notify(f"saved {logview.lines(count)} to {path}", markup=False, timeout=15)

@@ -124,6 +124,11 @@ class Streamed:
         return self.first  # no line has a time: the window is all of them
 
 
+def lines(count: int) -> str:
+    """"1 line", "2,000 lines": how many, as a reader says it."""
+    return f"{count:,} line" + ("" if count == 1 else "s")
+
+
 class LogView(ScrollView, can_focus=True):
     """The lines of the window, one log line per row (wrapped when asked)."""
 
@@ -207,7 +212,7 @@ class LogView(ScrollView, can_focus=True):
 
     def status(self) -> str:
         name, _ = WINDOWS[self.window]
-        parts = [f"{self.count:,} lines" + (f" ({name})" if self.window else "")]
+        parts = [lines(self.count) + (f" ({name})" if self.window else "")]
         if self.count:
             height = self.scrollable_content_region.height
             # Line numbers as the host counts them (from its first line ever), from 1.

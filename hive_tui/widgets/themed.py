@@ -42,23 +42,27 @@ class Themed(Widget):
         styles = self.__dict__.setdefault("_themed_styles", {})
         style = styles.get(name)
         if style is None:
+            self.__dict__.setdefault("_themed_for", self.app.theme)
             style = styles[name] = component_style(self, name)
         return style
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        # Called before the component classes are styled afresh: they are looked at
-        # once the stylesheet's update is done, and only once for all its calls.
-        if self.__dict__.get("_themed_styles") and not self.__dict__.get("_restyle_due"):
+        # Every change of style calls in: focus and hover too, which tint the table's
+        # background a little. Only a theme switch builds the Text again: at ten thousand
+        # rows that is most of a second, too much to pay for each Tab.
+        if (self.__dict__.get("_themed_styles") and not self.__dict__.get("_restyle_due")
+                and self.__dict__.get("_themed_for") != self.app.theme):
             self._restyle_due = True
+            # Called before the component classes are styled afresh: they are
+            # looked at once the stylesheet's update is done.
             self.call_later(self._restyle_if_changed)
 
     def _restyle_if_changed(self) -> None:
         self._restyle_due = False
         old = self.__dict__.get("_themed_styles", {})
         new = {name: component_style(self, name) for name in old}
-        # Every change of style (focus, hover) calls in: only one that changed what
-        # the component classes look like (a theme switch) builds the Text again.
+        self.__dict__["_themed_for"] = self.app.theme
         if self.is_mounted and new != old:
             self.__dict__["_themed_styles"] = new
             self.restyle()

@@ -157,12 +157,18 @@ def test_rotation_keeps_each_lines_number_across_the_kept_file(rotating, hive_ro
 def test_a_follower_goes_on_across_a_rotation(tmp_path):
     folder = tmp_path / "agent"
     folder.mkdir()
-    gate = tmp_path / "gate"
-    os.mkfifo(gate)
+    # A gate of its own for each burst, each opened once from either side: a reader of a
+    # shared gate could open it while the last writer had not yet closed it, read its end
+    # and run ahead. The test's end is held open for reading and writing, so its "go"
+    # waits in the gate for the agent and never blocks the test.
+    gates = [tmp_path / f"gate{k}" for k in range(3)]
+    for gate in gates:
+        os.mkfifo(gate)
+    held: list[int] = []
     # Three bursts of 100 lines (about 3.3 KiB each, against a log rotated at
     # 4 KiB), each once the follower has read the one before.
-    script = (f'echo ready; i=0; while [ $i -lt 300 ]; do if [ $((i % 100)) = 0 ]; then read go < "{gate}"; fi; '
-              f'echo "line $i"; i=$((i+1)); done')
+    script = (f'echo ready; i=0; while [ $i -lt 300 ]; do if [ $((i % 100)) = 0 ]; then '
+              f'read go < "{tmp_path}/gate$((i / 100))"; fi; echo "line $i"; i=$((i+1)); done')
 
     async def go() -> list[str]:
         seen: list[str] = []
@@ -170,7 +176,8 @@ def test_a_follower_goes_on_across_a_rotation(tmp_path):
             async for line in followed:
                 seen.append(line)
                 if line in ("ready", "line 99", "line 199"):
-                    await asyncio.to_thread(gate.write_text, "go\n")
+                    held.append(os.open(gates[len(held)], os.O_RDWR))
+                    os.write(held[-1], b"go\n")
                 if line == "line 299":
                     break
         return seen
@@ -180,7 +187,11 @@ def test_a_follower_goes_on_across_a_rotation(tmp_path):
     async def bounded() -> list[str]:
         return await asyncio.wait_for(go(), 60)
 
-    seen = asyncio.run(bounded())
+    try:
+        seen = asyncio.run(bounded())
+    finally:
+        for fd in held:
+            os.close(fd)
     assert supervisor.wait_recorded(*started)
     assert seen == ["ready", *(f"line {i}" for i in range(300))]
     assert (folder / "log.1").exists()

@@ -154,3 +154,12 @@ def group_of(parent: str | None, names: Iterable[str], rows: Mapping[str, AgentS
     running = sum(1 for n in names if (row := rows.get(n)) is not None and row.running)
     faulty = any(needs_operator(rows.get(n), transients.get(n)) for n in names)
     return Group(parent, names, running, faulty)
+
+
+def view_title(name: str, faults_only: bool, filtered: bool, hidden: Callable[[], int]) -> str:
+    """A list's title: whether its view is narrowed, and how many agents that hides
+    (`hidden` is asked only then)."""
+    words = [name, *(["faults only"] if faults_only else []), *(["filtered"] if filtered else [])]
+    if len(words) > 1:
+        words.append(f"{hidden()} hidden")
+    return " · ".join(words)

@@ -52,7 +52,8 @@ from ..keymap import key_of
 from ..models import AgentStatus
 from ..plain import one_line
 from ..presentation import MARKS, age, run_state, transient_word
-from ..roster import ChangeMarks, Group, badges, group_by_parent, group_of, needs_operator, parent_of
+from ..roster import (ChangeMarks, Group, badges, group_by_parent, group_of, needs_operator, parent_of,
+                      view_title)
 from .fit import fit
 from .livecells import Live, LiveCells
 from .marking import MARKED
@@ -267,14 +268,7 @@ class ContainerTable(LiveCells, Themed):
             return
         # Grouped, the headers are no agents, and a folded group's agents are not hidden by the view.
         hidden = len(self.rows_by_name) - (self.row_count - self.headers_shown) - self.tucked
-        words = ["Containers"]
-        if self.faults_only:
-            words.append("faults only")
-        if self.filter_text:
-            words.append("filtered")
-        if len(words) > 1:
-            words.append(f"{hidden} hidden")
-        title = " · ".join(words)
+        title = view_title("Containers", self.faults_only, bool(self.filter_text), lambda: hidden)
         if title != self.pane_title:
             self.pane_title = title
             self.post_message(self.Counted(title))

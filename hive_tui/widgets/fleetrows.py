@@ -30,7 +30,7 @@ from ..client.fleet import LIVE, HostLink, Request
 from ..models import AgentStatus, DeployStep, Event
 from ..plain import one_line
 from ..presentation import MARKS, age, flags, run_state, transient_word
-from ..roster import ChangeMarks, Group, group_by_parent, group_of, needs_operator, parent_of
+from ..roster import ChangeMarks, Group, group_by_parent, group_of, needs_operator, parent_of, view_title
 from .containers import CHANGED, field
 from .deploylog import DeployLog
 from .marking import MARKED
@@ -152,14 +152,7 @@ class FleetTable(DataTable, Themed):
 
     def title(self) -> str:
         """The pane's title: whether the view is filtered, and how many rows that hides."""
-        words = ["Every host's agents"]
-        if self.faults_only:
-            words.append("faults only")
-        if self.filter_text:
-            words.append("filtered")
-        if len(words) > 1:
-            words.append(f"{self.hidden()} hidden")
-        return " · ".join(words)
+        return view_title("Every host's agents", self.faults_only, bool(self.filter_text), self.hidden)
 
     def toggle_faults(self) -> bool:
         self.faults_only = not self.faults_only

@@ -7,16 +7,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
-
-from .actions import ACTIONS, CHANGES, Action
-from .keymap import key_of
+from .actions import ACTIONS, CHANGES
+from .palette import EntryProvider
 
 if TYPE_CHECKING:
     from .app import HiveApp
 
 
-class HiveCommands(Provider):
+class HiveCommands(EntryProvider):
     def _entries(self) -> list[tuple[str, str, Callable[[], Any]]]:
         # The palette is only ever opened on the console.
         app = cast("HiveApp", self.app)
@@ -25,9 +23,7 @@ class HiveCommands(Provider):
             # Another screen (the all-hosts view) lists its own entries.
             return entries
 
-        def keyed(a: Action) -> str:
-            # The key in force, so the palette teaches it.
-            return f"{a.help} · key {key_of(app, a.id)}"
+        keyed = self.keyed
 
         def hidden(id: str) -> bool:
             # A read-only host's actions are not offered (nor sent).
@@ -53,14 +49,3 @@ class HiveCommands(Provider):
             if a.scope == "global" and a.id != "jump":
                 entries.append((a.label, keyed(a), partial(app.do_action, a.id)))
         return entries
-
-    async def discover(self) -> Hits:
-        for text, help, callback in self._entries():
-            yield DiscoveryHit(text, callback, help=help)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, help, callback in self._entries():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help)

@@ -21,7 +21,6 @@ from typing import Any
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -35,6 +34,7 @@ from ..config import Host
 from ..errors import HiveError, error_text
 from ..models import Approval, Event
 from ..plain import one_line, plain
+from ..palette import EntryProvider
 from ..roster import parent_of
 from .confirm import ConfirmModal
 from .fleetrows import FleetLog, FleetTable, RequestQueue
@@ -78,7 +78,7 @@ class Pushed(Message):
         self.host, self.item = host, item
 
 
-class FleetCommands(Provider):
+class FleetCommands(EntryProvider):
     """The palette on the all-hosts view: actions on the selected row or request, hosts, agents."""
 
     def _entries(self) -> list[tuple[str, str, Callable[[], Any]]]:
@@ -87,8 +87,7 @@ class FleetCommands(Provider):
             return []
         entries: list[tuple[str, str, Callable[[], Any]]] = []
 
-        def keyed(a: actions.Action) -> str:
-            return f"{a.help} · key {keymap.key_of(self.app, a.id)}"
+        keyed = self.keyed
 
         where = screen.selected()
         if where is not None and where[1]:
@@ -113,17 +112,6 @@ class FleetCommands(Provider):
             a = actions.by_id(id)
             entries.append((a.label, keyed(a), partial(screen.take, id)))
         return entries
-
-    async def discover(self) -> Hits:
-        for text, help, callback in self._entries():
-            yield DiscoveryHit(text, callback, help=help)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, help, callback in self._entries():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help)
 
 
 def _bindings() -> list[Binding]:
